@@ -1,0 +1,310 @@
+"""mcuq's intermediate representation: tensors, ops with typed attributes, graphs.
+
+Layout conventions, fixed once for every frontend:
+  * activations are NHWC (rank 1..4, TFLite shapes as stored),
+  * CONV_2D weights are OHWI, DEPTHWISE_CONV_2D weights are 1HWC (C = in_ch * depth_multiplier),
+  * FULLY_CONNECTED weights are [out, in].
+
+Zero points are kept as the model stores them; kernels compute ``x - zp_in`` and ``acc + zp_out``.
+
+Everything here is immutable: passes return new graphs built with ``dataclasses.replace``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Union
+
+import numpy as np
+
+
+class DType(enum.Enum):
+    INT8 = "int8"
+    UINT8 = "uint8"
+    INT16 = "int16"
+    INT32 = "int32"
+    INT64 = "int64"
+    FLOAT32 = "float32"
+    BOOL = "bool"
+
+    @property
+    def itemsize(self) -> int:
+        return np.dtype(self.value).itemsize
+
+    @property
+    def np(self) -> np.dtype:
+        return np.dtype(self.value)
+
+    @property
+    def ctype(self) -> str:
+        return {
+            "int8": "int8_t",
+            "uint8": "uint8_t",
+            "int16": "int16_t",
+            "int32": "int32_t",
+            "int64": "int64_t",
+            "float32": "float",
+            "bool": "uint8_t",
+        }[self.value]
+
+
+@dataclass(frozen=True)
+class QParams:
+    """Affine quantization: real = scale * (q - zero_point).
+
+    Per-tensor when ``len(scale) == 1``; otherwise per-channel along ``axis``.
+    """
+
+    scale: tuple[float, ...]
+    zero_point: tuple[int, ...]
+    axis: int = 0
+
+    @property
+    def per_channel(self) -> bool:
+        return len(self.scale) > 1
+
+
+@dataclass(frozen=True, eq=False)
+class Tensor:
+    """A named tensor. ``data`` is set (read-only numpy array) for constants only."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: DType
+    qparams: QParams | None = None
+    data: np.ndarray | None = None
+
+    @property
+    def is_const(self) -> bool:
+        return self.data is not None
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    @property
+    def scale(self) -> float:
+        """Per-tensor scale (raises for per-channel tensors)."""
+        assert self.qparams is not None and not self.qparams.per_channel, self.name
+        return self.qparams.scale[0]
+
+    @property
+    def zero_point(self) -> int:
+        assert self.qparams is not None and not self.qparams.per_channel, self.name
+        return self.qparams.zero_point[0]
+
+
+class OpKind(enum.Enum):
+    CONV_2D = "CONV_2D"
+    DEPTHWISE_CONV_2D = "DEPTHWISE_CONV_2D"
+    FULLY_CONNECTED = "FULLY_CONNECTED"
+    AVERAGE_POOL_2D = "AVERAGE_POOL_2D"
+    MAX_POOL_2D = "MAX_POOL_2D"
+    ADD = "ADD"
+    MUL = "MUL"
+    RESHAPE = "RESHAPE"
+    SQUEEZE = "SQUEEZE"
+    SOFTMAX = "SOFTMAX"
+    MEAN = "MEAN"
+    PAD = "PAD"
+    CONCATENATION = "CONCATENATION"
+    TRANSPOSE = "TRANSPOSE"
+    QUANTIZE = "QUANTIZE"
+    LOGISTIC = "LOGISTIC"
+    TANH = "TANH"
+    RELU = "RELU"
+    RELU6 = "RELU6"
+    HARD_SWISH = "HARD_SWISH"
+
+
+class Activation(enum.Enum):
+    """Fused activation functions (TFLite's ActivationFunctionType)."""
+
+    NONE = "NONE"
+    RELU = "RELU"
+    RELU_N1_TO_1 = "RELU_N1_TO_1"
+    RELU6 = "RELU6"
+
+
+class Padding(enum.Enum):
+    SAME = "SAME"
+    VALID = "VALID"
+
+
+@dataclass(frozen=True)
+class Conv2DAttrs:
+    padding: Padding
+    stride_h: int = 1
+    stride_w: int = 1
+    dilation_h: int = 1
+    dilation_w: int = 1
+    activation: Activation = Activation.NONE
+
+
+@dataclass(frozen=True)
+class DepthwiseConv2DAttrs:
+    padding: Padding
+    stride_h: int = 1
+    stride_w: int = 1
+    dilation_h: int = 1
+    dilation_w: int = 1
+    depth_multiplier: int = 1
+    activation: Activation = Activation.NONE
+
+
+@dataclass(frozen=True)
+class FullyConnectedAttrs:
+    activation: Activation = Activation.NONE
+    keep_num_dims: bool = False
+
+
+@dataclass(frozen=True)
+class Pool2DAttrs:
+    padding: Padding
+    stride_h: int
+    stride_w: int
+    filter_h: int
+    filter_w: int
+    activation: Activation = Activation.NONE
+
+
+@dataclass(frozen=True)
+class BinaryAttrs:
+    """ADD and MUL."""
+
+    activation: Activation = Activation.NONE
+
+
+@dataclass(frozen=True)
+class ReshapeAttrs:
+    """RESHAPE and SQUEEZE: the output shape is the output tensor's shape."""
+
+
+@dataclass(frozen=True)
+class SoftmaxAttrs:
+    beta: float = 1.0
+
+
+@dataclass(frozen=True)
+class MeanAttrs:
+    axes: tuple[int, ...]  # normalised to non-negative, sorted, unique
+    keep_dims: bool = False
+
+
+@dataclass(frozen=True)
+class PadAttrs:
+    paddings: tuple[tuple[int, int], ...]  # (before, after) per input dimension
+
+
+@dataclass(frozen=True)
+class ConcatAttrs:
+    axis: int  # normalised to non-negative
+    activation: Activation = Activation.NONE
+
+
+@dataclass(frozen=True)
+class TransposeAttrs:
+    perm: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class NoAttrs:
+    """Ops without attributes (QUANTIZE, LOGISTIC, TANH, RELU, RELU6, HARD_SWISH)."""
+
+
+Attrs = Union[
+    Conv2DAttrs,
+    DepthwiseConv2DAttrs,
+    FullyConnectedAttrs,
+    Pool2DAttrs,
+    BinaryAttrs,
+    ReshapeAttrs,
+    SoftmaxAttrs,
+    MeanAttrs,
+    PadAttrs,
+    ConcatAttrs,
+    TransposeAttrs,
+    NoAttrs,
+]
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operator.
+
+    ``inputs`` and ``outputs`` are tensor names in the graph; an absent optional input (e.g. no bias) is ``""``.
+    Only the *data* inputs that kernels read are listed: inputs that TFLite uses to carry attributes
+    (RESHAPE's shape, PAD's paddings, MEAN's axes, TRANSPOSE's perm) are folded into ``attrs`` by the frontend.
+    ``index`` is the op's position in the source model, used in error messages.
+    """
+
+    kind: OpKind
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    attrs: Attrs
+    index: int = 0
+
+    @property
+    def where(self) -> str:
+        return f"op {self.index} ({self.kind.value} '{self.name}')"
+
+
+@dataclass(frozen=True, eq=False)
+class Graph:
+    name: str
+    tensors: dict[str, Tensor]
+    ops: tuple[Op, ...]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    source: str = ""  # file the graph came from (for error messages)
+    meta: dict[str, str] = field(default_factory=dict)
+
+    def tensor(self, name: str) -> Tensor:
+        return self.tensors[name]
+
+    def producers(self) -> dict[str, Op]:
+        return {t: op for op in self.ops for t in op.outputs}
+
+    def consumers(self) -> dict[str, list[Op]]:
+        out: dict[str, list[Op]] = {}
+        for op in self.ops:
+            for t in op.inputs:
+                if t:
+                    out.setdefault(t, []).append(op)
+        return out
+
+
+def verify(g: Graph) -> None:
+    """Structural checks: every referenced tensor exists, ops are topologically ordered, one producer each."""
+    from .errors import ModelError
+
+    produced: set[str] = set(g.inputs)
+    for name in g.inputs + g.outputs:
+        if name not in g.tensors:
+            raise ModelError(g.source, f"graph input/output '{name}' is not a tensor")
+    for op in g.ops:
+        for t in op.inputs:
+            if not t:
+                continue
+            if t not in g.tensors:
+                raise ModelError(g.source, f"{op.where}: input tensor '{t}' does not exist")
+            if not g.tensors[t].is_const and t not in produced:
+                raise ModelError(g.source, f"{op.where}: input '{t}' is used before it is produced")
+        for t in op.outputs:
+            if t not in g.tensors:
+                raise ModelError(g.source, f"{op.where}: output tensor '{t}' does not exist")
+            if t in produced:
+                raise ModelError(g.source, f"{op.where}: tensor '{t}' is produced twice")
+            produced.add(t)
+    for name in g.outputs:
+        if name not in produced:
+            raise ModelError(g.source, f"graph output '{name}' is never produced")

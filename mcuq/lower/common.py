@@ -1,0 +1,46 @@
+"""Helpers shared by the per-family lowerings."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import Activation, Graph, Op, Tensor
+from ..quantize.fixedpoint import tflite_round
+from .base import fail
+
+INT8_MIN, INT8_MAX = -128, 127
+
+
+def activation_bounds(act: Activation, out: Tensor) -> tuple[int, int]:
+    """TFLite's CalculateActivationRangeQuantized for an int8 output: fused activation -> clamp bounds.
+
+    quantize(f) = zero_point + round(f / scale), the division in float32 as TFLite does it.
+    """
+    scale = np.float32(out.scale)
+    zp = out.zero_point
+
+    def quantize(f: float) -> int:
+        return zp + tflite_round(float(np.float32(f) / scale))
+
+    lo, hi = INT8_MIN, INT8_MAX
+    if act == Activation.RELU:
+        lo = max(lo, quantize(0.0))
+    elif act == Activation.RELU6:
+        lo = max(lo, quantize(0.0))
+        hi = min(hi, quantize(6.0))
+    elif act == Activation.RELU_N1_TO_1:
+        lo = max(lo, quantize(-1.0))
+        hi = min(hi, quantize(1.0))
+    return lo, hi
+
+
+def require_int8(g: Graph, op: Op, *names: str) -> None:
+    """Fail unless every named tensor is int8 with per-tensor quantization parameters."""
+    from ..ir import DType
+
+    for n in names:
+        t = g.tensors[n]
+        if t.dtype != DType.INT8:
+            raise fail(g, op, f"tensor '{n}' is {t.dtype.value}; mcuq compiles int8 models (quantize float models first)")
+        if t.qparams is None:
+            raise fail(g, op, f"tensor '{n}' has no quantization parameters")

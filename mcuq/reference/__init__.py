@@ -1,0 +1,17 @@
+"""numpy mirrors of the C kernels (bit-exact), used by tests and per-layer bisection."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import conv, elementwise, pool, shape, softmax  # noqa: F401  (register the mirrors)
+from .base import REFERENCES, reference
+
+__all__ = ["REFERENCES", "reference", "run_layer"]
+
+
+def run_layer(layer, inputs: list, out_shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
+    if layer.alias:
+        return [np.asarray(inputs[0]).reshape(out_shapes[0])]
+    fn = REFERENCES[layer.kernel]
+    return fn(layer, inputs, out_shapes)

@@ -1,0 +1,26 @@
+"""Registry of numpy mirrors of the C kernels, keyed by C kernel name.
+
+A mirror has the signature ``fn(layer, inputs, out_shapes) -> list[np.ndarray]``: ``inputs`` are numpy arrays
+(or None for ""; a list of arrays for a tuple arg) in ``layer.inputs`` order, with their tensor shapes;
+``out_shapes`` the output tensors' shapes. It must compute exactly what the C kernel computes, from the same
+``layer.params``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+RefFn = Callable[..., list[np.ndarray]]
+REFERENCES: dict[str, RefFn] = {}
+
+
+def reference(*kernels: str) -> Callable[[RefFn], RefFn]:
+    def deco(fn: RefFn) -> RefFn:
+        for k in kernels:
+            assert k not in REFERENCES, f"two references for {k}"
+            REFERENCES[k] = fn
+        return fn
+
+    return deco

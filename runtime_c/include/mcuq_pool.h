@@ -1,0 +1,4 @@
+#ifndef MCUQ_POOL_H
+#define MCUQ_POOL_H
+#include "mcuq.h"
+#endif

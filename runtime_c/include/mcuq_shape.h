@@ -1,0 +1,4 @@
+#ifndef MCUQ_SHAPE_H
+#define MCUQ_SHAPE_H
+#include "mcuq.h"
+#endif

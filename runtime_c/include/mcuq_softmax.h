@@ -1,0 +1,4 @@
+#ifndef MCUQ_SOFTMAX_H
+#define MCUQ_SOFTMAX_H
+#include "mcuq.h"
+#endif

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def models_dir() -> Path:
+    return Path(os.environ.get("MCUQ_MODELS", ROOT.parent / "shared" / "models"))
+
+
+@pytest.fixture(scope="session")
+def shared_models() -> Path:
+    d = models_dir()
+    if not (d / "mlperf_tiny").is_dir():
+        pytest.skip(f"shared models not found at {d} (set MCUQ_MODELS)")
+    return d
+
+
+def have_arm_toolchain() -> bool:
+    return shutil.which("arm-none-eabi-gcc") is not None and shutil.which("qemu-system-arm") is not None
