@@ -1,0 +1,57 @@
+# mcuq: `make demo` runs the bundled example end to end, `make test` runs the test suite.
+# Both install what is missing: system packages via apt-get (when run as root or with passwordless sudo),
+# then a virtual environment in .venv with `pip install -e .[test,examples]`.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.mcuq-installed
+# host C compiler for tests; the Cortex-M toolchain and QEMU for firmware builds
+APT_PACKAGES := gcc make python3-venv gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+
+.PHONY: all setup system-packages demo test bench lint format clean
+
+all: test
+
+system-packages:
+	@missing=""; \
+	command -v cc >/dev/null 2>&1 || missing="$$missing gcc"; \
+	$(PYTHON) -c "import venv, ensurepip" >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	command -v arm-none-eabi-gcc >/dev/null 2>&1 || missing="$$missing gcc-arm-none-eabi libnewlib-arm-none-eabi"; \
+	command -v qemu-system-arm >/dev/null 2>&1 || missing="$$missing qemu-system-arm"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
+	  echo "mcuq: missing system packages:$$missing (not root and no passwordless sudo: install them yourself;"; \
+	  echo "      tests that need the Cortex-M toolchain are skipped without it)"; exit 0; fi; \
+	echo "mcuq: installing$$missing"; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null
+
+$(STAMP): pyproject.toml
+	$(MAKE) --no-print-directory system-packages
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test,examples]'
+	touch $@
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/python examples/demo.py
+
+# pytest exits 5 when it collects no test: that fails this target like any other non-zero status.
+test: setup
+	$(BIN)/python -m pytest -q -ra
+
+bench: setup
+	$(BIN)/python benchmarks/shared_models.py --write docs/benchmarks.md
+
+lint: setup
+	$(BIN)/ruff check mcuq tests examples benchmarks
+	$(BIN)/ruff format --check mcuq tests examples benchmarks
+
+format: setup
+	$(BIN)/ruff format mcuq tests examples benchmarks
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .ruff_cache digits_cnn_mcuq
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

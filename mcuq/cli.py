@@ -1,0 +1,132 @@
+"""mcuq's command line: argument parsing and wiring only."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import McuqError
+
+EPILOG = """\
+examples:
+  mcuq compile model.tflite -o out/          write out/<model>.c, .h, the runtime and a Makefile
+  mcuq run model.tflite --input x.npy --output y.npy
+  mcuq inspect model.tflite                  ops, shapes, quantization, MACs, weights, arena plan
+
+exit status: 0 success, 2 bad input (a one-line message names the file, the op and the reason),
+1 internal error (rerun with --debug for a traceback)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mcuq",
+        description="Compile trained int8 TFLite models to integer-only C for microcontrollers, "
+        "bit-exact with TFLite's reference kernels.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"mcuq {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    c = sub.add_parser("compile", help="generate the C project for a model")
+    c.add_argument("model", help="a .tflite file (int8)")
+    c.add_argument("--board", default="host", help="target board (default: host)")
+    c.add_argument("-o", "--output-dir", default=None, help="output directory (default: ./<prefix>_mcuq)")
+    c.add_argument("--prefix", default=None, help="C name prefix (default: from the model file name)")
+
+    r = sub.add_parser("run", help="compile, build and run the generated C on inputs from .npy files")
+    r.add_argument("model")
+    r.add_argument("--input", action="append", required=True, metavar="IN.npy",
+                   help="one per model input: an array of the input's shape and dtype, or a batch of them "
+                   "with one extra leading axis")
+    r.add_argument("--output", action="append", required=True, metavar="OUT.npy",
+                   help="one per model output; gets the matching leading batch axis")
+    r.add_argument("--board", default="host", help="where to run (default: host)")
+
+    i = sub.add_parser("inspect", help="print ops, shapes, quantization, MACs, weight bytes and the arena plan")
+    i.add_argument("model")
+    return p
+
+
+def _compile(args) -> int:
+    from .api import compile_model
+
+    cm = compile_model(args.model, board=args.board, prefix=args.prefix)
+    out = Path(args.output_dir or f"{cm.prefix}_mcuq")
+    files = cm.write(out)
+    print(f"{args.model}: {len(cm.layers)} layers, weights {cm.model.weight_bytes} B, "
+          f"arena {cm.plan.arena_size} B (liveness bound {cm.plan.lower_bound} B)")
+    print(f"wrote {len(files)} files to {out}/ ({cm.prefix}.c, {cm.prefix}.h, mcuq_runtime/, Makefile)")
+    return 0
+
+
+def _load_npy(path: str) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise McuqError(f"{path}: no such file") from None
+    except (ValueError, OSError) as e:
+        raise McuqError(f"{path}: not a readable .npy file ({e})") from None
+
+
+def _run(args) -> int:
+    from .api import compile_model
+
+    cm = compile_model(args.model, board=args.board)
+    if len(args.output) != len(cm.model.outputs):
+        raise McuqError(
+            f"{args.model}: the model has {len(cm.model.outputs)} output(s); give --output once per output"
+        )
+    inputs = [_load_npy(p) for p in args.input]
+    outs = cm.run(inputs)
+    for path, arr in zip(args.output, outs):
+        np.save(path, arr)
+        print(f"wrote {path}: {arr.dtype} {list(arr.shape)}")
+    return 0
+
+
+def _inspect(args) -> int:
+    from .api import compile_model
+    from .report import inspect_lines
+
+    cm = compile_model(args.model)
+    print("\n".join(inspect_lines(cm)))
+    return 0
+
+
+COMMANDS = {"compile": _compile, "run": _run, "inspect": _inspect}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(name)s: %(message)s")
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except McuqError as e:
+        if args.debug:
+            raise
+        print(f"mcuq: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("mcuq: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # an mcuq bug: say so in one line unless --debug
+        if args.debug:
+            raise
+        print(f"mcuq: internal error: {type(e).__name__}: {e} (rerun with --debug for a traceback, "
+              "and please report it)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

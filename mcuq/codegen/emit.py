@@ -1,0 +1,224 @@
+"""Render the generated C (`<prefix>.c`, `<prefix>.h`) from the lowered layers and the arena plan.
+
+All decisions are made here in Python; the templates only lay out what this module computed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import jinja2
+import numpy as np
+
+from .. import __version__
+from .._paths import TEMPLATES
+from ..ir import Graph, Tensor
+from ..lower.base import Layer
+from ..plan import Plan
+from .arrays import ctype_of, format_values
+from .names import Namer, c_identifier
+
+WEIGHT_ALIGN = 16
+
+
+@dataclass
+class ConstArray:
+    name: str
+    ctype: str
+    size: int
+    body: str
+    comment: str
+
+
+@dataclass
+class IOPort:
+    index: int
+    name: str  # C parameter name
+    tensor: str
+    ctype: str
+    shape: tuple[int, ...]
+    size: int
+    scale: str
+    zero_point: int
+
+
+@dataclass
+class CallSite:
+    index: int
+    comment: str
+    kernel: str  # "" for alias layers
+    params_name: str
+    params_type: str
+    fields: list[tuple[str, str]]
+    args: list[str]
+    locals: list[str]
+    out_ptr: str
+    out_bytes: int
+    op_name: str
+
+
+@dataclass
+class Model:
+    prefix: str
+    guard: str
+    source: str
+    version: str
+    arrays: list[ConstArray] = field(default_factory=list)
+    calls: list[CallSite] = field(default_factory=list)
+    inputs: list[IOPort] = field(default_factory=list)
+    outputs: list[IOPort] = field(default_factory=list)
+    arena_size: int = 0
+    lower_bound: int = 0
+    plan_lines: list[str] = field(default_factory=list)
+    copies: list[tuple[str, str, int]] = field(default_factory=list)
+    weight_bytes: int = 0
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _float_literal(x: float) -> str:
+    s = format(float(np.float32(x)), ".9g")
+    if "e" not in s and "." not in s and "inf" not in s and "nan" not in s:
+        s += ".0"
+    return s + "f"
+
+
+def build_model(g: Graph, layers: tuple[Layer, ...], plan: Plan, prefix: str) -> Model:
+    prefix = c_identifier(prefix)
+    namer = Namer(reserved=(f"{prefix}_invoke", f"{prefix}_arena", "status"))
+    m = Model(
+        prefix=prefix,
+        guard=f"{prefix.upper()}_H",
+        source=g.source.rsplit("/", 1)[-1] if g.source else "",
+        version=__version__,
+        arena_size=plan.arena_size,
+        lower_bound=plan.lower_bound,
+        plan_lines=list(plan.describe()),
+    )
+
+    ptr: dict[str, str] = {}
+    for kind, names, ports in (("in", g.inputs, m.inputs), ("out", g.outputs, m.outputs)):
+        for i, tname in enumerate(names):
+            t = g.tensors[tname]
+            pname = namer(f"{kind}_{tname}", 40)
+            q = t.qparams
+            ports.append(
+                IOPort(
+                    index=i,
+                    name=pname,
+                    tensor=tname,
+                    ctype=t.dtype.ctype,
+                    shape=t.shape,
+                    size=t.size,
+                    scale=_float_literal(q.scale[0]) if q else "0.0f",
+                    zero_point=q.zero_point[0] if q else 0,
+                )
+            )
+            ptr[tname] = pname
+
+    def tensor_of(name: str, layer: Layer) -> Tensor:
+        return layer.consts[name] if name in layer.consts else g.tensors[name]
+
+    def activation_ptr(name: str, t: Tensor) -> str:
+        if name in ptr:
+            return ptr[name]
+        root = plan.alias_of.get(name, name)
+        if root in plan.external:
+            return ptr[plan.external[root]]
+        if name in plan.external:
+            return ptr[plan.external[name]]
+        off = plan.offsets[root]
+        return f"({t.dtype.ctype} *)&{prefix}_arena[{off}]"
+
+    const_names: dict[int, str] = {}  # id(tensor data) -> C name, so shared weights are emitted once
+
+    def const_ref(name: str, t: Tensor) -> str:
+        key = id(t.data)
+        if key not in const_names:
+            arr = np.ascontiguousarray(t.data)
+            cname = namer(f"w_{name}", 40)
+            const_names[key] = cname
+            m.arrays.append(
+                ConstArray(cname, ctype_of(arr), arr.size, format_values(arr), f"{name} {list(t.shape)}")
+            )
+            m.weight_bytes += arr.nbytes
+        return const_names[key]
+
+    for li, layer in enumerate(layers):
+        op = layer.op
+        base = f"l{li}"
+        fields: list[tuple[str, str]] = []
+        for fname, val in layer.params.items():
+            if isinstance(val, np.ndarray):
+                aname = namer(f"{base}_{fname}")
+                arr = np.ascontiguousarray(val)
+                m.arrays.append(ConstArray(aname, ctype_of(arr), arr.size, format_values(arr), f"layer {li} {fname}"))
+                fields.append((fname, aname))
+            else:
+                fields.append((fname, str(int(val))))
+        args: list[str] = []
+        local_decls: list[str] = []
+        for ai, a in enumerate(layer.args):
+            if isinstance(a, tuple):
+                lname = f"{base}_in{ai}"
+                ptrs = ", ".join(_arg(n, layer, tensor_of, const_ref, activation_ptr) for n in a)
+                local_decls.append(f"const int8_t *const {lname}[{len(a)}] = {{{ptrs}}};")
+                args.append(lname)
+            else:
+                args.append(_arg(a, layer, tensor_of, const_ref, activation_ptr))
+        out_name = layer.outputs[0]
+        out_t = g.tensors[out_name]
+        shapes = ", ".join(
+            f"{n}{list(g.tensors[n].shape)}" for a in layer.inputs for n in (a if isinstance(a, tuple) else (a,)) if n
+        )
+        comment = f"{li}: {op.kind.value} '{op.name}' ({shapes}) -> {list(out_t.shape)}"
+        if layer.macs:
+            comment += f", {layer.macs} MACs"
+        m.calls.append(
+            CallSite(
+                index=li,
+                comment=comment.replace("*/", "* /"),
+                kernel="" if layer.alias else layer.kernel,
+                params_name=f"{base}_params",
+                params_type=layer.params_type,
+                fields=fields,
+                args=args,
+                locals=local_decls,
+                out_ptr=activation_ptr(out_name, out_t),
+                out_bytes=out_t.nbytes,
+                op_name=op.name.replace("\\", "/").replace('"', "'"),
+            )
+        )
+    for src, dst in plan.copies:
+        m.copies.append((ptr[src] if src in ptr else src, ptr[dst], g.tensors[dst].nbytes))
+    return m
+
+
+def _arg(name: str, layer: Layer, tensor_of, const_ref, activation_ptr) -> str:
+    if not name:
+        return "NULL"
+    t = tensor_of(name, layer)
+    if t.is_const:
+        return const_ref(name, t)
+    return activation_ptr(name, t)
+
+
+def render(m: Model) -> dict[str, str]:
+    """{file name: contents} for the model's .c and .h."""
+    env = _env()
+    return {
+        f"{m.prefix}.h": env.get_template("model.h.j2").render(m=m),
+        f"{m.prefix}.c": env.get_template("model.c.j2").render(m=m, align=WEIGHT_ALIGN),
+    }
+
+
+def render_host_main(m: Model) -> str:
+    return _env().get_template("host_main.c.j2").render(m=m)

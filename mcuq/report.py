@@ -1,0 +1,58 @@
+"""Human-readable reports: `mcuq inspect`."""
+
+from __future__ import annotations
+
+from .api import CompiledModel
+from .ir import Tensor
+
+
+def _quant(t: Tensor) -> str:
+    q = t.qparams
+    if q is None:
+        return t.dtype.value
+    if q.per_channel:
+        return f"{t.dtype.value} per-channel[{len(q.scale)}] axis {q.axis}"
+    return f"{t.dtype.value} s={q.scale[0]:.6g} zp={q.zero_point[0]}"
+
+
+def inspect_lines(cm: CompiledModel) -> list[str]:
+    g = cm.graph
+    lines = [f"model: {g.source or g.name}", ""]
+    for kind, names in (("input", g.inputs), ("output", g.outputs)):
+        for n in names:
+            t = g.tensors[n]
+            lines.append(f"{kind:6s} '{n}': {list(t.shape)} {_quant(t)}")
+    lines.append("")
+    header = f"{'#':>3}  {'op':<18} {'output shape':<18} {'output quant':<34} {'MACs':>11} {'weights B':>10}  name"
+    lines += [header, "-" * len(header)]
+    total_macs = 0
+    seen: set[int] = set()
+    weight_total = 0
+    for i, layer in enumerate(cm.layers):
+        out = g.tensors[layer.outputs[0]]
+        wbytes = 0
+        for a in layer.inputs:
+            for n in a if isinstance(a, tuple) else (a,):
+                t = layer.consts.get(n) or g.tensors.get(n) if n else None
+                if t is not None and t.is_const:
+                    wbytes += t.nbytes
+                    if id(t.data) not in seen:
+                        seen.add(id(t.data))
+                        weight_total += t.nbytes
+        total_macs += layer.macs
+        kind = layer.op.kind.value + (" (alias)" if layer.alias else "")
+        lines.append(
+            f"{i:>3}  {kind:<18} {str(list(out.shape)):<18} {_quant(out):<34} {layer.macs:>11,} {wbytes:>10,}  "
+            f"{layer.op.name}"
+        )
+    lines += [
+        "",
+        f"layers: {len(cm.layers)}   MACs: {total_macs:,}   weight bytes (tensor data): {weight_total:,}   "
+        f"constants in the generated C (incl. multipliers): {cm.model.weight_bytes:,}",
+        f"arena: {cm.plan.arena_size:,} bytes   liveness lower bound: {cm.plan.lower_bound:,} bytes   "
+        f"(inputs and outputs are caller-owned)",
+        "",
+        "arena plan:",
+    ]
+    lines += [f"  {s}" for s in cm.plan.describe()]
+    return lines
