@@ -1,23 +1,19 @@
-"""Where mcuq's data directories are: inside the installed package, or at the root of a checkout."""
+"""Where mcuq's data directories are: inside the installed package, or at the root of a checkout.
+
+A wheel ships templates/, runtime_c/ and boards/ as package data (mcuq/templates, ...; see pyproject.toml);
+in a source checkout (and an editable install) they are the top-level directories next to mcuq/.
+"""
 
 from __future__ import annotations
 
-import importlib.resources
 from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parent.parent
+_PKG = Path(__file__).resolve().parent
 
 
 def _find(name: str) -> Path:
-    # Installed wheel: templates/, runtime_c/ and boards/ are shipped as mcuq.<name> package data.
-    try:
-        p = Path(str(importlib.resources.files(f"mcuq.{name}")))
-        if p.is_dir() and any(p.iterdir()):
-            return p
-    except (ModuleNotFoundError, TypeError):
-        pass
-    # Source checkout (editable install, or running from the tree).
-    return _ROOT / name
+    installed = _PKG / name
+    return installed if installed.is_dir() else _PKG.parent / name
 
 
 TEMPLATES = _find("templates")

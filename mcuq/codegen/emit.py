@@ -14,6 +14,7 @@ from .. import __version__
 from .._paths import TEMPLATES
 from ..ir import Graph, Tensor
 from ..lower.base import Layer
+from ..lower.shape import copy_layer
 from ..plan import Plan
 from .arrays import ctype_of, format_values
 from .names import Namer, c_identifier
@@ -70,7 +71,6 @@ class Model:
     arena_size: int = 0
     lower_bound: int = 0
     plan_lines: list[str] = field(default_factory=list)
-    copies: list[tuple[str, str, int]] = field(default_factory=list)
     weight_bytes: int = 0
 
 
@@ -152,7 +152,11 @@ def build_model(g: Graph, layers: tuple[Layer, ...], plan: Plan, prefix: str) ->
             m.weight_bytes += arr.nbytes
         return const_names[key]
 
+    copy_dst = {dst for _, dst in plan.copies}
     for li, layer in enumerate(layers):
+        if layer.alias and layer.outputs[0] in copy_dst:
+            # an alias whose input and output must live in different caller buffers: copy, in order
+            layer = copy_layer(layer.op, str(layer.inputs[0]), layer.outputs[0], g.tensors[layer.outputs[0]].nbytes)
         op = layer.op
         base = f"l{li}"
         fields: list[tuple[str, str]] = []
@@ -197,8 +201,6 @@ def build_model(g: Graph, layers: tuple[Layer, ...], plan: Plan, prefix: str) ->
                 op_name=op.name.replace("\\", "/").replace('"', "'"),
             )
         )
-    for src, dst in plan.copies:
-        m.copies.append((ptr[src] if src in ptr else src, ptr[dst], g.tensors[dst].nbytes))
     return m
 
 

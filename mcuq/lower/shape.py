@@ -1,1 +1,243 @@
-"""(being written)"""
+"""Lowering of the data-movement ops: RESHAPE, SQUEEZE (aliases), PAD, CONCATENATION, TRANSPOSE.
+
+What TFLite 2.14 (kernels/*.cc Prepare, BUILTIN_REF) does with int8, checked against the interpreter:
+  * RESHAPE, SQUEEZE: the data is reinterpreted; TFLite does not compare quantization parameters, but mcuq
+    requires them equal (an alias cannot requantize, and a mismatch means a malformed model).
+  * PAD: up to 5-D; the padding value is the *output's* zero point; the data is copied unchanged, and TFLite
+    does not require the input's quantization parameters to equal the output's (mirrored here).
+  * CONCATENATION: int8 requires every input's scale (float32 ==) and zero point to equal the output's and
+    refuses any fused activation, so it is a pure copy.
+  * TRANSPOSE: up to 6-D, negative perm entries count from the end; the data is copied unchanged and 2.14
+    does not compare quantization parameters (mirrored here).
+
+Shapes are simplified at compile time (size-1 axes dropped, axes that stay contiguous merged) so the kernels
+loop over few, long dimensions; an op that turns out to move nothing becomes ``mcuq_copy_s8``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import Activation, Graph, Op, OpKind, Tensor
+from .base import Layer, fail, lowering
+from .common import require_int8
+
+PAD_DIMS = 5  # MCUQ_PAD_DIMS: TFLite 2.14's PadKernelMaxDimensionCount()
+TRANSPOSE_DIMS = 6  # MCUQ_TRANSPOSE_DIMS: TFLite 2.14's kTransposeMaxDimensions
+INT32_MAX = 2**31 - 1
+
+
+def _size(shape: tuple[int, ...] | list[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def _same_qparams(a: Tensor, b: Tensor) -> bool:
+    """TFLite's check: float32 scales compare equal and zero points are equal."""
+    return np.float32(a.scale) == np.float32(b.scale) and a.zero_point == b.zero_point
+
+
+def _int8(g: Graph, op: Op, *names: str) -> None:
+    """int8 tensors with per-tensor quantization parameters (what TFLite's data-movement kernels read)."""
+    require_int8(g, op, *names)
+    for n in names:
+        if g.tensors[n].qparams.per_channel:
+            raise fail(g, op, f"tensor '{n}' has per-channel quantization; this op needs per-tensor parameters")
+
+
+def _check_sizes(g: Graph, op: Op, *names: str) -> None:
+    for n in names:
+        if g.tensors[n].size > INT32_MAX:
+            raise fail(g, op, f"tensor '{n}' has {g.tensors[n].size} elements; int32 indexing allows {INT32_MAX}")
+
+
+def copy_layer(op: Op, src: str, dst: str, size: int) -> Layer:
+    """A ``mcuq_copy_s8`` call copying ``size`` int8 values from tensor ``src`` to tensor ``dst``.
+
+    The codegen uses it where a graph output would alias a graph input (a model that is only a RESHAPE).
+    """
+    return Layer(
+        op=op, kernel="mcuq_copy_s8", params_type="mcuq_copy_params", params={"size": int(size)}, args=(src, dst)
+    )
+
+
+@lowering(OpKind.RESHAPE, OpKind.SQUEEZE)
+def lower_alias(g: Graph, op: Op) -> Layer:
+    x, out = op.inputs[0], op.outputs[0]
+    _int8(g, op, x, out)
+    tx, to = g.tensors[x], g.tensors[out]
+    if tx.size != to.size:
+        raise fail(g, op, f"input {tx.shape} has {tx.size} elements but output {to.shape} has {to.size}")
+    if not _same_qparams(tx, to):
+        raise fail(
+            g,
+            op,
+            f"input quantization (scale {tx.scale}, zero point {tx.zero_point}) differs from the output's "
+            f"(scale {to.scale}, zero point {to.zero_point}); a reshape cannot requantize",
+        )
+    return Layer(op=op, kernel="", params_type="", params={}, args=(x, out), alias=True)
+
+
+def pad_plan(shape: tuple[int, ...], paddings: tuple[tuple[int, int], ...]) -> list[tuple[int, int, int]] | None:
+    """Simplify a constant PAD to at most ``len(shape)`` (dim, before, after) triples; None when nothing pads.
+
+    Size-1 unpadded axes are dropped; an unpadded axis merges into the axis before it (whose paddings scale by
+    its size), so every remaining axis but the first is padded.
+    """
+    dims = [
+        (int(d), int(b), int(a))
+        for d, (b, a) in zip(shape, paddings, strict=True)
+        if not (d == 1 and b == 0 and a == 0)
+    ]
+    merged: list[tuple[int, int, int]] = []
+    for d, b, a in reversed(dims):
+        if merged and merged[-1][1] == 0 and merged[-1][2] == 0:
+            inner = merged.pop()[0]
+            d, b, a = d * inner, b * inner, a * inner
+        merged.append((d, b, a))
+    merged.reverse()
+    if all(b == 0 and a == 0 for _, b, a in merged):
+        return None
+    return merged
+
+
+@lowering(OpKind.PAD)
+def lower_pad(g: Graph, op: Op) -> Layer:
+    x, out = op.inputs[0], op.outputs[0]
+    _int8(g, op, x, out)
+    tx, to = g.tensors[x], g.tensors[out]
+    paddings = op.attrs.paddings
+    rank = len(tx.shape)
+    if rank > PAD_DIMS:
+        raise fail(g, op, f"{rank}-D input; TFLite's PAD supports at most {PAD_DIMS} dimensions")
+    if len(paddings) != rank:
+        raise fail(g, op, f"{len(paddings)} padding pairs for a {rank}-D input")
+    if any(b < 0 or a < 0 for b, a in paddings):
+        raise fail(g, op, f"negative paddings {paddings}")
+    if any(d < 1 for d in tx.shape):
+        raise fail(g, op, f"input shape {tx.shape} has an empty dimension")
+    want = tuple(d + b + a for d, (b, a) in zip(tx.shape, paddings, strict=True))
+    if tuple(to.shape) != want:
+        raise fail(g, op, f"output shape {to.shape} does not match input {tx.shape} padded by {paddings} = {want}")
+    _check_sizes(g, op, x, out)
+    plan = pad_plan(tx.shape, paddings)
+    if plan is None:
+        return copy_layer(op, x, out, tx.size)
+    plan = [(1, 0, 0)] * (PAD_DIMS - len(plan)) + plan
+    return Layer(
+        op=op,
+        kernel="mcuq_pad_s8",
+        params_type="mcuq_pad_params",
+        params={
+            # TFLite 2.14 pad.cc, int8 without constant_values: pad_value = output->params.zero_point.
+            "pad_value": int(to.zero_point),
+            "in_dims": np.array([d for d, _, _ in plan], dtype=np.int32),
+            "pad_before": np.array([b for _, b, _ in plan], dtype=np.int32),
+            "pad_after": np.array([a for _, _, a in plan], dtype=np.int32),
+        },
+        args=(x, out),
+    )
+
+
+@lowering(OpKind.CONCATENATION)
+def lower_concatenation(g: Graph, op: Op) -> Layer:
+    out = op.outputs[0]
+    ins = tuple(op.inputs)
+    if not ins or any(not n for n in ins):
+        raise fail(g, op, "CONCATENATION needs at least one input and no absent ones")
+    _int8(g, op, *ins, out)
+    to = g.tensors[out]
+    axis = op.attrs.axis
+    rank = len(to.shape)
+    if not 0 <= axis < rank:
+        raise fail(g, op, f"axis {axis} is outside the {rank}-D output")
+    if op.attrs.activation != Activation.NONE:
+        raise fail(g, op, f"fused activation {op.attrs.activation.value}: TFLite's CONCATENATION only supports NONE")
+    axis_sum = 0
+    for n in ins:
+        t = g.tensors[n]
+        if len(t.shape) != rank or any(t.shape[d] != to.shape[d] for d in range(rank) if d != axis):
+            raise fail(g, op, f"input '{n}' shape {t.shape} does not fit output {to.shape} along axis {axis}")
+        if not _same_qparams(t, to):
+            raise fail(
+                g,
+                op,
+                f"input '{n}' (scale {t.scale}, zero point {t.zero_point}) differs from the output "
+                f"(scale {to.scale}, zero point {to.zero_point}); TFLite's int8 CONCATENATION requires them equal",
+            )
+        axis_sum += t.shape[axis]
+    if axis_sum != to.shape[axis]:
+        raise fail(g, op, f"inputs sum to {axis_sum} along axis {axis} but the output has {to.shape[axis]}")
+    _check_sizes(g, op, *ins, out)
+    return Layer(
+        op=op,
+        kernel="mcuq_concatenation_s8",
+        params_type="mcuq_concatenation_params",
+        params={
+            "num_inputs": len(ins),
+            "outer_size": _size(to.shape[:axis]),
+            "copy_sizes": np.array([_size(g.tensors[n].shape[axis:]) for n in ins], dtype=np.int32),
+        },
+        args=(ins, out),
+    )
+
+
+def transpose_plan(shape: tuple[int, ...], perm: tuple[int, ...]) -> tuple[list[int], list[int]]:
+    """Simplify a transpose to (output dims, input stride of each output dim), size-1 axes dropped and runs of
+    output axes that are consecutive input axes merged. One dim with stride 1 means a plain copy."""
+    keep = [a for a in range(len(shape)) if shape[a] > 1]
+    groups: list[list[int]] = []  # runs of input axes, in output order
+    for a in perm:
+        if shape[a] == 1:
+            continue
+        if groups and keep.index(a) == keep.index(groups[-1][-1]) + 1:
+            groups[-1].append(a)
+        else:
+            groups.append([a])
+    by_input = sorted(groups, key=lambda grp: grp[0])
+    sizes = {grp[0]: _size([shape[a] for a in grp]) for grp in groups}
+    stride, strides = 1, {}
+    for grp in reversed(by_input):
+        strides[grp[0]] = stride
+        stride *= sizes[grp[0]]
+    if not groups:
+        return [1], [1]
+    return [sizes[grp[0]] for grp in groups], [strides[grp[0]] for grp in groups]
+
+
+@lowering(OpKind.TRANSPOSE)
+def lower_transpose(g: Graph, op: Op) -> Layer:
+    x, out = op.inputs[0], op.outputs[0]
+    _int8(g, op, x, out)
+    tx, to = g.tensors[x], g.tensors[out]
+    rank = len(tx.shape)
+    if rank > TRANSPOSE_DIMS:
+        raise fail(g, op, f"{rank}-D input; TFLite's TRANSPOSE supports at most {TRANSPOSE_DIMS} dimensions")
+    raw = tuple(op.attrs.perm)
+    if len(raw) != rank or any(not -rank <= p < rank for p in raw):
+        raise fail(g, op, f"perm {raw} does not fit a {rank}-D input")
+    perm = tuple(p + rank if p < 0 else p for p in raw)
+    if sorted(perm) != list(range(rank)):
+        raise fail(g, op, f"perm {raw} is not a permutation")
+    if any(d < 1 for d in tx.shape):
+        raise fail(g, op, f"input shape {tx.shape} has an empty dimension")
+    want = tuple(tx.shape[p] for p in perm)
+    if tuple(to.shape) != want:
+        raise fail(g, op, f"output shape {to.shape} is not input {tx.shape} permuted by {raw} = {want}")
+    _check_sizes(g, op, x, out)
+    dims, strides = transpose_plan(tuple(tx.shape), perm)
+    if len(dims) == 1:
+        return copy_layer(op, x, out, tx.size)
+    pad = TRANSPOSE_DIMS - len(dims)
+    return Layer(
+        op=op,
+        kernel="mcuq_transpose_s8",
+        params_type="mcuq_transpose_params",
+        params={
+            "out_dims": np.array([1] * pad + dims, dtype=np.int32),
+            "in_strides": np.array([0] * pad + strides, dtype=np.int32),
+        },
+        args=(x, out),
+    )

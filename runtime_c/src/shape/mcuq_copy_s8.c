@@ -1,0 +1,19 @@
+/* mcuq_copy_s8: copy an int8 buffer (a graph output that is a RESHAPE/SQUEEZE alias of a graph input). */
+#include <string.h>
+
+#include "mcuq.h"
+
+mcuq_status mcuq_copy_s8(const mcuq_copy_params *params, const int8_t *in, int8_t *out)
+{
+    if (params == NULL || params->size < 0) {
+        return MCUQ_ERR_ARGUMENT;
+    }
+    if (params->size == 0 || in == out) {
+        return MCUQ_OK;
+    }
+    if (in == NULL || out == NULL) {
+        return MCUQ_ERR_ARGUMENT;
+    }
+    memmove(out, in, (size_t)params->size);
+    return MCUQ_OK;
+}
