@@ -42,7 +42,7 @@ def row(path: Path, tflm: int) -> list[str]:
         ops_s,
         f"{macs:,}",
         f"{weights:,}",
-        f"{cm.model.weight_bytes:,}",
+        f"{cm.model.const_bytes:,}",
         f"{arena:,}",
         f"{cm.plan.lower_bound:,}",
         f"{arena + io:,}",

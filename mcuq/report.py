@@ -48,7 +48,7 @@ def inspect_lines(cm: CompiledModel) -> list[str]:
     lines += [
         "",
         f"layers: {len(cm.layers)}   MACs: {total_macs:,}   weight bytes (tensor data): {weight_total:,}   "
-        f"constants in the generated C (incl. multipliers): {cm.model.weight_bytes:,}",
+        f"constants in the generated C (incl. multipliers): {cm.model.const_bytes:,}",
         f"arena: {cm.plan.arena_size:,} bytes   liveness lower bound: {cm.plan.lower_bound:,} bytes   "
         f"(inputs and outputs are caller-owned)",
         "",

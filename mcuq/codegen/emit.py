@@ -71,7 +71,8 @@ class Model:
     arena_size: int = 0
     lower_bound: int = 0
     plan_lines: list[str] = field(default_factory=list)
-    weight_bytes: int = 0
+    weight_bytes: int = 0  # constant tensors of the model (weights, biases)
+    const_bytes: int = 0  # every constant array in the generated C (also per-channel multipliers, shifts, tables)
 
 
 def _env() -> jinja2.Environment:
@@ -150,6 +151,7 @@ def build_model(g: Graph, layers: tuple[Layer, ...], plan: Plan, prefix: str) ->
                 ConstArray(cname, ctype_of(arr), arr.size, format_values(arr), f"{name} {list(t.shape)}")
             )
             m.weight_bytes += arr.nbytes
+            m.const_bytes += arr.nbytes
         return const_names[key]
 
     copy_dst = {dst for _, dst in plan.copies}
@@ -165,6 +167,7 @@ def build_model(g: Graph, layers: tuple[Layer, ...], plan: Plan, prefix: str) ->
                 aname = namer(f"{base}_{fname}")
                 arr = np.ascontiguousarray(val)
                 m.arrays.append(ConstArray(aname, ctype_of(arr), arr.size, format_values(arr), f"layer {li} {fname}"))
+                m.const_bytes += arr.nbytes
                 fields.append((fname, aname))
             else:
                 fields.append((fname, str(int(val))))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..errors import ModelError
 from ..ir import Graph
 from . import conv, elementwise, pool, shape, softmax  # noqa: F401  (register the lowerings)
@@ -20,5 +22,21 @@ def lower(g: Graph) -> tuple[Layer, ...]:
         fn = LOWERINGS.get(op.kind)
         if fn is None:
             raise ModelError(g.source, f"{op.where}: not supported; supported ops: {', '.join(supported_ops())}")
-        layers.append(fn(g, op))
+        layer = fn(g, op)
+        check_shifts(g, layer)
+        layers.append(layer)
     return tuple(layers)
+
+
+def check_shifts(g: Graph, layer: Layer) -> None:
+    """Static check shared by every kernel: each shift parameter fits the C helpers' range [-31, 31]."""
+    for name, value in layer.params.items():
+        if "shift" not in name:
+            continue
+        vals = np.asarray(value).reshape(-1)
+        if vals.size and (int(vals.min()) < -31 or int(vals.max()) > 31):
+            raise ModelError(
+                g.source,
+                f"{layer.op.where}: {name} {int(vals.min())}..{int(vals.max())} is outside [-31, 31]; the "
+                "quantization scales of this op are too far apart for fixed-point rescaling",
+            )

@@ -53,3 +53,24 @@ def test_ad_bit_exact_on_real_windows(shared_models):
     assert x.shape[0] == 196
     assert len(np.unique(x.reshape(196, -1), axis=0)) > 150  # real, distinct windows
     assert_bit_exact(cm, path, [x])
+
+
+def test_mismatch_names_the_first_differing_layer(shared_models):
+    """The bisection works: corrupt one layer's output shift and the failure names exactly that layer."""
+    import dataclasses
+
+    from mcuq.api import CompiledModel
+    from mcuq.codegen.emit import build_model, render
+
+    oracle.require()
+    path = shared_models / "tflm/hello_world_int8.tflite"
+    good = mcuq.compile_model(path, sanitize=True)
+    layers = list(good.layers)
+    params = dict(layers[1].params)
+    key = next(k for k in params if "shift" in k)
+    params[key] = params[key] - 1 if isinstance(params[key], int) else params[key] - 1
+    layers[1] = dataclasses.replace(layers[1], params=params)
+    m = build_model(good.graph, tuple(layers), good.plan, good.prefix)
+    bad = CompiledModel(good.graph, tuple(layers), good.plan, m, render(m), sanitize=True)
+    with pytest.raises(AssertionError, match=r"layer 1 \(FULLY_CONNECTED"):
+        assert_bit_exact(bad, path, random_inputs(bad, 5, seed=1))
