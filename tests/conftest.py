@@ -23,3 +23,7 @@ def shared_models() -> Path:
 
 def have_arm_toolchain() -> bool:
     return shutil.which("arm-none-eabi-gcc") is not None and shutil.which("qemu-system-arm") is not None
+
+
+# Tests build the generated C with -fsanitize=address,undefined unless a test says otherwise.
+os.environ.setdefault("MCUQ_SANITIZE", "1")

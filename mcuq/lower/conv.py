@@ -1,1 +1,292 @@
-"""(being written)"""
+"""Lowering of CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED to integer kernel parameters.
+
+Every number mirrors TFLite 2.14's Prepare (tensorflow/lite/kernels/conv.cc, depthwise_conv.cc,
+fully_connected.cc, kernel_util.cc, padding.h), including its float widths:
+
+* conv, depthwise and per-channel FC: ``double(s_in) * double(s_w[c]) / double(s_out)`` per output channel
+  (PopulateConvolutionQuantizationParams; a single weight scale is broadcast to every channel);
+* per-tensor FC: ``double(float32(s_in * s_w)) / double(s_out)`` (GetQuantizedConvolutionMultipler multiplies
+  the two float scales in float32 before widening);
+
+each then goes through QuantizeMultiplier. Padding is ComputePaddingHeightWidth's floor half (the odd extra
+pixel goes to the bottom/right and is implicit in the kernel's bounds).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import (
+    Conv2DAttrs,
+    DepthwiseConv2DAttrs,
+    DType,
+    FullyConnectedAttrs,
+    Graph,
+    Op,
+    OpKind,
+    Padding,
+    Tensor,
+)
+from ..quantize.fixedpoint import INT32_MAX, quantize_multiplier
+from .base import Layer, fail, lowering
+from .common import activation_bounds, require_int8
+
+
+def out_size(padding: Padding, size: int, taps: int, stride: int, dilation: int) -> int:
+    """TFLite's ComputeOutSize."""
+    effective = (taps - 1) * dilation + 1
+    if padding == Padding.SAME:
+        return (size + stride - 1) // stride
+    return (size + stride - effective) // stride
+
+
+def pad_before(size: int, taps: int, stride: int, dilation: int, out: int) -> int:
+    """TFLite's ComputePaddingWithOffset: the leading (top/left) half of the total padding, floored."""
+    effective = (taps - 1) * dilation + 1
+    total = max((out - 1) * stride + effective - size, 0)
+    return total // 2
+
+
+def channel_multipliers(
+    g: Graph, op: Op, s_in: float, s_w: tuple[float, ...], s_out: float, channels: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (multiplier, shift) as PopulateConvolutionQuantizationParams computes them (double)."""
+    if len(s_w) not in (1, channels):
+        raise fail(g, op, f"weights have {len(s_w)} scales for {channels} output channels")
+    scales = s_w if len(s_w) == channels else s_w * channels
+    reals = [
+        float(np.float64(np.float32(s_in)) * np.float64(np.float32(s)) / np.float64(np.float32(s_out))) for s in scales
+    ]
+    return _quantized(g, op, reals)
+
+
+def per_tensor_fc_multiplier(g: Graph, op: Op, s_in: float, s_w: float, s_out: float) -> tuple[np.ndarray, np.ndarray]:
+    """GetQuantizedConvolutionMultipler: the scale product is a float32 product, widened to double after."""
+    product = np.float32(s_in) * np.float32(s_w)  # float32 * float32 stays float32
+    real = float(np.float64(product) / np.float64(np.float32(s_out)))
+    if real < 0:
+        raise fail(g, op, "negative input * weight scale")
+    return _quantized(g, op, [real])
+
+
+def _quantized(g: Graph, op: Op, reals: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    mults, shifts = [], []
+    for r in reals:
+        if not np.isfinite(r) or r < 0:
+            raise fail(g, op, f"effective output scale {r} is not a finite non-negative number")
+        q, s = quantize_multiplier(r)
+        if s > 30:
+            raise fail(g, op, f"effective output scale {r:g} is too large (shift {s} > 30)")
+        mults.append(q)
+        shifts.append(s)
+    return np.asarray(mults, dtype=np.int32), np.asarray(shifts, dtype=np.int32)
+
+
+def check_accumulator(g: Graph, op: Op, w_abs_sum: np.ndarray, bias: np.ndarray | None, input_zp: int) -> None:
+    """Fail unless every output channel's worst-case int32 accumulator fits.
+
+    w_abs_sum[c] = sum over channel c's taps of |w - weights_zp|; each tap multiplies it by at most
+    max|x - input_zp| (<= 255); the bias is added on top. Every partial sum is bounded by the same total.
+    """
+    x_max = max(127 - input_zp, input_zp + 128)
+    worst = w_abs_sum.astype(np.int64) * x_max
+    if bias is not None:
+        worst = worst + np.abs(bias.astype(np.int64))
+    if int(worst.max(initial=0)) > INT32_MAX:
+        c = int(worst.argmax())
+        raise fail(
+            g, op, f"int32 accumulator could overflow in output channel {c} (worst case {int(worst[c])} > 2^31-1)"
+        )
+
+
+def _bias(g: Graph, op: Op, name: str, channels: int) -> np.ndarray | None:
+    if not name:
+        return None
+    t = g.tensors[name]
+    if t.dtype != DType.INT32 or t.data is None:
+        raise fail(g, op, f"bias '{name}' must be a constant int32 tensor (is {t.dtype.value})")
+    if t.size != channels:
+        raise fail(g, op, f"bias '{name}' has {t.size} elements for {channels} output channels")
+    return np.asarray(t.data).reshape(-1).astype(np.int64)
+
+
+def _weights(g: Graph, op: Op, name: str, rank: int) -> Tensor:
+    t = g.tensors[name]
+    if t.dtype != DType.INT8 or t.data is None:
+        raise fail(g, op, f"weights '{name}' must be a constant int8 tensor (is {t.dtype.value})")
+    if t.qparams is None:
+        raise fail(g, op, f"weights '{name}' have no quantization parameters")
+    if len(t.shape) != rank:
+        raise fail(g, op, f"weights '{name}' have rank {len(t.shape)}, expected {rank}")
+    return t
+
+
+def _window(g: Graph, op: Op, attrs: Conv2DAttrs | DepthwiseConv2DAttrs, x: Tensor, kh: int, kw: int, y: Tensor):
+    """Validate the spatial geometry; returns (out_h, out_w, pad_h, pad_w)."""
+    if min(attrs.stride_h, attrs.stride_w, attrs.dilation_h, attrs.dilation_w) < 1:
+        raise fail(g, op, "strides and dilations must be >= 1")
+    _, h, w, _ = x.shape
+    oh = out_size(attrs.padding, h, kh, attrs.stride_h, attrs.dilation_h)
+    ow = out_size(attrs.padding, w, kw, attrs.stride_w, attrs.dilation_w)
+    if len(y.shape) != 4 or tuple(y.shape[1:3]) != (oh, ow) or y.shape[0] != x.shape[0]:
+        raise fail(g, op, f"output shape {y.shape} does not match the computed spatial size ({oh}, {ow})")
+    if oh < 1 or ow < 1:
+        raise fail(g, op, "empty output")
+    return (
+        oh,
+        ow,
+        pad_before(h, kh, attrs.stride_h, attrs.dilation_h, oh),
+        pad_before(w, kw, attrs.stride_w, attrs.dilation_w, ow),
+    )
+
+
+def _symmetric(g: Graph, op: Op, wt: Tensor) -> None:
+    assert wt.qparams is not None
+    if any(z != 0 for z in wt.qparams.zero_point):
+        raise fail(g, op, f"weights '{wt.name}' must be symmetric (zero point 0); TFLite's int8 kernel ignores it")
+
+
+@lowering(OpKind.CONV_2D)
+def lower_conv2d(g: Graph, op: Op) -> Layer:
+    attrs = op.attrs
+    assert isinstance(attrs, Conv2DAttrs)
+    x_name, w_name = op.inputs[0], op.inputs[1]
+    b_name = op.inputs[2] if len(op.inputs) > 2 else ""
+    y_name = op.outputs[0]
+    require_int8(g, op, x_name, y_name)
+    x, y = g.tensors[x_name], g.tensors[y_name]
+    wt = _weights(g, op, w_name, 4)
+    _symmetric(g, op, wt)
+    if len(x.shape) != 4:
+        raise fail(g, op, f"input must be NHWC (rank 4), has shape {x.shape}")
+    n, h, w, cin = x.shape
+    cout, kh, kw, wcin = wt.shape
+    if wcin != cin:
+        raise fail(g, op, f"weights have {wcin} input channels, input has {cin} (grouped conv is not supported)")
+    oh, ow, pad_h, pad_w = _window(g, op, attrs, x, kh, kw, y)
+    if y.shape[3] != cout:
+        raise fail(g, op, f"output has {y.shape[3]} channels, weights {cout}")
+    assert wt.qparams is not None
+    mult, shift = channel_multipliers(g, op, x.scale, wt.qparams.scale, y.scale, cout)
+    bias = _bias(g, op, b_name, cout)
+    w_abs = np.abs(np.asarray(wt.data, dtype=np.int64)).reshape(cout, -1).sum(axis=1)
+    check_accumulator(g, op, w_abs, bias, x.zero_point)
+    lo, hi = activation_bounds(attrs.activation, y)
+    params: dict = {
+        "batches": n, "input_h": h, "input_w": w, "input_c": cin,
+        "output_h": oh, "output_w": ow, "output_c": cout,
+        "filter_h": kh, "filter_w": kw,
+        "stride_h": attrs.stride_h, "stride_w": attrs.stride_w,
+        "dilation_h": attrs.dilation_h, "dilation_w": attrs.dilation_w,
+        "pad_h": pad_h, "pad_w": pad_w,
+        "input_zp": x.zero_point, "output_zp": y.zero_point,
+        "act_min": lo, "act_max": hi,
+        "multiplier": mult, "shift": shift,
+    }  # fmt: skip
+    return Layer(
+        op=op,
+        kernel="mcuq_conv2d_s8",
+        params_type="mcuq_conv2d_params",
+        params=params,
+        args=(x_name, w_name, b_name, y_name),
+        macs=n * oh * ow * cout * kh * kw * cin,
+    )
+
+
+@lowering(OpKind.DEPTHWISE_CONV_2D)
+def lower_depthwise_conv2d(g: Graph, op: Op) -> Layer:
+    attrs = op.attrs
+    assert isinstance(attrs, DepthwiseConv2DAttrs)
+    x_name, w_name = op.inputs[0], op.inputs[1]
+    b_name = op.inputs[2] if len(op.inputs) > 2 else ""
+    y_name = op.outputs[0]
+    require_int8(g, op, x_name, y_name)
+    x, y = g.tensors[x_name], g.tensors[y_name]
+    wt = _weights(g, op, w_name, 4)
+    _symmetric(g, op, wt)
+    if len(x.shape) != 4:
+        raise fail(g, op, f"input must be NHWC (rank 4), has shape {x.shape}")
+    n, h, w, cin = x.shape
+    one, kh, kw, cout = wt.shape
+    if one != 1:
+        raise fail(g, op, f"depthwise weights must be 1HWC, have shape {wt.shape}")
+    if cout % cin != 0:
+        raise fail(g, op, f"{cout} output channels are not a multiple of {cin} input channels")
+    mult_depth = cout // cin
+    if attrs.depth_multiplier not in (0, mult_depth):
+        raise fail(g, op, f"depth_multiplier {attrs.depth_multiplier} != {cout} / {cin}")
+    oh, ow, pad_h, pad_w = _window(g, op, attrs, x, kh, kw, y)
+    if y.shape[3] != cout:
+        raise fail(g, op, f"output has {y.shape[3]} channels, weights {cout}")
+    assert wt.qparams is not None
+    mult, shift = channel_multipliers(g, op, x.scale, wt.qparams.scale, y.scale, cout)
+    bias = _bias(g, op, b_name, cout)
+    w_abs = np.abs(np.asarray(wt.data, dtype=np.int64)).reshape(-1, cout).sum(axis=0)
+    check_accumulator(g, op, w_abs, bias, x.zero_point)
+    lo, hi = activation_bounds(attrs.activation, y)
+    params: dict = {
+        "batches": n, "input_h": h, "input_w": w, "input_c": cin,
+        "output_h": oh, "output_w": ow, "output_c": cout, "depth_multiplier": mult_depth,
+        "filter_h": kh, "filter_w": kw,
+        "stride_h": attrs.stride_h, "stride_w": attrs.stride_w,
+        "dilation_h": attrs.dilation_h, "dilation_w": attrs.dilation_w,
+        "pad_h": pad_h, "pad_w": pad_w,
+        "input_zp": x.zero_point, "output_zp": y.zero_point,
+        "act_min": lo, "act_max": hi,
+        "multiplier": mult, "shift": shift,
+    }  # fmt: skip
+    return Layer(
+        op=op,
+        kernel="mcuq_depthwise_conv2d_s8",
+        params_type="mcuq_depthwise_conv2d_params",
+        params=params,
+        args=(x_name, w_name, b_name, y_name),
+        macs=n * oh * ow * cout * kh * kw,
+    )
+
+
+@lowering(OpKind.FULLY_CONNECTED)
+def lower_fully_connected(g: Graph, op: Op) -> Layer:
+    attrs = op.attrs
+    assert isinstance(attrs, FullyConnectedAttrs)
+    x_name, w_name = op.inputs[0], op.inputs[1]
+    b_name = op.inputs[2] if len(op.inputs) > 2 else ""
+    y_name = op.outputs[0]
+    require_int8(g, op, x_name, y_name)
+    x, y = g.tensors[x_name], g.tensors[y_name]
+    wt = _weights(g, op, w_name, 2)
+    assert wt.qparams is not None
+    units, depth = wt.shape
+    if depth < 1 or x.size % depth != 0:
+        raise fail(g, op, f"input of {x.size} elements is not a whole number of rows of {depth}")
+    batches = x.size // depth
+    if y.size != batches * units or (len(y.shape) > 0 and y.shape[-1] != units):
+        raise fail(g, op, f"output shape {y.shape} does not match {batches} rows of {units} units")
+    bias = _bias(g, op, b_name, units)
+    w_data = np.asarray(wt.data, dtype=np.int64)
+    if wt.qparams.per_channel:
+        _symmetric(g, op, wt)
+        if len(wt.qparams.scale) != units:
+            raise fail(g, op, f"weights have {len(wt.qparams.scale)} scales for {units} units")
+        mult, shift = channel_multipliers(g, op, x.scale, wt.qparams.scale, y.scale, units)
+        weights_zp = 0
+    else:
+        mult, shift = per_tensor_fc_multiplier(g, op, x.scale, wt.qparams.scale[0], y.scale)
+        weights_zp = int(wt.qparams.zero_point[0])
+    check_accumulator(g, op, np.abs(w_data - weights_zp).sum(axis=1), bias, x.zero_point)
+    lo, hi = activation_bounds(attrs.activation, y)
+    params: dict = {
+        "batches": batches, "input_size": depth, "output_size": units,
+        "input_zp": x.zero_point, "weights_zp": weights_zp, "output_zp": y.zero_point,
+        "act_min": lo, "act_max": hi,
+        "per_channel": int(wt.qparams.per_channel),
+        "multiplier": mult, "shift": shift,
+    }  # fmt: skip
+    return Layer(
+        op=op,
+        kernel="mcuq_fully_connected_s8",
+        params_type="mcuq_fully_connected_params",
+        params=params,
+        args=(x_name, w_name, b_name, y_name),
+        macs=batches * units * depth,
+    )

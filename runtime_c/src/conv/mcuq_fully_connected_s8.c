@@ -1,0 +1,52 @@
+/* FULLY_CONNECTED, int8: TFLite's reference_integer_ops::FullyConnected (per-tensor) and
+ * FullyConnectedPerChannel (see mcuq_conv.h). */
+#include "mcuq_conv.h"
+#include "mcuq_fixedpoint.h"
+
+mcuq_status mcuq_fully_connected_s8(const mcuq_fully_connected_params *params, const int8_t *input,
+                                    const int8_t *filter, const int32_t *bias, int8_t *output)
+{
+    if (params == NULL || input == NULL || filter == NULL || output == NULL || params->multiplier == NULL ||
+        params->shift == NULL) {
+        return MCUQ_ERR_ARGUMENT;
+    }
+    const mcuq_fully_connected_params p = *params;
+    if (p.batches < 0 || p.input_size <= 0 || p.output_size <= 0 || p.act_min > p.act_max ||
+        (p.per_channel != 0 && p.per_channel != 1)) {
+        return MCUQ_ERR_ARGUMENT;
+    }
+    const int32_t input_offset = -p.input_zp;
+    const int32_t weights_offset = -p.weights_zp;
+    const int32_t step = p.per_channel; /* stride through multiplier/shift: 0 for per-tensor */
+
+    for (int32_t b = 0; b < p.batches; ++b) {
+        const int8_t *x = input + b * p.input_size;
+        int8_t *y = output + b * p.output_size;
+        const int8_t *w = filter;
+        const int32_t *mult = p.multiplier;
+        const int32_t *shift = p.shift;
+        for (int32_t o = 0; o < p.output_size; ++o) {
+            int32_t acc = 0;
+            if (weights_offset == 0) {
+                for (int32_t i = 0; i < p.input_size; ++i) {
+                    acc += (int32_t)w[i] * ((int32_t)x[i] + input_offset);
+                }
+            } else {
+                for (int32_t i = 0; i < p.input_size; ++i) {
+                    acc += ((int32_t)w[i] + weights_offset) * ((int32_t)x[i] + input_offset);
+                }
+            }
+            w += p.input_size;
+            if (bias != NULL) {
+                acc += bias[o];
+            }
+            acc = mcuq_multiply_by_quantized_multiplier(acc, *mult, *shift);
+            mult += step;
+            shift += step;
+            acc += p.output_zp;
+            acc = MCUQ_CLAMP(acc, p.act_min, p.act_max);
+            y[o] = (int8_t)acc;
+        }
+    }
+    return MCUQ_OK;
+}
