@@ -42,6 +42,8 @@ class Layer:
     params: dict[str, ParamValue]
     args: tuple[Arg, ...]
     n_outputs: int = 1
+    # multiply-accumulates with weights (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED), the convention of
+    # MLPerf Tiny's and ../shared/models' MAC counts; pooling, softmax and elementwise ops count 0
     macs: int = 0
     alias: bool = False
     consts: dict[str, Tensor] = field(default_factory=dict)

@@ -1,4 +1,27 @@
+/* SOFTMAX, int8 input and int8 output (scale 1/256, zero point -128), over the last axis.
+ *
+ * Semantics are TFLite 2.14's reference kernel (reference_ops::Softmax, gemmlowp fixed point): per row, the
+ * differences x - max(row) that are >= diff_min are rescaled by input_multiplier * 2^input_left_shift into Q5.26,
+ * exponentiated (exp_on_negative_values, Q0.31), summed in Q12.19, and each exp is multiplied by the reciprocal
+ * of the sum; elements below diff_min give -128. The parameters are TFLite's PreprocessSoftmaxScaling and
+ * CalculateInputRadius, computed at compile time by mcuq/lower/softmax.py.
+ */
 #ifndef MCUQ_SOFTMAX_H
 #define MCUQ_SOFTMAX_H
 #include "mcuq.h"
-#endif
+
+/* SOFTMAX parameters: the tensor is [outer_size, depth] in memory (softmax over the innermost axis). */
+typedef struct {
+    int32_t outer_size;       /* >= 1: product of all dimensions but the last */
+    int32_t depth;            /* [1, 4095]: the last dimension (larger rows could overflow the int32 sum) */
+    int32_t input_multiplier; /* [2^30, 2^31): beta * input_scale * 2^26 = multiplier * 2^(left_shift - 31) */
+    int32_t input_left_shift; /* [0, 31] */
+    int32_t diff_min;         /* <= 0: -floor(31 * 2^26 / 2^input_left_shift) */
+} mcuq_softmax_params;
+
+/* int8 softmax over the last axis: input and output are [outer_size][depth], any int8 input values; output
+ * values in [-128, 127] mean (q + 128) / 256. Returns MCUQ_ERR_ARGUMENT for a NULL pointer or a size or
+ * parameter out of range. */
+mcuq_status mcuq_softmax_s8(const mcuq_softmax_params *params, const int8_t *input, int8_t *output);
+
+#endif /* MCUQ_SOFTMAX_H */
