@@ -52,8 +52,19 @@ def row(path: Path, tflm: int) -> list[str]:
     ]
 
 
-HEADER = ["model", "ops", "MACs", "weight bytes (model)", "constants in C", "arena", "liveness bound",
-          "arena + I/O buffers", "TFLM arena", "arena / TFLM", "compile s"]
+HEADER = [
+    "model",
+    "ops",
+    "MACs",
+    "weight bytes (model)",
+    "constants in C",
+    "arena",
+    "liveness bound",
+    "arena + I/O buffers",
+    "TFLM arena",
+    "arena / TFLM",
+    "compile s",
+]
 
 
 def main() -> int:

@@ -18,8 +18,14 @@ log = logging.getLogger(__name__)
 
 WARNINGS = ["-std=c99", "-Wall", "-Wextra", "-Werror"]
 HOST_FLAGS = [*WARNINGS, "-O2"]
-SANITIZE_FLAGS = [*WARNINGS, "-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
-                  "-fno-sanitize-recover=all"]
+SANITIZE_FLAGS = [
+    *WARNINGS,
+    "-O1",
+    "-g",
+    "-fno-omit-frame-pointer",
+    "-fsanitize=address,undefined",
+    "-fno-sanitize-recover=all",
+]
 
 
 def host_cc() -> str:
@@ -73,8 +79,9 @@ def runtime_library(flags: list[str], cc: str | None = None) -> Path:
 
         def compile_one(src: Path) -> Path:
             obj = Path(tmp) / f"{src.parent.name}_{src.stem}.o"
-            _run([cc, *flags, "-I", str(RUNTIME_C / "include"), "-c", str(src), "-o", str(obj)],
-                 f"compiling {src.name}")
+            _run(
+                [cc, *flags, "-I", str(RUNTIME_C / "include"), "-c", str(src), "-o", str(obj)], f"compiling {src.name}"
+            )
             return obj
 
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as ex:
@@ -93,8 +100,20 @@ def build_host_runner(src_dir: Path, prefix: str, sanitize: bool) -> Path:
     lib = runtime_library(flags, cc)
     exe = src_dir / "runner"
     _run(
-        [cc, *flags, "-DMCUQ_LAYER_HOOKS", "-I", str(RUNTIME_C / "include"), "-I", str(src_dir),
-         str(src_dir / f"{prefix}.c"), str(src_dir / "runner.c"), str(lib), "-o", str(exe)],
+        [
+            cc,
+            *flags,
+            "-DMCUQ_LAYER_HOOKS",
+            "-I",
+            str(RUNTIME_C / "include"),
+            "-I",
+            str(src_dir),
+            str(src_dir / f"{prefix}.c"),
+            str(src_dir / "runner.c"),
+            str(lib),
+            "-o",
+            str(exe),
+        ],
         f"compiling the generated C for '{prefix}'",
     )
     return exe

@@ -42,11 +42,21 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="compile, build and run the generated C on inputs from .npy files")
     r.add_argument("model")
-    r.add_argument("--input", action="append", required=True, metavar="IN.npy",
-                   help="one per model input: an array of the input's shape and dtype, or a batch of them "
-                   "with one extra leading axis")
-    r.add_argument("--output", action="append", required=True, metavar="OUT.npy",
-                   help="one per model output; gets the matching leading batch axis")
+    r.add_argument(
+        "--input",
+        action="append",
+        required=True,
+        metavar="IN.npy",
+        help="one per model input: an array of the input's shape and dtype, or a batch of them "
+        "with one extra leading axis",
+    )
+    r.add_argument(
+        "--output",
+        action="append",
+        required=True,
+        metavar="OUT.npy",
+        help="one per model output; gets the matching leading batch axis",
+    )
     r.add_argument("--board", default="host", help="where to run (default: host)")
 
     i = sub.add_parser("inspect", help="print ops, shapes, quantization, MACs, weight bytes and the arena plan")
@@ -60,8 +70,10 @@ def _compile(args) -> int:
     cm = compile_model(args.model, board=args.board, prefix=args.prefix)
     out = Path(args.output_dir or f"{cm.prefix}_mcuq")
     files = cm.write(out)
-    print(f"{args.model}: {len(cm.layers)} layers, weights {cm.model.weight_bytes} B, "
-          f"arena {cm.plan.arena_size} B (liveness bound {cm.plan.lower_bound} B)")
+    print(
+        f"{args.model}: {len(cm.layers)} layers, weights {cm.model.weight_bytes} B, "
+        f"arena {cm.plan.arena_size} B (liveness bound {cm.plan.lower_bound} B)"
+    )
     print(f"wrote {len(files)} files to {out}/ ({cm.prefix}.c, {cm.prefix}.h, mcuq_runtime/, Makefile)")
     return 0
 
@@ -80,9 +92,7 @@ def _run(args) -> int:
 
     cm = compile_model(args.model, board=args.board)
     if len(args.output) != len(cm.model.outputs):
-        raise McuqError(
-            f"{args.model}: the model has {len(cm.model.outputs)} output(s); give --output once per output"
-        )
+        raise McuqError(f"{args.model}: the model has {len(cm.model.outputs)} output(s); give --output once per output")
     inputs = [_load_npy(p) for p in args.input]
     outs = cm.run(inputs)
     for path, arr in zip(args.output, outs):
@@ -123,8 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # an mcuq bug: say so in one line unless --debug
         if args.debug:
             raise
-        print(f"mcuq: internal error: {type(e).__name__}: {e} (rerun with --debug for a traceback, "
-              "and please report it)", file=sys.stderr)
+        print(
+            f"mcuq: internal error: {type(e).__name__}: {e} (rerun with --debug for a traceback, and please report it)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Union
 
 import numpy as np
 
@@ -220,20 +219,20 @@ class NoAttrs:
     """Ops without attributes (QUANTIZE, LOGISTIC, TANH, RELU, RELU6, HARD_SWISH)."""
 
 
-Attrs = Union[
-    Conv2DAttrs,
-    DepthwiseConv2DAttrs,
-    FullyConnectedAttrs,
-    Pool2DAttrs,
-    BinaryAttrs,
-    ReshapeAttrs,
-    SoftmaxAttrs,
-    MeanAttrs,
-    PadAttrs,
-    ConcatAttrs,
-    TransposeAttrs,
-    NoAttrs,
-]
+Attrs = (
+    Conv2DAttrs
+    | DepthwiseConv2DAttrs
+    | FullyConnectedAttrs
+    | Pool2DAttrs
+    | BinaryAttrs
+    | ReshapeAttrs
+    | SoftmaxAttrs
+    | MeanAttrs
+    | PadAttrs
+    | ConcatAttrs
+    | TransposeAttrs
+    | NoAttrs
+)
 
 
 @dataclass(frozen=True)

@@ -147,9 +147,7 @@ def build_model(g: Graph, layers: tuple[Layer, ...], plan: Plan, prefix: str) ->
             arr = np.ascontiguousarray(t.data)
             cname = namer(f"w_{name}", 40)
             const_names[key] = cname
-            m.arrays.append(
-                ConstArray(cname, ctype_of(arr), arr.size, format_values(arr), f"{name} {list(t.shape)}")
-            )
+            m.arrays.append(ConstArray(cname, ctype_of(arr), arr.size, format_values(arr), f"{name} {list(t.shape)}"))
             m.weight_bytes += arr.nbytes
             m.const_bytes += arr.nbytes
         return const_names[key]

@@ -22,16 +22,16 @@ Conventions the codegen relies on:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Union
 
 import numpy as np
 
 from ..errors import ModelError
 from ..ir import Graph, Op, OpKind, Tensor
 
-ParamValue = Union[int, np.ndarray]
-Arg = Union[str, tuple[str, ...]]
+ParamValue = int | np.ndarray
+Arg = str | tuple[str, ...]
 
 
 @dataclass(frozen=True, eq=False)

@@ -41,6 +41,8 @@ def require_int8(g: Graph, op: Op, *names: str) -> None:
     for n in names:
         t = g.tensors[n]
         if t.dtype != DType.INT8:
-            raise fail(g, op, f"tensor '{n}' is {t.dtype.value}; mcuq compiles int8 models (quantize float models first)")
+            raise fail(
+                g, op, f"tensor '{n}' is {t.dtype.value}; mcuq compiles int8 models (quantize float models first)"
+            )
         if t.qparams is None:
             raise fail(g, op, f"tensor '{n}' has no quantization parameters")

@@ -8,7 +8,7 @@ A mirror has the signature ``fn(layer, inputs, out_shapes) -> list[np.ndarray]``
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -25,8 +25,13 @@ def tiny(tmp_path) -> Path:
 
 def mcuq_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run the real console entry point in a subprocess (exit status, stdout, stderr as a user sees them)."""
-    return subprocess.run([sys.executable, "-m", "mcuq.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])))
+    return subprocess.run(
+        [sys.executable, "-m", "mcuq.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2])),
+    )
 
 
 def test_compile_writes_project_and_is_reproducible(tiny, tmp_path):
@@ -50,8 +55,14 @@ def test_compile_writes_project_and_is_reproducible(tiny, tmp_path):
 def test_header_states_arena_bound_and_io_quantization(tiny, tmp_path):
     assert main(["compile", str(tiny), "-o", str(tmp_path / "o")]) == 0
     h = (tmp_path / "o" / "tiny_fc.h").read_text()
-    for macro in ("TINY_FC_ARENA_SIZE", "TINY_FC_ARENA_LOWER_BOUND", "TINY_FC_INPUT0_SCALE 0.0500000007f",
-                  "TINY_FC_INPUT0_ZERO_POINT (-3)", "TINY_FC_OUTPUT0_DIMS { 1, 4 }", "TINY_FC_OUTPUT0_SCALE"):
+    for macro in (
+        "TINY_FC_ARENA_SIZE",
+        "TINY_FC_ARENA_LOWER_BOUND",
+        "TINY_FC_INPUT0_SCALE 0.0500000007f",
+        "TINY_FC_INPUT0_ZERO_POINT (-3)",
+        "TINY_FC_OUTPUT0_DIMS { 1, 4 }",
+        "TINY_FC_OUTPUT0_SCALE",
+    ):
         assert macro in h
     assert "mcuq_status tiny_fc_invoke(const int8_t *in_x, int8_t *out_y);" in h
 

@@ -15,13 +15,30 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_wheel_ships_data_and_works_without_checkout(tmp_path):
     whl_dir = tmp_path / "whl"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(whl_dir), str(ROOT)],
-        check=True, capture_output=True, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(whl_dir),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
     )
     (whl,) = whl_dir.glob("mcuq-*.whl")
     names = zipfile.ZipFile(whl).namelist()
-    for must in ("mcuq/templates/model.c.j2", "mcuq/runtime_c/include/mcuq.h", "mcuq/boards/host.toml",
-                 "mcuq/runtime_c/src/conv/mcuq_conv2d_s8.c"):
+    for must in (
+        "mcuq/templates/model.c.j2",
+        "mcuq/runtime_c/include/mcuq.h",
+        "mcuq/boards/host.toml",
+        "mcuq/runtime_c/src/conv/mcuq_conv2d_s8.c",
+    ):
         assert must in names
     site = tmp_path / "site"
     zipfile.ZipFile(whl).extractall(site)
@@ -34,8 +51,12 @@ def test_wheel_ships_data_and_works_without_checkout(tmp_path):
         "import numpy as np; print(cm.run([np.zeros((1, 8), np.int8)])[0].shape)"
     )
     # run from an empty directory with only the unpacked wheel (and the venv's dependencies) on the path
-    r = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); " + code],
-                       capture_output=True, text=True, cwd=tmp_path)
+    r = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); " + code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "(1, 4)"
     assert (tmp_path / "out" / "mcuq_runtime" / "src" / "conv" / "mcuq_conv2d_s8.c").exists()

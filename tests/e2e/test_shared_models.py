@@ -22,9 +22,7 @@ pytestmark = [pytest.mark.oracle, pytest.mark.models]
 
 def random_inputs(cm, n: int, seed: int) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
-    return [
-        rng.integers(-128, 128, size=(n, *cm.graph.tensors[t].shape), dtype=np.int8) for t in cm.graph.inputs
-    ]
+    return [rng.integers(-128, 128, size=(n, *cm.graph.tensors[t].shape), dtype=np.int8) for t in cm.graph.inputs]
 
 
 @pytest.mark.parametrize("rel", INT8_MODELS, ids=lambda r: r.split("/")[-1].removesuffix(".tflite"))

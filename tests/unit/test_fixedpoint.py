@@ -41,8 +41,9 @@ def harness(tmp_path_factory):
     d = tmp_path_factory.mktemp("fp")
     (d / "h.c").write_text(HARNESS)
     exe = d / "h"
-    subprocess.run([host_cc(), *SANITIZE_FLAGS, "-I", str(RUNTIME_C / "include"), str(d / "h.c"), "-o", str(exe)],
-                   check=True)
+    subprocess.run(
+        [host_cc(), *SANITIZE_FLAGS, "-I", str(RUNTIME_C / "include"), str(d / "h.c"), "-o", str(exe)], check=True
+    )
 
     def run(rows: list[tuple[str, int, int, int]]) -> np.ndarray:
         text = "".join(f"{o} {a} {b} {c}\n" for o, a, b, c in rows)
@@ -53,8 +54,26 @@ def harness(tmp_path_factory):
 
 
 def edge_values() -> list[int]:
-    return [I32_MIN, I32_MIN + 1, -(2**30), -65536, -1000, -3, -2, -1, 0, 1, 2, 3, 7, 1000, 65535, 2**30, I32_MAX - 1,
-            I32_MAX]
+    return [
+        I32_MIN,
+        I32_MIN + 1,
+        -(2**30),
+        -65536,
+        -1000,
+        -3,
+        -2,
+        -1,
+        0,
+        1,
+        2,
+        3,
+        7,
+        1000,
+        65535,
+        2**30,
+        I32_MAX - 1,
+        I32_MAX,
+    ]
 
 
 def test_high_mul_edges_and_random(harness):

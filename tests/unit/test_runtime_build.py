@@ -26,8 +26,22 @@ def _sources(tmp_path) -> list[str]:
 
 def _compile_all(cc: str, flags: list[str], tmp_path) -> None:
     for src in _sources(tmp_path):
-        r = subprocess.run([cc, *flags, "-I", str(RUNTIME_C / "include"), "-I", str(tmp_path / "proj"), "-c", src,
-                            "-o", str(tmp_path / "x.o")], capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                cc,
+                *flags,
+                "-I",
+                str(RUNTIME_C / "include"),
+                "-I",
+                str(tmp_path / "proj"),
+                "-c",
+                src,
+                "-o",
+                str(tmp_path / "x.o"),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert r.returncode == 0, f"{src}:\n{r.stderr}"
 
 

@@ -31,8 +31,10 @@ def first_differing_layer(cm, model, inputs: list[np.ndarray]) -> str:
         want = theirs[int(idx)].reshape(ours[name].shape)
         if not np.array_equal(ours[name], want):
             diff = np.abs(ours[name].astype(np.int32) - want.astype(np.int32))
-            return (f"layer {i} ({layer.op.kind.value} '{layer.op.name}') differs first: "
-                    f"{int((diff > 0).sum())} of {diff.size} values, max |diff| {int(diff.max())}")
+            return (
+                f"layer {i} ({layer.op.kind.value} '{layer.op.name}') differs first: "
+                f"{int((diff > 0).sum())} of {diff.size} values, max |diff| {int(diff.max())}"
+            )
     return ""
 
 

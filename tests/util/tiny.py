@@ -20,8 +20,7 @@ def tiny_fc_graph(seed: int = 0, dtype: ir.DType = ir.DType.INT8) -> ir.Graph:
         "b": ir.Tensor("b", (4,), bdt, q(0.0005, 0), b),
         "y": ir.Tensor("y", (1, 4), dtype, q(0.1, -128)),
     }
-    op = ir.Op(ir.OpKind.FULLY_CONNECTED, "fc", ("x", "w", "b"), ("y",),
-               ir.FullyConnectedAttrs(ir.Activation.RELU), 0)
+    op = ir.Op(ir.OpKind.FULLY_CONNECTED, "fc", ("x", "w", "b"), ("y",), ir.FullyConnectedAttrs(ir.Activation.RELU), 0)
     return ir.Graph("tiny", tensors, (op,), ("x",), ("y",))
 
 
