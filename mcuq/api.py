@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._paths import RUNTIME_C
+from .boards import HOST, Board, check_fit, load_board
 from .build import build_host_runner
 from .codegen.emit import Model, build_model, render, render_host_main
 from .codegen.names import c_identifier
@@ -19,8 +18,6 @@ from .errors import BuildError, McuqError, ModelError
 from .ir import DType, Graph, verify
 from .lower import Layer, lower
 from .plan import Plan, plan
-
-BOARDS = ("host",)
 
 
 def _default_sanitize() -> bool:
@@ -58,6 +55,7 @@ class CompiledModel:
     files: dict[str, str]
     board: str = "host"
     sanitize: bool = False
+    target: Board | None = None  # the board, when it is not the host (it may come from a user's .toml)
     _tmp: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
     _exe: Path | None = field(default=None, repr=False)
 
@@ -65,32 +63,27 @@ class CompiledModel:
     def prefix(self) -> str:
         return self.model.prefix
 
-    def write(self, out_dir: str | os.PathLike, runtime: bool = True) -> list[Path]:
-        """Write the C project: the model's .c/.h and (with ``runtime``) the runtime sources it compiles against.
+    def project_files(self) -> dict[str, str]:
+        """Every file of the output folder by relative path: for the host the model's .c/.h, the runtime sources
+        its kernels need and a Makefile for a static library; for a board the firmware project."""
+        from .firmware.project import render_firmware_project, runtime_sources_for
+
+        if self.board != HOST:
+            return render_firmware_project(self, self.target or self.board)
+        files = dict(sorted(self.files.items()))
+        files.update(runtime_sources_for(self))
+        files["Makefile"] = _host_makefile(self.prefix)
+        return files
+
+    def write(self, out_dir: str | os.PathLike) -> list[Path]:
+        """Write the C project into ``out_dir`` (see ``project_files``).
 
         Everything is written to a temporary sibling directory first and moved into place at the end, so a
-        failure leaves no half-written output directory.
+        failure leaves no half-written output directory; a non-empty directory mcuq did not write is refused.
         """
-        out = Path(out_dir)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        try:
-            for name, text in sorted(self.files.items()):
-                (stage / name).write_text(text)
-            if runtime:
-                shutil.copytree(RUNTIME_C / "include", stage / "mcuq_runtime" / "include")
-                shutil.copytree(RUNTIME_C / "src", stage / "mcuq_runtime" / "src")
-                (stage / "Makefile").write_text(_host_makefile(self.prefix))
-            if out.exists():
-                existing = out / ".mcuq-output"
-                if not existing.exists() and any(out.iterdir()):
-                    raise McuqError(f"{out}: exists and was not written by mcuq; refusing to overwrite it")
-                shutil.rmtree(out)
-            (stage / ".mcuq-output").write_text("written by mcuq; `mcuq compile` replaces this directory\n")
-            os.replace(stage, out)
-        except BaseException:
-            shutil.rmtree(stage, ignore_errors=True)
-            raise
+        from .firmware.project import write_tree
+
+        out = write_tree(self.project_files(), out_dir)
         return sorted(p for p in out.rglob("*") if p.is_file())
 
     # -- host execution -------------------------------------------------------------------------------------
@@ -134,6 +127,19 @@ class CompiledModel:
 
     def _execute(self, inputs, want_layers: bool):
         arrays, n, batched = self._normalise(inputs)
+        if self.board != HOST:
+            if want_layers:
+                raise McuqError("run_layers runs on the host only (board 'host'); use `mcuq bench` on a board")
+            from .firmware.qemu import run_batch
+
+            b = self.target or load_board(self.board)
+            if not b.emulated:
+                raise McuqError(
+                    f"board '{self.board}' is a real board: mcuq compiles and fit-checks for it but cannot run it; "
+                    "run on an emulated board (mcuq boards) or on the host"
+                )
+            outs = run_batch(self, b, arrays, n)
+            return [a if batched else a[0] for a in outs], None
         exe = self._runner()
         d = exe.parent
         inp, outp, lay = d / "in.bin", d / "out.bin", d / "layers.bin"
@@ -187,9 +193,10 @@ def compile_model(
     prefix: str | None = None,
     sanitize: bool | None = None,
 ) -> CompiledModel:
-    """Load, lower, plan and generate C for ``model`` (a .tflite path, its bytes, or an IR graph)."""
-    if board not in BOARDS:
-        raise McuqError(f"unknown board '{board}'; available boards: {', '.join(BOARDS)}")
+    """Load, lower, plan and generate C for ``model`` (a .tflite path, its bytes, or an IR graph) for ``board``
+    (``mcuq boards`` lists them). For a board other than the host, the model must fit its flash and RAM
+    (``FitError`` otherwise, with the numbers)."""
+    b = load_board(board)
     g = load_graph(model)
     verify(g)
     check_quantized(g)
@@ -198,15 +205,19 @@ def compile_model(
     if prefix is None:
         prefix = Path(str(model)).stem if isinstance(model, (str, os.PathLike)) else (g.name or "model")
     m = build_model(g, layers, p, c_identifier(prefix))
-    return CompiledModel(
+    cm = CompiledModel(
         graph=g,
         layers=layers,
         plan=p,
         model=m,
         files=render(m),
-        board=board,
+        board=b.name,
         sanitize=_default_sanitize() if sanitize is None else sanitize,
+        target=None if b.name == HOST else b,
     )
+    if b.name != HOST:
+        check_fit(b, cm)
+    return cm
 
 
 def _host_makefile(prefix: str) -> str:

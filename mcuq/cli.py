@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .boards import DEFAULT_BOARD
 from .errors import McuqError
 
 EPILOG = """\
@@ -17,6 +18,10 @@ examples:
   mcuq compile model.tflite -o out/          write out/<model>.c, .h, the runtime and a Makefile
   mcuq run model.tflite --input x.npy --output y.npy
   mcuq inspect model.tflite                  ops, shapes, quantization, MACs, weights, arena plan
+  mcuq compile model.tflite --board mps2-an386 -o fw/ && make -C fw     firmware for a QEMU board
+  mcuq run model.tflite --board mps3-an547 --input x.npy --output y.npy  run it in QEMU
+  mcuq bench model.tflite --board mps2-an386  per-layer instructions, flash and RAM
+  mcuq boards                                the boards mcuq knows
 
 exit status: 0 success, 2 bad input (a one-line message names the file, the op and the reason),
 1 internal error (rerun with --debug for a traceback)."""
@@ -61,6 +66,21 @@ def _parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("inspect", help="print ops, shapes, quantization, MACs, weight bytes and the arena plan")
     i.add_argument("model")
+
+    b = sub.add_parser(
+        "bench",
+        help="run one inference in QEMU and report per-layer instructions, flash and RAM",
+        description="Builds the firmware with per-layer hooks, runs one inference in QEMU with an instruction-"
+        "counting plugin (exact and repeatable counts, not cycles) and reads flash and RAM from the ELF.",
+    )
+    b.add_argument("model")
+    b.add_argument("--board", default=DEFAULT_BOARD, help=f"an emulated board (default: {DEFAULT_BOARD})")
+    b.add_argument(
+        "--input", metavar="IN.npy", action="append", help="one per model input (default: a seeded random input)"
+    )
+    b.add_argument("--json", action="store_true", help="machine-readable output")
+
+    sub.add_parser("boards", help="list the boards: CPU, flash, RAM, emulated or compile-only")
     return p
 
 
@@ -110,7 +130,25 @@ def _inspect(args) -> int:
     return 0
 
 
-COMMANDS = {"compile": _compile, "run": _run, "inspect": _inspect}
+def _bench(args) -> int:
+    from .api import compile_model
+    from .firmware.profile import format_text, profile, to_json
+
+    cm = compile_model(args.model, board=args.board, sanitize=False)
+    inputs = [_load_npy(p) for p in args.input] if args.input else None
+    p = profile(cm, cm.target or args.board, inputs=inputs)
+    print(to_json(p) if args.json else format_text(p))
+    return 0
+
+
+def _boards(args) -> int:
+    from .boards import describe_boards
+
+    print("\n".join(describe_boards()))
+    return 0
+
+
+COMMANDS = {"compile": _compile, "run": _run, "inspect": _inspect, "bench": _bench, "boards": _boards}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,6 +38,10 @@ def test_wheel_ships_data_and_works_without_checkout(tmp_path):
         "mcuq/runtime_c/include/mcuq.h",
         "mcuq/boards/host.toml",
         "mcuq/runtime_c/src/conv/mcuq_conv2d_s8.c",
+        "mcuq/templates/firmware/startup.c.j2",
+        "mcuq/firmware/plugin/mcuq_insn_count.c",
+        "mcuq/firmware/qemu.py",
+        "mcuq/boards/mps2-an386.toml",
     ):
         assert must in names
     site = tmp_path / "site"
@@ -48,6 +52,7 @@ def test_wheel_ships_data_and_works_without_checkout(tmp_path):
         "import mcuq, mcuq._paths as p, sys; "
         f"assert str(p.RUNTIME_C).startswith({str(site)!r}), p.RUNTIME_C; "
         f"cm = mcuq.compile_model({str(model)!r}); cm.write({str(tmp_path / 'out')!r}); "
+        f"mcuq.compile_model({str(model)!r}, board='mps2-an386').write({str(tmp_path / 'fw')!r}); "
         "import numpy as np; print(cm.run([np.zeros((1, 8), np.int8)])[0].shape)"
     )
     # run from an empty directory with only the unpacked wheel (and the venv's dependencies) on the path
@@ -59,4 +64,5 @@ def test_wheel_ships_data_and_works_without_checkout(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "(1, 4)"
-    assert (tmp_path / "out" / "mcuq_runtime" / "src" / "conv" / "mcuq_conv2d_s8.c").exists()
+    assert (tmp_path / "out" / "mcuq_runtime" / "src" / "conv" / "mcuq_fully_connected_s8.c").exists()
+    assert (tmp_path / "fw" / "linker.ld").exists() and (tmp_path / "fw" / "startup.c").exists()
