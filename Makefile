@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.mcuq-installed
 # host C compiler for tests; the Cortex-M toolchain and QEMU for firmware builds
 APT_PACKAGES := gcc make python3-venv gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
 
-.PHONY: all setup system-packages demo test bench lint format clean
+.PHONY: all setup system-packages plugin demo test bench lint format clean
 
 all: test
 
@@ -35,6 +35,13 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The QEMU TCG plugin that counts executed instructions exactly (mcuq bench), built from source with the host cc.
+# mcuq also builds it on first use; the build is cached by content.
+plugin: setup
+	@if command -v qemu-system-arm >/dev/null 2>&1; then \
+	  $(BIN)/python -c "from mcuq.firmware.plugin import plugin_library; print('plugin:', plugin_library())"; \
+	else echo "plugin: qemu-system-arm is not installed (make setup installs it as root)"; fi
+
 demo: setup
 	$(BIN)/python examples/demo.py
 
@@ -42,7 +49,7 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q -ra
 
-bench: setup
+bench: plugin
 	$(BIN)/python benchmarks/shared_models.py --write docs/benchmarks.md
 
 lint: setup

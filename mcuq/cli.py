@@ -92,9 +92,15 @@ def _compile(args) -> int:
     files = cm.write(out)
     print(
         f"{args.model}: {len(cm.layers)} layers, weights {cm.model.weight_bytes} B, "
-        f"arena {cm.plan.arena_size} B (liveness bound {cm.plan.lower_bound} B)"
+        f"arena {cm.plan.arena_size} B (liveness bound {cm.plan.lower_bound} B), board {cm.board}"
     )
-    print(f"wrote {len(files)} files to {out}/ ({cm.prefix}.c, {cm.prefix}.h, mcuq_runtime/, Makefile)")
+    if cm.target is None:
+        what = f"`make -C {out}` builds lib{cm.prefix}.a with the host compiler"
+    elif cm.target.emulated:
+        what = f"`make -C {out}` builds {cm.prefix}.elf, `make -C {out} run` runs it in QEMU"
+    else:
+        what = f"`make -C {out}` builds lib{cm.prefix}.a with arm-none-eabi-gcc; {out}/README.md says how to use it"
+    print(f"wrote {len(files)} files to {out}/: {what}")
     return 0
 
 
