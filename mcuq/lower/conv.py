@@ -146,10 +146,13 @@ def _symmetric(g: Graph, op: Op, wt: Tensor) -> None:
         raise fail(g, op, f"weights '{wt.name}' must be symmetric (zero point 0); TFLite's int8 kernel ignores it")
 
 
-@lowering(OpKind.CONV_2D)
+@lowering(OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D)
 def lower_conv2d(g: Graph, op: Op) -> Layer:
+    """CONV_2D (weights OHWI) and DEPTHWISE_CONV_2D (weights 1HWC, C = in_ch * depth_multiplier): the same
+    window, padding, per-channel requantization and checks; they differ in the weight layout and the kernel."""
     attrs = op.attrs
-    assert isinstance(attrs, Conv2DAttrs)
+    depthwise = op.kind == OpKind.DEPTHWISE_CONV_2D
+    assert isinstance(attrs, DepthwiseConv2DAttrs if depthwise else Conv2DAttrs)
     x_name, w_name = op.inputs[0], op.inputs[1]
     b_name = op.inputs[2] if len(op.inputs) > 2 else ""
     y_name = op.outputs[0]
@@ -160,21 +163,36 @@ def lower_conv2d(g: Graph, op: Op) -> Layer:
     if len(x.shape) != 4:
         raise fail(g, op, f"input must be NHWC (rank 4), has shape {x.shape}")
     n, h, w, cin = x.shape
-    cout, kh, kw, wcin = wt.shape
-    if wcin != cin:
-        raise fail(g, op, f"weights have {wcin} input channels, input has {cin} (grouped conv is not supported)")
+    w_int = np.asarray(wt.data, dtype=np.int64)
+    extra: dict = {}
+    if depthwise:
+        one, kh, kw, cout = wt.shape
+        if one != 1:
+            raise fail(g, op, f"depthwise weights must be 1HWC, have shape {wt.shape}")
+        if cout % cin != 0:
+            raise fail(g, op, f"{cout} output channels are not a multiple of {cin} input channels")
+        if attrs.depth_multiplier not in (0, cout // cin):
+            raise fail(g, op, f"depth_multiplier {attrs.depth_multiplier} != {cout} / {cin}")
+        extra["depth_multiplier"] = cout // cin
+        w_abs = np.abs(w_int).reshape(-1, cout).sum(axis=0)
+        macs_per_output = kh * kw
+    else:
+        cout, kh, kw, wcin = wt.shape
+        if wcin != cin:
+            raise fail(g, op, f"weights have {wcin} input channels, input has {cin} (grouped conv is not supported)")
+        w_abs = np.abs(w_int).reshape(cout, -1).sum(axis=1)
+        macs_per_output = kh * kw * cin
     oh, ow, pad_h, pad_w = _window(g, op, attrs, x, kh, kw, y)
     if y.shape[3] != cout:
         raise fail(g, op, f"output has {y.shape[3]} channels, weights {cout}")
     assert wt.qparams is not None
     mult, shift = channel_multipliers(g, op, x.scale, wt.qparams.scale, y.scale, cout)
     bias = _bias(g, op, b_name, cout)
-    w_abs = np.abs(np.asarray(wt.data, dtype=np.int64)).reshape(cout, -1).sum(axis=1)
     check_accumulator(g, op, w_abs, bias, x.zero_point)
     lo, hi = activation_bounds(attrs.activation, y)
     params: dict = {
         "batches": n, "input_h": h, "input_w": w, "input_c": cin,
-        "output_h": oh, "output_w": ow, "output_c": cout,
+        "output_h": oh, "output_w": ow, "output_c": cout, **extra,
         "filter_h": kh, "filter_w": kw,
         "stride_h": attrs.stride_h, "stride_w": attrs.stride_w,
         "dilation_h": attrs.dilation_h, "dilation_w": attrs.dilation_w,
@@ -183,65 +201,14 @@ def lower_conv2d(g: Graph, op: Op) -> Layer:
         "act_min": lo, "act_max": hi,
         "multiplier": mult, "shift": shift,
     }  # fmt: skip
+    kind = "depthwise_conv2d" if depthwise else "conv2d"
     return Layer(
         op=op,
-        kernel="mcuq_conv2d_s8",
-        params_type="mcuq_conv2d_params",
+        kernel=f"mcuq_{kind}_s8",
+        params_type=f"mcuq_{kind}_params",
         params=params,
         args=(x_name, w_name, b_name, y_name),
-        macs=n * oh * ow * cout * kh * kw * cin,
-    )
-
-
-@lowering(OpKind.DEPTHWISE_CONV_2D)
-def lower_depthwise_conv2d(g: Graph, op: Op) -> Layer:
-    attrs = op.attrs
-    assert isinstance(attrs, DepthwiseConv2DAttrs)
-    x_name, w_name = op.inputs[0], op.inputs[1]
-    b_name = op.inputs[2] if len(op.inputs) > 2 else ""
-    y_name = op.outputs[0]
-    require_int8(g, op, x_name, y_name)
-    x, y = g.tensors[x_name], g.tensors[y_name]
-    wt = _weights(g, op, w_name, 4)
-    _symmetric(g, op, wt)
-    if len(x.shape) != 4:
-        raise fail(g, op, f"input must be NHWC (rank 4), has shape {x.shape}")
-    n, h, w, cin = x.shape
-    one, kh, kw, cout = wt.shape
-    if one != 1:
-        raise fail(g, op, f"depthwise weights must be 1HWC, have shape {wt.shape}")
-    if cout % cin != 0:
-        raise fail(g, op, f"{cout} output channels are not a multiple of {cin} input channels")
-    mult_depth = cout // cin
-    if attrs.depth_multiplier not in (0, mult_depth):
-        raise fail(g, op, f"depth_multiplier {attrs.depth_multiplier} != {cout} / {cin}")
-    oh, ow, pad_h, pad_w = _window(g, op, attrs, x, kh, kw, y)
-    if y.shape[3] != cout:
-        raise fail(g, op, f"output has {y.shape[3]} channels, weights {cout}")
-    assert wt.qparams is not None
-    mult, shift = channel_multipliers(g, op, x.scale, wt.qparams.scale, y.scale, cout)
-    bias = _bias(g, op, b_name, cout)
-    w_abs = np.abs(np.asarray(wt.data, dtype=np.int64)).reshape(-1, cout).sum(axis=0)
-    check_accumulator(g, op, w_abs, bias, x.zero_point)
-    lo, hi = activation_bounds(attrs.activation, y)
-    params: dict = {
-        "batches": n, "input_h": h, "input_w": w, "input_c": cin,
-        "output_h": oh, "output_w": ow, "output_c": cout, "depth_multiplier": mult_depth,
-        "filter_h": kh, "filter_w": kw,
-        "stride_h": attrs.stride_h, "stride_w": attrs.stride_w,
-        "dilation_h": attrs.dilation_h, "dilation_w": attrs.dilation_w,
-        "pad_h": pad_h, "pad_w": pad_w,
-        "input_zp": x.zero_point, "output_zp": y.zero_point,
-        "act_min": lo, "act_max": hi,
-        "multiplier": mult, "shift": shift,
-    }  # fmt: skip
-    return Layer(
-        op=op,
-        kernel="mcuq_depthwise_conv2d_s8",
-        params_type="mcuq_depthwise_conv2d_params",
-        params=params,
-        args=(x_name, w_name, b_name, y_name),
-        macs=n * oh * ow * cout * kh * kw,
+        macs=n * oh * ow * cout * macs_per_output,
     )
 
 

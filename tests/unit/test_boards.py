@@ -401,23 +401,9 @@ def test_memory_regions_work_in_qemu(tmp_path, name):
         str(elf),
     ]
     subprocess.run(cmd, check=True, timeout=120)
-    qemu = [
-        "qemu-system-arm",
-        "-M",
-        b.qemu_machine,
-        "-display",
-        "none",
-        "-serial",
-        "null",
-        "-monitor",
-        "none",
-        "-chardev",
-        "stdio,id=c0",
-        "-semihosting-config",
-        "enable=on,target=native,chardev=c0",
-        "-kernel",
-        str(elf),
-    ]
+    from mcuq.firmware.project import board_info, qemu_machine_args
+
+    qemu = ["qemu-system-arm", *qemu_machine_args(board_info(b)), "-kernel", str(elf)]
     proc = subprocess.run(qemu, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0 and "PROBE_OK" in proc.stdout, proc.stdout + proc.stderr
 
