@@ -6,21 +6,24 @@ import platform
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
 import mcuq
 from mcuq._paths import RUNTIME_C
 from mcuq.build import WARNINGS, runtime_sources
-from tests.util.tiny import tiny_fc_bytes
 
+ROOT = Path(__file__).resolve().parents[2]
 STRICT = [*WARNINGS, "-pedantic", "-O2"]
 
 
 def _sources(tmp_path) -> list[str]:
     """All runtime sources plus a generated model that uses several op families."""
-    cm = mcuq.compile_model(tiny_fc_bytes(), prefix="tiny")
-    cm.write(tmp_path / "proj", runtime=False)
+    cm = mcuq.compile_model(ROOT / "examples" / "digits_cnn.tflite", prefix="tiny")
+    (tmp_path / "proj").mkdir()
+    for name, text in cm.files.items():
+        (tmp_path / "proj" / name).write_text(text)
     return [str(p) for p in runtime_sources()] + [str(tmp_path / "proj" / "tiny.c")]
 
 
