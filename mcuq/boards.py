@@ -317,7 +317,7 @@ class FitReport:
 
 
 def _source(cm: CompiledModel) -> str:
-    return os.path.basename(cm.graph.source) if cm.graph.source else cm.prefix
+    return cm.graph.source or cm.prefix  # the model file as the user named it, like every other error
 
 
 def _largest_weight(cm: CompiledModel) -> str:
