@@ -1,4 +1,4 @@
-"""The Python API: compile a model to C, write the project, build and run it on the host."""
+"""The Python API: compile a model to C, write the project, build and run it on the host or in QEMU."""
 
 from __future__ import annotations
 
@@ -97,7 +97,9 @@ class CompiledModel:
             self._exe = build_host_runner(d, self.prefix, self.sanitize)
         return self._exe
 
-    def _normalise(self, inputs) -> tuple[list[np.ndarray], int, bool]:
+    def normalise_inputs(self, inputs) -> tuple[list[np.ndarray], int, bool]:
+        """Check ``inputs`` against the model: (one array per input with a leading batch axis, batch size,
+        whether the caller gave a batch). Wrong count, dtype or shape raise McuqError naming the input."""
         if isinstance(inputs, np.ndarray):
             inputs = [inputs]
         inputs = list(inputs)
@@ -126,7 +128,7 @@ class CompiledModel:
         return arrays, int(batch or 1), batched
 
     def _execute(self, inputs, want_layers: bool):
-        arrays, n, batched = self._normalise(inputs)
+        arrays, n, batched = self.normalise_inputs(inputs)
         if self.board != HOST:
             if want_layers:
                 raise McuqError("run_layers runs on the host only (board 'host'); use `mcuq bench` on a board")

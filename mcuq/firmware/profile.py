@@ -147,7 +147,7 @@ def profile(
     ``inputs`` (one seeded random record if None; a batch runs in one boot) and return the per-layer profile.
 
     Faults, hangs (``timeout`` seconds) and non-zero exits raise ``qemu.RunError`` with the guest's output."""
-    arrays, n, _ = cm._normalise(random_inputs(cm) if inputs is None else inputs)
+    arrays, n, _ = cm.normalise_inputs(random_inputs(cm) if inputs is None else inputs)
     name = qemu.board_info(board).name
     with tempfile.TemporaryDirectory(prefix=f"mcuq-bench-{cm.prefix}-") as tmp:
         base = Path(keep_dir) if keep_dir is not None else Path(tmp)
