@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .boards import HOST, Board, check_fit, load_board
+from .boards import HOST, Board, load_board
 from .build import build_host_runner
 from .codegen.emit import Model, build_model, render, render_host_main
 from .codegen.names import c_identifier
 from .errors import BuildError, McuqError, ModelError
+from .fit import check_fit
 from .ir import DType, Graph, verify
 from .lower import Layer, lower
 from .plan import Plan, plan

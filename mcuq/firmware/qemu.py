@@ -25,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..boards import Board, check_fit, load_board
+from ..boards import Board, load_board
 from ..build import cache_dir
 from ..errors import BuildError
+from ..fit import check_fit
 from .project import BoardInfo, board_info, linker_fit_error, qemu_machine_args, render_firmware_project, write_tree
 
 BUILD_TIMEOUT = 600  # seconds for make

@@ -14,6 +14,17 @@ from mcuq._paths import BOARDS, RUNTIME_C
 from mcuq.api import compile_model
 from mcuq.boards import (
     DEFAULT_BOARD,
+    Board,
+    BoardError,
+    Region,
+    board_names,
+    describe_boards,
+    list_boards,
+    load_board,
+    load_board_file,
+)
+from mcuq.errors import FitError, McuqError
+from mcuq.fit import (
     KERNEL_CODE_BYTES,
     LAYER_CODE_BYTES,
     LIBGCC_BYTES,
@@ -21,18 +32,9 @@ from mcuq.boards import (
     STARTUP_BYTES,
     STATIC_RAM_BYTES,
     UNKNOWN_KERNEL_CODE_BYTES,
-    Board,
-    BoardError,
-    Region,
-    board_names,
     check_fit,
     check_fit_elf,
-    describe_boards,
-    list_boards,
-    load_board,
-    load_board_file,
 )
-from mcuq.errors import FitError, McuqError
 from tests.conftest import have_arm_toolchain
 from tests.util.tiny import tiny_fc_bytes
 
@@ -323,7 +325,7 @@ def test_mlperf_models_fit_the_big_boards_and_ad01_fails_on_256k(shared_models):
 @needs_gcc
 def test_kernel_code_table_still_holds(tmp_path):
     """Every runtime kernel compiled for each board's flags is no larger than the fit check assumes (25 % slack:
-    update KERNEL_CODE_BYTES in mcuq/boards.py when this fails)."""
+    update KERNEL_CODE_BYTES in mcuq/fit.py when this fails)."""
     srcs = sorted((RUNTIME_C / "src").glob("*/*.c"))
     by_isa = {(b.arch, b.features): tuple(b.cflags) for b in list_boards() if not b.is_host}  # one per code path
     flag_sets = sorted(set(by_isa.values()))

@@ -1,0 +1,179 @@
+"""The flash/RAM fit check of a compiled model on a board.
+
+``check_fit`` runs before anything is built, from the compiled model and the measured constants below;
+``check_fit_elf`` repeats it exactly from a linked ELF's section sizes. A model that does not fit raises
+``FitError`` with one line: needed, available, by how many bytes, and the largest weight array (flash) or the
+largest layer (RAM).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .boards import Board
+from .errors import FitError
+
+if TYPE_CHECKING:
+    from .api import CompiledModel
+
+# Code size estimate, measured with arm-none-eabi-gcc 12.2 -O2 -ffunction-sections on the runtime as of
+# issue 3: bytes of .text per kernel source file, the largest over cortex-m0plus/m3/m4/m7/m33/m55 (M0+ is the
+# largest: no 64-bit multiply instruction). tests/unit/test_boards.py checks these still hold.
+KERNEL_CODE_BYTES = {
+    "mcuq_add_s8": 992, "mcuq_average_pool2d_s8": 600, "mcuq_concatenation_s8": 156, "mcuq_conv2d_s8": 1140,
+    "mcuq_copy_s8": 44, "mcuq_depthwise_conv2d_s8": 1168, "mcuq_fully_connected_s8": 532,
+    "mcuq_hard_swish_s8": 748, "mcuq_lut_s8": 64, "mcuq_max_pool2d_s8": 532, "mcuq_mean_s8": 588,
+    "mcuq_mul_s8": 748, "mcuq_pad_s8": 472, "mcuq_requantize_s8": 348, "mcuq_softmax_s8": 2004,
+    "mcuq_transpose_s8": 296,
+}  # fmt: skip
+UNKNOWN_KERNEL_CODE_BYTES = 2048  # a kernel not in the table (larger than any measured one)
+LIBGCC_BYTES = 512  # __aeabi_lmul and friends on cores without SMULL (measured: < 100 B)
+# The generated <prefix>.c beyond its constant arrays: invoke prologue + per layer a params struct, a call and
+# a status check. Measured (cortex-m4): 78-110 B per layer on the MLPerf Tiny models, ~50 B fixed.
+MODEL_BASE_BYTES = 64
+LAYER_CODE_BYTES = 128
+HOOK_CALL_BYTES = 40  # with -DMCUQ_LAYER_HOOKS: two calls per layer (measured 28-31 B) + the op name string
+# Vector table, reset/fault handlers, semihosting I/O and main: a minimal version measured 1,026 B (M4).
+STARTUP_BYTES = 2048
+STATIC_RAM_BYTES = 256  # main's and startup's own .bss/.data besides the model's buffers (measured 88 B)
+
+
+# -- fit check -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FitReport:
+    """What a model needs on a board: flash and RAM as named parts, and what the board has (None: unchecked)."""
+
+    board: str
+    flash: tuple[tuple[str, int], ...]
+    ram: tuple[tuple[str, int], ...]
+    flash_available: int | None
+    ram_available: int | None
+    exact: bool = False  # True: section sizes of a linked ELF; False: estimated before building
+
+    @property
+    def flash_needed(self) -> int:
+        return sum(n for _, n in self.flash)
+
+    @property
+    def ram_needed(self) -> int:
+        return sum(n for _, n in self.ram)
+
+    @property
+    def flash_over(self) -> int:
+        return 0 if self.flash_available is None else max(0, self.flash_needed - self.flash_available)
+
+    @property
+    def ram_over(self) -> int:
+        return 0 if self.ram_available is None else max(0, self.ram_needed - self.ram_available)
+
+    @property
+    def fits(self) -> bool:
+        return self.flash_over == 0 and self.ram_over == 0
+
+    def lines(self) -> list[str]:
+        """Two human-readable lines: flash and RAM, needed of available, and the parts."""
+        kind = "" if self.exact else " (estimate)"
+        out = []
+        for what, parts, have in (("flash", self.flash, self.flash_available), ("RAM", self.ram, self.ram_available)):
+            need = sum(n for _, n in parts)
+            of = f" of {have:,} B ({100.0 * need / have:.1f} %)" if have else ""
+            out.append(f"{what}{kind}: {need:,} B{of}: " + ", ".join(f"{k} {n:,}" for k, n in parts))
+        return out
+
+
+def _source(cm: CompiledModel) -> str:
+    return cm.graph.source or cm.prefix  # the model file as the user named it, like every other error
+
+
+def _largest_weight(cm: CompiledModel) -> str:
+    best: tuple[int, str, str] | None = None
+    for layer in cm.layers:
+        for a in layer.inputs:
+            for n in (a,) if isinstance(a, str) else a:
+                t = layer.consts[n] if n in layer.consts else cm.graph.tensors.get(n)
+                if t is not None and t.data is not None and (best is None or t.data.nbytes > best[0]):
+                    best = (t.data.nbytes, n, f"op {layer.op.index} {layer.op.kind.value}")
+    return "none" if best is None else f"'{best[1]}' {best[0]:,} B ({best[2]})"
+
+
+def _largest_layer(cm: CompiledModel) -> str:
+    best: tuple[int, str] | None = None
+    for layer in cm.layers:
+        names = {n for a in (*layer.inputs, *layer.outputs) for n in ((a,) if isinstance(a, str) else a) if n}
+        live = sum(cm.graph.tensors[n].nbytes for n in names if n in cm.graph.tensors and n not in layer.consts
+                   and not cm.graph.tensors[n].is_const)  # fmt: skip
+        if best is None or live > best[0]:
+            op = layer.op
+            name = op.name if len(op.name) <= 60 else op.name[:57] + "..."
+            best = (live, f"op {op.index} {op.kind.value} '{name}'")
+    return "none" if best is None else f"{best[1]}, {best[0]:,} B of inputs and outputs"
+
+
+def _check(board: Board, report: FitReport, source: str, cm: CompiledModel | None) -> FitReport:
+    problems = []
+    if report.flash_over:
+        p = f"needs {report.flash_needed:,} B of flash, has {report.flash_available:,} B ({report.flash_over:,} B over)"
+        problems.append(p + (f"; largest weight array: {_largest_weight(cm)}" if cm is not None else ""))
+    if report.ram_over:
+        p = f"needs {report.ram_needed:,} B of RAM, has {report.ram_available:,} B ({report.ram_over:,} B over)"
+        problems.append(p + (f"; largest layer: {_largest_layer(cm)}" if cm is not None else ""))
+    if problems:
+        raise FitError(
+            f"{source}: does not fit {board.name}: {'; '.join(problems)}. "
+            "Choose a board with more memory (`mcuq boards`) or a smaller model."
+        )
+    return report
+
+
+def check_fit(board: Board, cm: CompiledModel, hooks: bool = False) -> FitReport:
+    """Estimate flash and RAM before building (``hooks``: built with -DMCUQ_LAYER_HOOKS) and raise ``FitError``
+    with the numbers when the model does not fit. Boards without sizes (the host) are never refused."""
+    kernels = sorted({layer.kernel for layer in cm.layers if layer.kernel and not layer.alias})
+    calls = cm.model.calls
+    model_code = MODEL_BASE_BYTES + LAYER_CODE_BYTES * sum(1 for c in calls if c.kernel)
+    if hooks:
+        model_code += sum(HOOK_CALL_BYTES + len(c.op_name.encode()) + 1 for c in calls)
+    flash = (
+        ("constants", cm.model.const_bytes),
+        ("model code", model_code),
+        ("kernels", sum(KERNEL_CODE_BYTES.get(k, UNKNOWN_KERNEL_CODE_BYTES) for k in kernels) + LIBGCC_BYTES),
+        ("startup and main", STARTUP_BYTES),
+    )
+    io = [sum(cm.graph.tensors[n].nbytes for n in names) for names in (cm.graph.inputs, cm.graph.outputs)]
+    ram = (
+        ("arena", cm.plan.arena_size),
+        ("inputs", io[0]),
+        ("outputs", io[1]),
+        ("stack", board.stack_size),
+        ("other static data", STATIC_RAM_BYTES),
+    )
+    report = FitReport(board.name, flash, ram, board.flash_size, board.ram_size)
+    return _check(board, report, _source(cm), cm)
+
+
+def check_fit_elf(
+    board: Board, sizes: dict[str, int], cm: CompiledModel | None = None, source: str | None = None
+) -> FitReport:
+    """The exact check after linking, from section sizes as ``arm-none-eabi-size`` counts them (and as
+    ``mcuq.firmware.elfsize.elf_sizes`` returns them): ``text`` = every allocated read-only section (code and
+    read-only data, the weights among it), ``data`` = initialised RAM (its initial values also sit in flash),
+    ``bss`` = zeroed RAM (arena, buffers and the NOLOAD stack). flash = text + data, RAM = data + bss. Optional
+    ``code``/``rodata`` (text = code + rodata) and ``arena``/``stack`` (parts of bss) only refine the breakdown;
+    other keys are ignored. ``cm`` names the largest weight array or layer in the error."""
+    for key in ("text", "data", "bss"):
+        if not isinstance(sizes.get(key), int) or sizes[key] < 0:
+            raise ValueError(f"check_fit_elf: sizes['{key}'] must be a non-negative int, got {sizes.get(key)!r}")
+    text, data, bss = sizes["text"], sizes["data"], sizes["bss"]
+    code, arena, stack = sizes.get("code"), sizes.get("arena", 0), sizes.get("stack", 0)
+    if isinstance(code, int) and 0 <= code <= text:
+        flash: tuple[tuple[str, int], ...] = (("code", code), ("rodata", text - code), ("data", data))
+    else:
+        flash = (("text", text), ("data", data))
+    if 0 <= arena + stack <= bss:
+        ram = (("data", data), ("arena", arena), ("stack", stack), ("other bss", bss - arena - stack))
+        ram = tuple(part for part in ram if part[1] or part[0] in ("data", "other bss"))
+    else:
+        ram = (("data", data), ("bss", bss))
+    report = FitReport(board.name, flash, ram, board.flash_size, board.ram_size, exact=True)
+    return _check(board, report, source or (_source(cm) if cm is not None else "firmware"), cm)
