@@ -1,4 +1,5 @@
 /* MUL, int8: TFLite's reference_integer_ops::Mul and BroadcastMul4DSlow; see mcuq_elementwise.h. */
+#include "mcuq_broadcast.h"
 #include "mcuq_elementwise.h"
 #include "mcuq_fixedpoint.h"
 
@@ -22,37 +23,22 @@ mcuq_status mcuq_mul_s8(const mcuq_mul_params *params, const int8_t *input1, con
     if (p->output_shift < -31 || p->output_shift > 30 || p->act_min > p->act_max) {
         return MCUQ_ERR_ARGUMENT;
     }
-    const int32_t *n = p->out_dims;
-    const int32_t *s1 = p->input1_strides;
-    const int32_t *s2 = p->input2_strides;
-    for (int32_t d = 0; d < MCUQ_BROADCAST_DIMS; ++d) {
-        if (n[d] < 0) {
-            return MCUQ_ERR_ARGUMENT;
-        }
+    mcuq_broadcast_iter it;
+    const int32_t rows = mcuq_broadcast_begin(&it, p->out_dims);
+    if (rows < 0) {
+        return MCUQ_ERR_ARGUMENT;
     }
+    const int32_t len = p->out_dims[MCUQ_BROADCAST_DIMS - 1];
+    const int32_t step1 = p->input1_strides[MCUQ_BROADCAST_DIMS - 1];
+    const int32_t step2 = p->input2_strides[MCUQ_BROADCAST_DIMS - 1];
     int8_t *out = output;
-    for (int32_t i0 = 0; i0 < n[0]; ++i0) {
-        const int32_t a0 = i0 * s1[0];
-        const int32_t b0 = i0 * s2[0];
-        for (int32_t i1 = 0; i1 < n[1]; ++i1) {
-            const int32_t a1 = a0 + i1 * s1[1];
-            const int32_t b1 = b0 + i1 * s2[1];
-            for (int32_t i2 = 0; i2 < n[2]; ++i2) {
-                const int32_t a2 = a1 + i2 * s1[2];
-                const int32_t b2 = b1 + i2 * s2[2];
-                for (int32_t i3 = 0; i3 < n[3]; ++i3) {
-                    const int32_t a3 = a2 + i3 * s1[3];
-                    const int32_t b3 = b2 + i3 * s2[3];
-                    for (int32_t i4 = 0; i4 < n[4]; ++i4) {
-                        const int32_t a4 = a3 + i4 * s1[4];
-                        const int32_t b4 = b3 + i4 * s2[4];
-                        for (int32_t i5 = 0; i5 < n[5]; ++i5) {
-                            *out++ = mul_one(p, input1[a4 + i5 * s1[5]], input2[b4 + i5 * s2[5]]);
-                        }
-                    }
-                }
-            }
+    for (int32_t r = 0; r < rows; ++r) {
+        const int8_t *a = &input1[it.offset1];
+        const int8_t *b = &input2[it.offset2];
+        for (int32_t i = 0; i < len; ++i) {
+            *out++ = mul_one(p, a[i * step1], b[i * step2]);
         }
+        mcuq_broadcast_next_row(&it, p->out_dims, p->input1_strides, p->input2_strides);
     }
     return MCUQ_OK;
 }
