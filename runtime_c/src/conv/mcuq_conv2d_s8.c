@@ -1,25 +1,7 @@
 /* CONV_2D, int8: TFLite's reference_integer_ops::ConvPerChannel (see mcuq_conv.h). */
 #include "mcuq_conv.h"
 #include "mcuq_fixedpoint.h"
-
-/* First and one-past-last filter tap k with 0 <= origin + dilation * k < size (taps in the zero padding are
- * skipped, so the inner loops need no bounds test). */
-static void tap_range(int32_t origin, int32_t dilation, int32_t size, int32_t taps, int32_t *lo, int32_t *hi)
-{
-    int32_t first = 0;
-    int32_t last = taps;
-    if (origin < 0) {
-        first = (-origin + dilation - 1) / dilation;
-    }
-    if (origin >= size) {
-        last = 0;
-    } else {
-        const int32_t fit = (size - origin + dilation - 1) / dilation;
-        last = fit < taps ? fit : taps;
-    }
-    *lo = first;
-    *hi = last > first ? last : first;
-}
+#include "mcuq_window.h"
 
 mcuq_status mcuq_conv2d_s8(const mcuq_conv2d_params *params, const int8_t *input, const int8_t *filter,
                            const int32_t *bias, int8_t *output)
@@ -49,12 +31,12 @@ mcuq_status mcuq_conv2d_s8(const mcuq_conv2d_params *params, const int8_t *input
             const int32_t iy0 = oy * p.stride_h - p.pad_h;
             int32_t ky_lo;
             int32_t ky_hi;
-            tap_range(iy0, p.dilation_h, p.input_h, p.filter_h, &ky_lo, &ky_hi);
+            mcuq_tap_range(iy0, p.dilation_h, p.input_h, p.filter_h, &ky_lo, &ky_hi);
             for (int32_t ox = 0; ox < p.output_w; ++ox) {
                 const int32_t ix0 = ox * p.stride_w - p.pad_w;
                 int32_t kx_lo;
                 int32_t kx_hi;
-                tap_range(ix0, p.dilation_w, p.input_w, p.filter_w, &kx_lo, &kx_hi);
+                mcuq_tap_range(ix0, p.dilation_w, p.input_w, p.filter_w, &kx_lo, &kx_hi);
                 /* Input element of tap (ky, kx, channel 0) is image[window + ky * dil_row + kx * dil_col];
                  * window itself may be negative (padding), so it stays an index, not a pointer. */
                 const int32_t window = iy0 * in_row + ix0 * p.input_c;
