@@ -24,8 +24,8 @@ import numpy as np
 from ..ir import Activation, Graph, Op, OpKind
 from ..quantize.fixedpoint import quantize_multiplier
 from .base import Layer, fail, lowering
-from .common import INT8_MAX, INT8_MIN, activation_bounds
-from .elementwise import per_tensor_int8, requantize_params
+from .common import INT8_MAX, INT8_MIN, activation_bounds, require_int8
+from .elementwise import requantize_params
 
 INT16_MAX = 2**15 - 1
 INT32_MAX = 2**31 - 1
@@ -93,7 +93,7 @@ def lut_table(
 
 
 def _unary(g: Graph, op: Op):
-    inp, out = per_tensor_int8(g, op, (*op.inputs, *op.outputs))
+    inp, out = require_int8(g, op, *op.inputs, *op.outputs)
     if inp.shape != out.shape:
         raise fail(g, op, f"output shape {out.shape} differs from input shape {inp.shape}")
     return inp, out

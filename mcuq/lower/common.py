@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import Activation, Graph, Op, Tensor
+from ..ir import Activation, DType, Graph, Op, Tensor
 from ..quantize.fixedpoint import tflite_round
 from .base import fail
 
@@ -34,10 +34,10 @@ def activation_bounds(act: Activation, out: Tensor) -> tuple[int, int]:
     return lo, hi
 
 
-def require_int8(g: Graph, op: Op, *names: str) -> None:
-    """Fail unless every named tensor is int8 with per-tensor quantization parameters."""
-    from ..ir import DType
-
+def require_int8(g: Graph, op: Op, *names: str) -> tuple[Tensor, ...]:
+    """The named tensors, after checking that each is int8 with per-tensor quantization and a positive scale
+    (what every activation of an int8 kernel must be); fails with the tensor named otherwise."""
+    out = []
     for n in names:
         t = g.tensors[n]
         if t.dtype != DType.INT8:
@@ -46,3 +46,9 @@ def require_int8(g: Graph, op: Op, *names: str) -> None:
             )
         if t.qparams is None:
             raise fail(g, op, f"tensor '{n}' has no quantization parameters")
+        if t.qparams.per_channel:
+            raise fail(g, op, f"tensor '{n}' is quantized per channel; {op.kind.value} needs per-tensor parameters")
+        if not t.scale > 0.0:
+            raise fail(g, op, f"tensor '{n}' has scale {t.scale}; scales must be positive")
+        out.append(t)
+    return tuple(out)

@@ -28,18 +28,6 @@ TFLITE_BROADCAST_RANK = {OpKind.ADD: 6, OpKind.MUL: 4}
 ADD_LEFT_SHIFT = 20  # add.cc: 20 for 8-bit inputs
 
 
-def per_tensor_int8(g: Graph, op: Op, names: tuple[str, ...]) -> list[Tensor]:
-    require_int8(g, op, *names)
-    ts = [g.tensors[n] for n in names]
-    for t in ts:
-        assert t.qparams is not None
-        if t.qparams.per_channel:
-            raise fail(g, op, f"tensor '{t.name}' is quantized per channel; {op.kind.value} needs per-tensor")
-        if not t.scale > 0.0:
-            raise fail(g, op, f"tensor '{t.name}' has scale {t.scale}; scales must be positive")
-    return ts
-
-
 def max_abs_offset(zero_point: int) -> int:
     """The largest |x - zero_point| over int8 x."""
     return max(INT8_MAX - zero_point, zero_point - INT8_MIN)
@@ -102,7 +90,7 @@ def _broadcast(g: Graph, op: Op, t1: Tensor, t2: Tensor, out: Tensor) -> dict[st
 @lowering(OpKind.ADD)
 def lower_add(g: Graph, op: Op) -> Layer:
     """reference_integer_ops::Add / BroadcastAdd6DSlow with add.cc's 8-bit Prepare."""
-    t1, t2, out = per_tensor_int8(g, op, (*op.inputs, *op.outputs))
+    t1, t2, out = require_int8(g, op, *op.inputs, *op.outputs)
     s1, s2, so = np.float32(t1.scale), np.float32(t2.scale), np.float32(out.scale)
     twice_max = float(np.float32(2.0) * max(s1, s2))  # float32 (exact), then widened to double
     reals = {
@@ -137,7 +125,7 @@ def lower_add(g: Graph, op: Op) -> Layer:
 @lowering(OpKind.MUL)
 def lower_mul(g: Graph, op: Op) -> Layer:
     """reference_integer_ops::Mul / BroadcastMul4DSlow with mul.cc's Prepare."""
-    t1, t2, out = per_tensor_int8(g, op, (*op.inputs, *op.outputs))
+    t1, t2, out = require_int8(g, op, *op.inputs, *op.outputs)
     real = float(np.float32(np.float32(t1.scale) * np.float32(t2.scale)) / np.float32(out.scale))
     mult, shift = quantize_multiplier(real)
     if shift > 30:
@@ -194,7 +182,7 @@ def lower_quantize(g: Graph, op: Op) -> Layer:
             f"QUANTIZE {src.dtype.value} -> {dst.dtype.value} is not supported; mcuq compiles int8 -> int8 "
             "requantization (give the model int8 inputs and outputs)",
         )
-    inp, out = per_tensor_int8(g, op, (*op.inputs, *op.outputs))
+    inp, out = require_int8(g, op, *op.inputs, *op.outputs)
     real = float(np.float64(np.float32(inp.scale)) / np.float64(np.float32(out.scale)))
     params = requantize_params(g, op, inp, out, real, INT8_MIN, INT8_MAX)
     return Layer(op, "mcuq_requantize_s8", "mcuq_requantize_params", params, (*op.inputs, *op.outputs))

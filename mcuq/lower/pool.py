@@ -23,7 +23,7 @@ import logging
 
 import numpy as np
 
-from ..ir import Graph, MeanAttrs, Op, OpKind, Pool2DAttrs, Tensor
+from ..ir import Graph, MeanAttrs, Op, OpKind, Pool2DAttrs
 from ..quantize.fixedpoint import INT32_MAX, quantize_multiplier
 from .base import Layer, fail, lowering
 from .common import activation_bounds, require_int8
@@ -34,21 +34,13 @@ log = logging.getLogger(__name__)
 MEAN_MAX_DIMS = 8  # MCUQ_MEAN_MAX_DIMS in mcuq_pool.h
 
 
-def _per_tensor(g: Graph, op: Op, *names: str) -> tuple[Tensor, ...]:
-    require_int8(g, op, *names)
-    for n in names:
-        if g.tensors[n].qparams.per_channel:
-            raise fail(g, op, f"tensor '{n}' has per-channel quantization; {op.kind.value} needs per-tensor")
-    return tuple(g.tensors[n] for n in names)
-
-
 @lowering(OpKind.AVERAGE_POOL_2D, OpKind.MAX_POOL_2D)
 def lower_pool2d(g: Graph, op: Op) -> Layer:
     attrs = op.attrs
     assert isinstance(attrs, Pool2DAttrs)
     if len(op.inputs) != 1 or len(op.outputs) != 1:
         raise fail(g, op, "pooling takes one input and one output")
-    x, y = _per_tensor(g, op, op.inputs[0], op.outputs[0])
+    x, y = require_int8(g, op, op.inputs[0], op.outputs[0])
     if len(x.shape) != 4 or len(y.shape) != 4:
         raise fail(g, op, f"pooling needs 4-D NHWC input and output, got {x.shape} -> {y.shape}")
     if min(attrs.stride_h, attrs.stride_w, attrs.filter_h, attrs.filter_w) < 1:
@@ -136,7 +128,7 @@ def lower_mean(g: Graph, op: Op) -> Layer:
     assert isinstance(attrs, MeanAttrs)
     if len(op.inputs) != 1 or len(op.outputs) != 1:
         raise fail(g, op, "MEAN takes one data input (the axes are attributes) and one output")
-    x, y = _per_tensor(g, op, op.inputs[0], op.outputs[0])
+    x, y = require_int8(g, op, op.inputs[0], op.outputs[0])
     shape = tuple(int(d) for d in x.shape)
     axes = tuple(sorted(set(attrs.axes)))
     if any(a < 0 or a >= len(shape) for a in axes):

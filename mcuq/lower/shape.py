@@ -39,14 +39,6 @@ def _same_qparams(a: Tensor, b: Tensor) -> bool:
     return np.float32(a.scale) == np.float32(b.scale) and a.zero_point == b.zero_point
 
 
-def _int8(g: Graph, op: Op, *names: str) -> None:
-    """int8 tensors with per-tensor quantization parameters (what TFLite's data-movement kernels read)."""
-    require_int8(g, op, *names)
-    for n in names:
-        if g.tensors[n].qparams.per_channel:
-            raise fail(g, op, f"tensor '{n}' has per-channel quantization; this op needs per-tensor parameters")
-
-
 def _check_sizes(g: Graph, op: Op, *names: str) -> None:
     for n in names:
         if g.tensors[n].size > INT32_MAX:
@@ -66,7 +58,7 @@ def copy_layer(op: Op, src: str, dst: str, size: int) -> Layer:
 @lowering(OpKind.RESHAPE, OpKind.SQUEEZE)
 def lower_alias(g: Graph, op: Op) -> Layer:
     x, out = op.inputs[0], op.outputs[0]
-    _int8(g, op, x, out)
+    require_int8(g, op, x, out)
     tx, to = g.tensors[x], g.tensors[out]
     if tx.size != to.size:
         raise fail(g, op, f"input {tx.shape} has {tx.size} elements but output {to.shape} has {to.size}")
@@ -106,7 +98,7 @@ def pad_plan(shape: tuple[int, ...], paddings: tuple[tuple[int, int], ...]) -> l
 @lowering(OpKind.PAD)
 def lower_pad(g: Graph, op: Op) -> Layer:
     x, out = op.inputs[0], op.outputs[0]
-    _int8(g, op, x, out)
+    require_int8(g, op, x, out)
     tx, to = g.tensors[x], g.tensors[out]
     paddings = op.attrs.paddings
     rank = len(tx.shape)
@@ -147,7 +139,7 @@ def lower_concatenation(g: Graph, op: Op) -> Layer:
     ins = tuple(op.inputs)
     if not ins or any(not n for n in ins):
         raise fail(g, op, "CONCATENATION needs at least one input and no absent ones")
-    _int8(g, op, *ins, out)
+    require_int8(g, op, *ins, out)
     to = g.tensors[out]
     axis = op.attrs.axis
     rank = len(to.shape)
@@ -210,7 +202,7 @@ def transpose_plan(shape: tuple[int, ...], perm: tuple[int, ...]) -> tuple[list[
 @lowering(OpKind.TRANSPOSE)
 def lower_transpose(g: Graph, op: Op) -> Layer:
     x, out = op.inputs[0], op.outputs[0]
-    _int8(g, op, x, out)
+    require_int8(g, op, x, out)
     tx, to = g.tensors[x], g.tensors[out]
     rank = len(tx.shape)
     if rank > TRANSPOSE_DIMS:

@@ -46,9 +46,6 @@ def rounding_divide_by_pot(x, exponent) -> np.ndarray:
     return (x >> exponent) + (remainder > threshold).astype(np.int64)
 
 
-rounding_shift_right = rounding_divide_by_pot
-
-
 def multiply_by_quantized_multiplier(x, quantized_multiplier, shift) -> np.ndarray:
     x = _i64(x)
     shift = _i64(shift)

@@ -32,9 +32,6 @@ static inline int32_t mcuq_rounding_divide_by_pot(int32_t x, int32_t exponent)
     return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
-/* x * 2^(-exponent) with gemmlowp's rounding, exponent in [0, 31]; named after gemmlowp. */
-#define mcuq_rounding_shift_right mcuq_rounding_divide_by_pot
-
 /* Multiplies x by the real number quantized_multiplier * 2^(shift - 31), as TFLite does:
  * a saturating left shift for shift > 0 (wrapping like TFLite's int32 multiply; the compiler proves at
  * compile time that it cannot overflow for the values it generates), then the doubling high multiply, then a
