@@ -32,7 +32,7 @@ def row(path: Path, tflm: int) -> list[str]:
     t0 = time.perf_counter()
     cm = mcuq.compile_model(path)
     secs = time.perf_counter() - t0
-    ops = collections.Counter(layer.op.kind.value for layer in cm.layers)
+    ops = collections.Counter(layer.op.type_name for layer in cm.layers)
     ops_s = ", ".join(f"{k} x{v}" if v > 1 else k for k, v in sorted(ops.items(), key=lambda kv: (-kv[1], kv[0])))
     macs = sum(layer.macs for layer in cm.layers)
     weights = sum(t.nbytes for t in cm.graph.tensors.values() if t.is_const)

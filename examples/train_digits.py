@@ -229,16 +229,16 @@ def build_graph(p: dict[str, np.ndarray], ranges: dict[str, tuple[float, float]]
         ops.append(ir.Op(kind, name, inputs, (name,), attrs, index=len(ops)))
 
     w, b = weights("conv1", p["w1"], p["b1"], x, 0)
-    op(ir.OpKind.CONV_2D, act("conv1", (1, 8, 8, 8), act_qparams(*ranges["conv1"])), (x, w, b),
+    op(ir.OpKind.CONV2D, act("conv1", (1, 8, 8, 8), act_qparams(*ranges["conv1"])), (x, w, b),
        ir.Conv2DAttrs(same, activation=relu))  # fmt: skip
     w, b = weights("conv2", p["w2"], p["b2"], "conv1", 0)
-    op(ir.OpKind.CONV_2D, act("conv2", (1, 4, 4, 16), act_qparams(*ranges["conv2"])), ("conv1", w, b),
+    op(ir.OpKind.CONV2D, act("conv2", (1, 4, 4, 16), act_qparams(*ranges["conv2"])), ("conv1", w, b),
        ir.Conv2DAttrs(same, stride_h=2, stride_w=2, activation=relu))  # fmt: skip
     w, b = weights("dwconv", p["w3"], p["b3"], "conv2", 3)
-    op(ir.OpKind.DEPTHWISE_CONV_2D, act("dwconv", (1, 4, 4, 16), act_qparams(*ranges["dwconv"])), ("conv2", w, b),
+    op(ir.OpKind.DEPTHWISE_CONV2D, act("dwconv", (1, 4, 4, 16), act_qparams(*ranges["dwconv"])), ("conv2", w, b),
        ir.DepthwiseConv2DAttrs(same, activation=relu))  # fmt: skip
     op(ir.OpKind.ADD, act("add", (1, 4, 4, 16), act_qparams(*ranges["add"])), ("conv2", "dwconv"), ir.BinaryAttrs())
-    op(ir.OpKind.AVERAGE_POOL_2D, act("pool", (1, 2, 2, 16), qp["add"]), ("add",),
+    op(ir.OpKind.AVG_POOL2D, act("pool", (1, 2, 2, 16), qp["add"]), ("add",),
        ir.Pool2DAttrs(ir.Padding.VALID, 2, 2, 2, 2))  # fmt: skip
     op(ir.OpKind.RESHAPE, act("flat", (1, 64), qp["pool"]), ("pool",), ir.ReshapeAttrs())
     w, b = weights("logits", p["w4"], p["b4"], "flat", None)

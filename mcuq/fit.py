@@ -93,7 +93,7 @@ def _largest_weight(cm: CompiledModel) -> str:
             for n in (a,) if isinstance(a, str) else a:
                 t = layer.consts[n] if n in layer.consts else cm.graph.tensors.get(n)
                 if t is not None and t.data is not None and (best is None or t.data.nbytes > best[0]):
-                    best = (t.data.nbytes, n, f"op {layer.op.index} {layer.op.kind.value}")
+                    best = (t.data.nbytes, n, f"op {layer.op.index} {layer.op.type_name}")
     return "none" if best is None else f"'{best[1]}' {best[0]:,} B ({best[2]})"
 
 
@@ -106,7 +106,7 @@ def _largest_layer(cm: CompiledModel) -> str:
         if best is None or live > best[0]:
             op = layer.op
             name = op.name if len(op.name) <= 60 else op.name[:57] + "..."
-            best = (live, f"op {op.index} {op.kind.value} '{name}'")
+            best = (live, f"op {op.index} {op.type_name} '{name}'")
     return "none" if best is None else f"{best[1]}, {best[0]:,} B of inputs and outputs"
 
 

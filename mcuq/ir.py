@@ -102,26 +102,30 @@ class Tensor:
 
 
 class OpKind(enum.Enum):
-    CONV_2D = "CONV_2D"
-    DEPTHWISE_CONV_2D = "DEPTHWISE_CONV_2D"
-    FULLY_CONNECTED = "FULLY_CONNECTED"
-    AVERAGE_POOL_2D = "AVERAGE_POOL_2D"
-    MAX_POOL_2D = "MAX_POOL_2D"
-    ADD = "ADD"
-    MUL = "MUL"
-    RESHAPE = "RESHAPE"
-    SQUEEZE = "SQUEEZE"
-    SOFTMAX = "SOFTMAX"
-    MEAN = "MEAN"
-    PAD = "PAD"
-    CONCATENATION = "CONCATENATION"
-    TRANSPOSE = "TRANSPOSE"
-    QUANTIZE = "QUANTIZE"
-    LOGISTIC = "LOGISTIC"
-    TANH = "TANH"
-    RELU = "RELU"
-    RELU6 = "RELU6"
-    HARD_SWISH = "HARD_SWISH"
+    """What an op computes, independent of the format it came from. Frontends map their op types onto these
+    (``frontend/tflite_ops.CONVERTERS``: TFLite's SQUEEZE and RESHAPE both become RESHAPE, LOGISTIC becomes
+    SIGMOID); ``Op.origin`` keeps the source format's name for messages."""
+
+    CONV2D = "conv2d"
+    DEPTHWISE_CONV2D = "depthwise_conv2d"
+    FULLY_CONNECTED = "fully_connected"
+    AVG_POOL2D = "avg_pool2d"
+    MAX_POOL2D = "max_pool2d"
+    ADD = "add"
+    MUL = "mul"
+    RESHAPE = "reshape"  # any change of shape that keeps the element order (TFLite RESHAPE, SQUEEZE)
+    COPY = "copy"  # output = input (made by passes, e.g. a reshape between two caller-owned buffers)
+    SOFTMAX = "softmax"
+    MEAN = "mean"
+    PAD = "pad"
+    CONCAT = "concat"
+    TRANSPOSE = "transpose"
+    QUANTIZE = "quantize"  # (re)quantize to the output's quantization
+    SIGMOID = "sigmoid"
+    TANH = "tanh"
+    RELU = "relu"
+    RELU6 = "relu6"
+    HARD_SWISH = "hard_swish"
 
 
 class Activation(enum.Enum):
@@ -184,7 +188,7 @@ class BinaryAttrs:
 
 @dataclass(frozen=True)
 class ReshapeAttrs:
-    """RESHAPE and SQUEEZE: the output shape is the output tensor's shape."""
+    """RESHAPE: the output shape is the output tensor's shape."""
 
 
 @dataclass(frozen=True)
@@ -216,7 +220,7 @@ class TransposeAttrs:
 
 @dataclass(frozen=True)
 class NoAttrs:
-    """Ops without attributes (QUANTIZE, LOGISTIC, TANH, RELU, RELU6, HARD_SWISH)."""
+    """Ops without attributes (QUANTIZE, SIGMOID, TANH, RELU, RELU6, HARD_SWISH, COPY)."""
 
 
 Attrs = (
@@ -251,10 +255,16 @@ class Op:
     outputs: tuple[str, ...]
     attrs: Attrs
     index: int = 0
+    origin: str = ""  # the op type in the source format (e.g. TFLite "SQUEEZE"), for messages
+
+    @property
+    def type_name(self) -> str:
+        """The name users know the op by: the source format's op type, else the IR kind in upper case."""
+        return self.origin or self.kind.name
 
     @property
     def where(self) -> str:
-        return f"op {self.index} ({self.kind.value} '{self.name}')"
+        return f"op {self.index} ({self.type_name} '{self.name}')"
 
 
 @dataclass(frozen=True, eq=False)

@@ -40,7 +40,7 @@ def inspect_lines(cm: CompiledModel) -> list[str]:
                         seen.add(id(t.data))
                         weight_total += t.nbytes
         total_macs += layer.macs
-        kind = layer.op.kind.value + (" (alias)" if layer.alias else "")
+        kind = layer.op.type_name + (" (alias)" if layer.alias else "")
         lines.append(
             f"{i:>3}  {kind:<18} {str(list(out.shape)):<18} {_quant(out):<34} {layer.macs:>11,} {wbytes:>10,}  "
             f"{layer.op.name}"

@@ -184,7 +184,7 @@ def build_model(g: Graph, layers: tuple[Layer, ...], plan: Plan, prefix: str) ->
         shapes = ", ".join(
             f"{n}{list(g.tensors[n].shape)}" for a in layer.inputs for n in (a if isinstance(a, tuple) else (a,)) if n
         )
-        comment = f"{li}: {op.kind.value} '{op.name}' ({shapes}) -> {list(out_t.shape)}"
+        comment = f"{li}: {op.type_name} '{op.name}' ({shapes}) -> {list(out_t.shape)}"
         if layer.macs:
             comment += f", {layer.macs} MACs"
         m.calls.append(

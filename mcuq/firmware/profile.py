@@ -168,7 +168,7 @@ def profile(
     rows = []
     for i, (layer, count) in enumerate(zip(cm.layers, runs[0][1])):
         t = cm.graph.tensors[layer.outputs[0]]
-        rows.append(LayerProfile(i, layer.op.kind.value, layer.op.name, tuple(t.shape), layer.macs, count))
+        rows.append(LayerProfile(i, layer.op.type_name, layer.op.name, tuple(t.shape), layer.macs, count))
     return Profile(
         cm.prefix, name, tuple(rows), tuple(r[0] for r in runs), sizes, int(cm.model.weight_bytes), run.stack_used
     )

@@ -241,7 +241,8 @@ class _Reader:
             shape_of=lambda k: self.tensor(k).shape,
             const_of=lambda k: self.tensor(k).data,
         )
-        attrs, data_pos = CONVERTERS[name](ctx)
+        kind, convert = CONVERTERS[name]
+        attrs, data_pos = convert(ctx)
         inputs = tuple(self.names[ins[p]] if p < len(ins) and ins[p] >= 0 else "" for p in data_pos)
         outputs = tuple(self.names[k] for k in outs)
-        return ir.Op(ir.OpKind(name), outputs[0], inputs, outputs, attrs, index=i)
+        return ir.Op(kind, outputs[0], inputs, outputs, attrs, index=i, origin=name)

@@ -243,26 +243,26 @@ def _unary(c: OpContext) -> Converted:
     return ir.NoAttrs(), (0,)
 
 
-CONVERTERS: dict[str, Callable[[OpContext], Converted]] = {
-    "CONV_2D": _conv,
-    "DEPTHWISE_CONV_2D": _depthwise,
-    "FULLY_CONNECTED": _fully_connected,
-    "AVERAGE_POOL_2D": _pool,
-    "MAX_POOL_2D": _pool,
-    "ADD": _add,
-    "MUL": _mul,
-    "RESHAPE": _reshape,
-    "SQUEEZE": _squeeze,
-    "SOFTMAX": _softmax,
-    "MEAN": _mean,
-    "PAD": _pad,
-    "CONCATENATION": _concat,
-    "TRANSPOSE": _transpose,
-    "QUANTIZE": _unary,
-    "LOGISTIC": _unary,
-    "TANH": _unary,
-    "RELU": _unary,
-    "RELU6": _unary,
-    "HARD_SWISH": _unary,
+# TFLite builtin op name -> (the IR kind it becomes, its converter). Several TFLite ops may map onto one kind.
+CONVERTERS: dict[str, tuple[ir.OpKind, Callable[[OpContext], Converted]]] = {
+    "CONV_2D": (ir.OpKind.CONV2D, _conv),
+    "DEPTHWISE_CONV_2D": (ir.OpKind.DEPTHWISE_CONV2D, _depthwise),
+    "FULLY_CONNECTED": (ir.OpKind.FULLY_CONNECTED, _fully_connected),
+    "AVERAGE_POOL_2D": (ir.OpKind.AVG_POOL2D, _pool),
+    "MAX_POOL_2D": (ir.OpKind.MAX_POOL2D, _pool),
+    "ADD": (ir.OpKind.ADD, _add),
+    "MUL": (ir.OpKind.MUL, _mul),
+    "RESHAPE": (ir.OpKind.RESHAPE, _reshape),
+    "SQUEEZE": (ir.OpKind.RESHAPE, _squeeze),
+    "SOFTMAX": (ir.OpKind.SOFTMAX, _softmax),
+    "MEAN": (ir.OpKind.MEAN, _mean),
+    "PAD": (ir.OpKind.PAD, _pad),
+    "CONCATENATION": (ir.OpKind.CONCAT, _concat),
+    "TRANSPOSE": (ir.OpKind.TRANSPOSE, _transpose),
+    "QUANTIZE": (ir.OpKind.QUANTIZE, _unary),
+    "LOGISTIC": (ir.OpKind.SIGMOID, _unary),
+    "TANH": (ir.OpKind.TANH, _unary),
+    "RELU": (ir.OpKind.RELU, _unary),
+    "RELU6": (ir.OpKind.RELU6, _unary),
+    "HARD_SWISH": (ir.OpKind.HARD_SWISH, _unary),
 }
-assert set(CONVERTERS) == {k.value for k in ir.OpKind}, "every OpKind needs a converter"

@@ -22,18 +22,31 @@ import numpy as np
 import tflite
 
 from .. import ir
-from .tflite_ops import ACTIVATIONS, BUILTIN_CODES, PADDINGS, TENSOR_TYPES
+from .tflite_ops import ACTIVATIONS, BUILTIN_CODES, CONVERTERS, PADDINGS, TENSOR_TYPES
 
 _ACT = {v: k for k, v in ACTIVATIONS.items()}
 _PAD = {v: k for k, v in PADDINGS.items()}
 _TYPE = {v: k for k, v in TENSOR_TYPES.items()}
-K = ir.OpKind
+# IR kind -> the TFLite builtin written for it (the first converter of that kind); an op whose ``origin`` is another
+# TFLite builtin of the same kind (SQUEEZE for RESHAPE) is written as that builtin.
+_BUILTIN_OF: dict[ir.OpKind, str] = {}
+for _name, (_kind, _) in CONVERTERS.items():
+    _BUILTIN_OF.setdefault(_kind, _name)
+
+
+def builtin_name(op: ir.Op) -> str:
+    if op.origin in CONVERTERS and CONVERTERS[op.origin][0] is op.kind:
+        return op.origin
+    if op.kind not in _BUILTIN_OF:
+        raise ValueError(f"{op.where}: no TFLite builtin for {op.kind.name}")
+    return _BUILTIN_OF[op.kind]
+
 
 # Op versions for int8 operands, from TFLite 2.14's op_version rules (float ops are version 1).
-_INT8_VERSION: dict[ir.OpKind, int] = {
-    **dict.fromkeys(ir.OpKind, 2),
-    **{ir.OpKind.CONV_2D: 3, ir.OpKind.DEPTHWISE_CONV_2D: 3, ir.OpKind.FULLY_CONNECTED: 4},
-    **dict.fromkeys((ir.OpKind.RESHAPE, ir.OpKind.SQUEEZE, ir.OpKind.HARD_SWISH), 1),
+_INT8_VERSION: dict[str, int] = {
+    **dict.fromkeys(CONVERTERS, 2),
+    **{"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 4},
+    **dict.fromkeys(("RESHAPE", "SQUEEZE", "HARD_SWISH"), 1),
 }
 
 
@@ -203,25 +216,26 @@ class _Writer:
     # -- ops -----------------------------------------------------------------------------------------
     def op_spec(self, op: ir.Op) -> _OpSpec:
         first = self.graph.tensors[op.inputs[0]] if op.inputs and op.inputs[0] else None
+        builtin = builtin_name(op)
         version = 1
         if first is not None and first.dtype not in (ir.DType.FLOAT32, ir.DType.UINT8):
-            version = _INT8_VERSION[op.kind]
+            version = _INT8_VERSION[builtin]
         if op.kind is ir.OpKind.QUANTIZE and first is not None and first.dtype is ir.DType.FLOAT32:
             version = 1
         if op.kind is ir.OpKind.FULLY_CONNECTED and isinstance(op.attrs, ir.FullyConnectedAttrs):
             version = max(version, 5) if op.attrs.keep_num_dims else version
         spec = _OpSpec(
-            code=BUILTIN_CODES[op.kind.value],
+            code=BUILTIN_CODES[builtin],
             version=version,
             inputs=[self.ref(n) for n in op.inputs],
             outputs=[self.ref(n) for n in op.outputs],
         )
         while spec.inputs and spec.inputs[-1] == -1:  # TFLite's conv kernels want no bias slot, not -1
             spec.inputs.pop()
-        if op.kind in _ATTR_INPUTS:
-            suffix, data = _ATTR_INPUTS[op.kind]
+        if builtin in _ATTR_INPUTS:
+            suffix, data = _ATTR_INPUTS[builtin]
             spec.inputs.append(self.add_const(op, suffix, np.array(data(op.attrs, self.graph, op), dtype=np.int32)))
-        table, fields = _OPTIONS[op.kind]
+        table, fields = _OPTIONS[builtin]
         if table is not None:
             spec.options_type = getattr(tflite.BuiltinOptions, table)
             spec.options = _table(table, fields(op.attrs, self.graph, op))
@@ -275,44 +289,44 @@ def _shape(g: ir.Graph, name: str) -> tuple[int, ...]:
 
 # kind -> (builtin options table or None, its fields from (attrs, graph, op)).
 _Fields = Callable[[Any, ir.Graph, ir.Op], list[tuple[str, Any]]]
-_OPTIONS: dict[ir.OpKind, tuple[str | None, _Fields]] = {
-    K.CONV_2D: ("Conv2DOptions", lambda a, g, op: _window(a) + _act(a) + _dilation(a)),
-    K.DEPTHWISE_CONV_2D: (
+_OPTIONS: dict[str, tuple[str | None, _Fields]] = {
+    "CONV_2D": ("Conv2DOptions", lambda a, g, op: _window(a) + _act(a) + _dilation(a)),
+    "DEPTHWISE_CONV_2D": (
         "DepthwiseConv2DOptions",
         lambda a, g, op: _window(a) + [("DepthMultiplier", a.depth_multiplier)] + _act(a) + _dilation(a),
     ),
-    K.FULLY_CONNECTED: ("FullyConnectedOptions", lambda a, g, op: _act(a) + [("KeepNumDims", a.keep_num_dims)]),
-    K.AVERAGE_POOL_2D: (
+    "FULLY_CONNECTED": ("FullyConnectedOptions", lambda a, g, op: _act(a) + [("KeepNumDims", a.keep_num_dims)]),
+    "AVERAGE_POOL_2D": (
         "Pool2DOptions",
         lambda a, g, op: _window(a) + [("FilterWidth", a.filter_w), ("FilterHeight", a.filter_h)] + _act(a),
     ),
-    K.ADD: ("AddOptions", lambda a, g, op: _act(a)),
-    K.MUL: ("MulOptions", lambda a, g, op: _act(a)),
-    K.RESHAPE: ("ReshapeOptions", lambda a, g, op: [("NewShape", _shape(g, op.outputs[0]))]),
-    K.SQUEEZE: (
+    "ADD": ("AddOptions", lambda a, g, op: _act(a)),
+    "MUL": ("MulOptions", lambda a, g, op: _act(a)),
+    "RESHAPE": ("ReshapeOptions", lambda a, g, op: [("NewShape", _shape(g, op.outputs[0]))]),
+    "SQUEEZE": (
         "SqueezeOptions",
         lambda a, g, op: [("SqueezeDims", _squeeze_dims(_shape(g, op.inputs[0]), _shape(g, op.outputs[0])))],
     ),
-    K.SOFTMAX: ("SoftmaxOptions", lambda a, g, op: [("Beta", a.beta)]),
-    K.MEAN: ("ReducerOptions", lambda a, g, op: [("KeepDims", a.keep_dims)]),
-    K.PAD: ("PadOptions", lambda a, g, op: []),
-    K.CONCATENATION: ("ConcatenationOptions", lambda a, g, op: [("Axis", a.axis)] + _act(a)),
-    K.TRANSPOSE: ("TransposeOptions", lambda a, g, op: []),
-    K.QUANTIZE: ("QuantizeOptions", lambda a, g, op: []),
-    K.LOGISTIC: (None, lambda a, g, op: []),
-    K.TANH: (None, lambda a, g, op: []),
-    K.RELU: (None, lambda a, g, op: []),
-    K.RELU6: (None, lambda a, g, op: []),
-    K.HARD_SWISH: ("HardSwishOptions", lambda a, g, op: []),
+    "SOFTMAX": ("SoftmaxOptions", lambda a, g, op: [("Beta", a.beta)]),
+    "MEAN": ("ReducerOptions", lambda a, g, op: [("KeepDims", a.keep_dims)]),
+    "PAD": ("PadOptions", lambda a, g, op: []),
+    "CONCATENATION": ("ConcatenationOptions", lambda a, g, op: [("Axis", a.axis)] + _act(a)),
+    "TRANSPOSE": ("TransposeOptions", lambda a, g, op: []),
+    "QUANTIZE": ("QuantizeOptions", lambda a, g, op: []),
+    "LOGISTIC": (None, lambda a, g, op: []),
+    "TANH": (None, lambda a, g, op: []),
+    "RELU": (None, lambda a, g, op: []),
+    "RELU6": (None, lambda a, g, op: []),
+    "HARD_SWISH": ("HardSwishOptions", lambda a, g, op: []),
 }
-_OPTIONS[K.MAX_POOL_2D] = _OPTIONS[K.AVERAGE_POOL_2D]
+_OPTIONS["MAX_POOL_2D"] = _OPTIONS["AVERAGE_POOL_2D"]
 
 # kind -> (name suffix, data) of the int32 constant input that carries an attribute in TFLite.
-_ATTR_INPUTS: dict[ir.OpKind, tuple[str, Callable[[Any, ir.Graph, ir.Op], Any]]] = {
-    K.RESHAPE: ("shape", lambda a, g, op: _shape(g, op.outputs[0])),
-    K.MEAN: ("axes", lambda a, g, op: a.axes),
-    K.PAD: ("paddings", lambda a, g, op: np.array(a.paddings, dtype=np.int32).reshape(-1, 2)),
-    K.TRANSPOSE: ("perm", lambda a, g, op: a.perm),
+_ATTR_INPUTS: dict[str, tuple[str, Callable[[Any, ir.Graph, ir.Op], Any]]] = {
+    "RESHAPE": ("shape", lambda a, g, op: _shape(g, op.outputs[0])),
+    "MEAN": ("axes", lambda a, g, op: a.axes),
+    "PAD": ("paddings", lambda a, g, op: np.array(a.paddings, dtype=np.int32).reshape(-1, 2)),
+    "TRANSPOSE": ("perm", lambda a, g, op: a.perm),
 }
 
 

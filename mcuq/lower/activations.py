@@ -110,11 +110,11 @@ def lower_relu(g: Graph, op: Op) -> Layer:
     return Layer(op, "mcuq_requantize_s8", "mcuq_requantize_params", params, (*op.inputs, *op.outputs))
 
 
-@lowering(OpKind.LOGISTIC, OpKind.TANH)
+@lowering(OpKind.SIGMOID, OpKind.TANH)
 def lower_lut(g: Graph, op: Op) -> Layer:
     """SigmoidPrepare / TanhPrepare (kReference, int8): a 256-entry table."""
     inp, out = _unary(g, op)
-    if op.kind == OpKind.LOGISTIC:
+    if op.kind == OpKind.SIGMOID:
         if float(np.float32(out.scale)) != 1.0 / 256:
             raise fail(g, op, f"LOGISTIC needs an output scale of 1/256 (TFLite checks it); got {out.scale}")
         fn = _sigmoid_f32

@@ -47,7 +47,7 @@ def require_int8(g: Graph, op: Op, *names: str) -> tuple[Tensor, ...]:
         if t.qparams is None:
             raise fail(g, op, f"tensor '{n}' has no quantization parameters")
         if t.qparams.per_channel:
-            raise fail(g, op, f"tensor '{n}' is quantized per channel; {op.kind.value} needs per-tensor parameters")
+            raise fail(g, op, f"tensor '{n}' is quantized per channel; {op.type_name} needs per-tensor parameters")
         if not t.scale > 0.0:
             raise fail(g, op, f"tensor '{n}' has scale {t.scale}; scales must be positive")
         out.append(t)

@@ -146,12 +146,12 @@ def _symmetric(g: Graph, op: Op, wt: Tensor) -> None:
         raise fail(g, op, f"weights '{wt.name}' must be symmetric (zero point 0); TFLite's int8 kernel ignores it")
 
 
-@lowering(OpKind.CONV_2D, OpKind.DEPTHWISE_CONV_2D)
+@lowering(OpKind.CONV2D, OpKind.DEPTHWISE_CONV2D)
 def lower_conv2d(g: Graph, op: Op) -> Layer:
     """CONV_2D (weights OHWI) and DEPTHWISE_CONV_2D (weights 1HWC, C = in_ch * depth_multiplier): the same
     window, padding, per-channel requantization and checks; they differ in the weight layout and the kernel."""
     attrs = op.attrs
-    depthwise = op.kind == OpKind.DEPTHWISE_CONV_2D
+    depthwise = op.kind == OpKind.DEPTHWISE_CONV2D
     assert isinstance(attrs, DepthwiseConv2DAttrs if depthwise else Conv2DAttrs)
     x_name, w_name = op.inputs[0], op.inputs[1]
     b_name = op.inputs[2] if len(op.inputs) > 2 else ""

@@ -82,7 +82,7 @@ def _broadcast(g: Graph, op: Op, t1: Tensor, t2: Tensor, out: Tensor) -> dict[st
     same = (1,) * (rank - len(t1.shape)) + t1.shape == (1,) * (rank - len(t2.shape)) + t2.shape
     limit = TFLITE_BROADCAST_RANK[op.kind]
     if not same and rank > limit:
-        raise fail(g, op, f"TFLite 2.14 broadcasts int8 {op.kind.value} up to {limit}-D; the inputs are {rank}-D")
+        raise fail(g, op, f"TFLite 2.14 broadcasts int8 {op.type_name} up to {limit}-D; the inputs are {rank}-D")
     dims, st1, st2 = broadcast_layout(tuple(out.shape), t1.shape, t2.shape)
     return {"out_dims": dims, "input1_strides": st1, "input2_strides": st2}
 

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 MEAN_MAX_DIMS = 8  # MCUQ_MEAN_MAX_DIMS in mcuq_pool.h
 
 
-@lowering(OpKind.AVERAGE_POOL_2D, OpKind.MAX_POOL_2D)
+@lowering(OpKind.AVG_POOL2D, OpKind.MAX_POOL2D)
 def lower_pool2d(g: Graph, op: Op) -> Layer:
     attrs = op.attrs
     assert isinstance(attrs, Pool2DAttrs)
@@ -62,7 +62,7 @@ def lower_pool2d(g: Graph, op: Op) -> Layer:
     act_min, act_max = activation_bounds(attrs.activation, y)
     if act_min > act_max:
         raise fail(g, op, f"empty activation range [{act_min}, {act_max}]")
-    is_avg = op.kind == OpKind.AVERAGE_POOL_2D
+    is_avg = op.kind == OpKind.AVG_POOL2D
     params: dict[str, int | np.ndarray] = {
         "batches": n,
         "input_h": h,

@@ -55,7 +55,7 @@ def copy_layer(op: Op, src: str, dst: str, size: int) -> Layer:
     )
 
 
-@lowering(OpKind.RESHAPE, OpKind.SQUEEZE)
+@lowering(OpKind.RESHAPE)
 def lower_alias(g: Graph, op: Op) -> Layer:
     x, out = op.inputs[0], op.outputs[0]
     require_int8(g, op, x, out)
@@ -133,7 +133,7 @@ def lower_pad(g: Graph, op: Op) -> Layer:
     )
 
 
-@lowering(OpKind.CONCATENATION)
+@lowering(OpKind.CONCAT)
 def lower_concatenation(g: Graph, op: Op) -> Layer:
     out = op.outputs[0]
     ins = tuple(op.inputs)

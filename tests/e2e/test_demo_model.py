@@ -41,7 +41,7 @@ def test_loads() -> None:
     from mcuq.frontend.tflite import load
 
     g = load(MODEL)
-    assert [op.kind.value for op in g.ops] == EXPECTED_OPS
+    assert [op.type_name for op in g.ops] == EXPECTED_OPS
     (inp,) = g.inputs
     assert g.tensors[inp].shape == (1, 8, 8, 1) and g.tensors[inp].dtype.value == "int8"
     (out,) = g.outputs
@@ -76,7 +76,7 @@ def _oracle_clobbered(g) -> set[str]:
     """Tensors whose value tflite-runtime 2.14 does not keep even with experimental_preserve_all_tensors: an ADD
     whose input has no other consumer writes its output into that input's buffer (in-place ADD)."""
     cons = g.consumers()
-    return {t for op in g.ops if op.kind.value == "ADD" for t in op.inputs if len(cons.get(t, [])) == 1}
+    return {t for op in g.ops if op.type_name == "ADD" for t in op.inputs if len(cons.get(t, [])) == 1}
 
 
 @pytest.mark.oracle

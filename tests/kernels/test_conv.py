@@ -50,7 +50,7 @@ class Case:
     oracle_ok: bool = True
 
 
-C, D, F = ir.OpKind.CONV_2D, ir.OpKind.DEPTHWISE_CONV_2D, ir.OpKind.FULLY_CONNECTED
+C, D, F = ir.OpKind.CONV2D, ir.OpKind.DEPTHWISE_CONV2D, ir.OpKind.FULLY_CONNECTED
 SAME, VALID = ir.Padding.SAME, ir.Padding.VALID
 
 CASES = [

@@ -92,7 +92,7 @@ REQUANT_CASES = {
     "relu6_rescale": unary(RELU6, (3, 9), (0.1, 5), (6.0 / 255, -128)),
     "relu6_fine_output": unary(RELU6, (1, 2, 2, 8), (0.2, 0), (0.01, -100)),
 }
-LOG, TANH, HS = ir.OpKind.LOGISTIC, ir.OpKind.TANH, ir.OpKind.HARD_SWISH
+LOG, TANH, HS = ir.OpKind.SIGMOID, ir.OpKind.TANH, ir.OpKind.HARD_SWISH
 LUT_CASES = {
     "logistic_typical": unary(LOG, (1, 16, 16), (0.1, 0), (1 / 256, -128)),
     "logistic_wide_input": unary(LOG, (16, 16), (0.25, -30), (1 / 256, -128)),

@@ -23,7 +23,7 @@ from tests.util import oracle
 N_RANDOM = 8  # random inputs per case, all in one oracle call and one C run
 
 A = ir.Activation
-AVG, MAX, MEAN = ir.OpKind.AVERAGE_POOL_2D, ir.OpKind.MAX_POOL_2D, ir.OpKind.MEAN
+AVG, MAX, MEAN = ir.OpKind.AVG_POOL2D, ir.OpKind.MAX_POOL2D, ir.OpKind.MEAN
 SAME, VALID = ir.Padding.SAME, ir.Padding.VALID
 
 

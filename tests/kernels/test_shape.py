@@ -41,7 +41,7 @@ def concat_graph(shapes, axis, zp=0, scale=0.05) -> ir.Graph:
     ins = [_t(f"x{i}", s, scale, zp) for i, s in enumerate(shapes)]
     oshape = list(shapes[0])
     oshape[axis] = sum(s[axis] for s in shapes)
-    return _graph(ir.OpKind.CONCATENATION, ir.ConcatAttrs(axis), ins, _t("y", oshape, scale, zp))
+    return _graph(ir.OpKind.CONCAT, ir.ConcatAttrs(axis), ins, _t("y", oshape, scale, zp))
 
 
 def transpose_graph(shape, perm, zin=0, zout=0, sin=0.05, sout=0.05) -> ir.Graph:
@@ -100,7 +100,7 @@ TRANSPOSE_CASES = {
 ALIAS_CASES = {
     "reshape_flatten": reshape_graph(ir.OpKind.RESHAPE, (1, 2, 3, 4), (1, 24), -128),
     "reshape_3d": reshape_graph(ir.OpKind.RESHAPE, (2, 6), (3, 2, 2), 5),
-    "squeeze": reshape_graph(ir.OpKind.SQUEEZE, (1, 1, 1, 10), (1, 10), 127),
+    "squeeze": reshape_graph(ir.OpKind.RESHAPE, (1, 1, 1, 10), (1, 10), 127),
 }
 
 CASES = {
@@ -171,7 +171,7 @@ def test_chain_with_alias_in_the_middle() -> None:
         ir.Op(ir.OpKind.PAD, "pad", ("x",), ("p",), ir.PadAttrs(((0, 0), (1, 0), (0, 1), (0, 0)))),
         ir.Op(ir.OpKind.RESHAPE, "reshape", ("p",), ("r",), ir.ReshapeAttrs(), 1),
         ir.Op(ir.OpKind.TRANSPOSE, "transpose", ("r",), ("t",), ir.TransposeAttrs((0, 2, 1)), 2),
-        ir.Op(ir.OpKind.SQUEEZE, "squeeze", ("t",), ("y",), ir.ReshapeAttrs(), 3),
+        ir.Op(ir.OpKind.RESHAPE, "squeeze", ("t",), ("y",), ir.ReshapeAttrs(), 3),
     )
     _check(ir.Graph("chain", {t.name: t for t in ts}, ops, ("x",), ("y",)), seed=7, layers=True)
 
@@ -248,7 +248,7 @@ def _with(g: ir.Graph, **tensors: ir.Tensor) -> ir.Graph:
         (_with(concat_graph([(1, 2), (1, 3)], 1), x0=_t("x0", (1, 2), 0.05, 1)), "requires them equal"),
         (_with(concat_graph([(1, 2), (1, 3)], 1), x1=_t("x1", (2, 3))), "does not fit"),
         (_with(reshape_graph(ir.OpKind.RESHAPE, (1, 6), (2, 3)), y=_t("y", (2, 3), 0.2)), "cannot requantize"),
-        (_with(reshape_graph(ir.OpKind.SQUEEZE, (1, 6), (6,)), y=_t("y", (5,), 0.1)), "elements"),
+        (_with(reshape_graph(ir.OpKind.RESHAPE, (1, 6), (6,)), y=_t("y", (5,), 0.1)), "elements"),
         (transpose_graph((1,) * 7, tuple(range(7))), "at most 6"),
         (pad_graph((1,) * 6, [(0, 0)] * 6), "at most 5"),
         (_with(pad_graph((2, 2), [(1, 1), (0, 0)]), y=_t("y", (4, 3))), "does not match"),

@@ -202,7 +202,7 @@ def conv_graph(h: int, cout: int, w: int = 8, cin: int = 8, seed: int = 0) -> ir
         ),
         "y": ir.Tensor("y", (1, h, w, cout), ir.DType.INT8, ir.QParams((0.05,), (3,))),
     }
-    op = ir.Op(ir.OpKind.CONV_2D, "conv", ("x", "w", "b"), ("y",), ir.Conv2DAttrs(ir.Padding.VALID), 0)
+    op = ir.Op(ir.OpKind.CONV2D, "conv", ("x", "w", "b"), ("y",), ir.Conv2DAttrs(ir.Padding.VALID), 0)
     return ir.Graph(f"conv_h{h}_c{cout}", tensors, (op,), ("x",), ("y",))
 
 

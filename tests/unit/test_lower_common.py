@@ -25,7 +25,7 @@ POOL = ir.Pool2DAttrs(ir.Padding.SAME, 1, 1, 2, 2)
 @pytest.mark.parametrize(
     "kind,attrs",
     [
-        (ir.OpKind.MAX_POOL_2D, POOL),
+        (ir.OpKind.MAX_POOL2D, POOL),
         (ir.OpKind.RELU, ir.NoAttrs()),
         (ir.OpKind.TRANSPOSE, ir.TransposeAttrs((0, 1, 2, 3))),
     ],
@@ -42,8 +42,8 @@ POOL = ir.Pool2DAttrs(ir.Padding.SAME, 1, 1, 2, 2)
 def test_bad_activation_is_named(kind, attrs, x_q, dtype, reason):
     with pytest.raises(ModelError, match=reason) as e:
         lower(graph(kind, attrs, x_q, dtype))
-    assert str(e.value).startswith(f"m.tflite: op 3 ({kind.value} 'op'): tensor 'x'")
+    assert str(e.value).startswith(f"m.tflite: op 3 ({kind.name} 'op'): tensor 'x'")
 
 
 def test_good_activation_lowers():
-    assert lower(graph(ir.OpKind.MAX_POOL_2D, POOL, Q))[0].kernel == "mcuq_max_pool2d_s8"
+    assert lower(graph(ir.OpKind.MAX_POOL2D, POOL, Q))[0].kernel == "mcuq_max_pool2d_s8"

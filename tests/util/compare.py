@@ -13,7 +13,7 @@ _INPLACE = {"ADD", "MUL", "QUANTIZE", "LOGISTIC", "TANH", "RELU", "RELU6", "HARD
 
 def _clobbered_by_oracle(cm, name: str) -> bool:
     users = cm.graph.consumers().get(name, [])
-    return name not in cm.graph.outputs and len(users) == 1 and users[0].kind.value in _INPLACE
+    return name not in cm.graph.outputs and len(users) == 1 and users[0].type_name in _INPLACE
 
 
 def first_differing_layer(cm, model, inputs: list[np.ndarray]) -> str:
@@ -32,7 +32,7 @@ def first_differing_layer(cm, model, inputs: list[np.ndarray]) -> str:
         if not np.array_equal(ours[name], want):
             diff = np.abs(ours[name].astype(np.int32) - want.astype(np.int32))
             return (
-                f"layer {i} ({layer.op.kind.value} '{layer.op.name}') differs first: "
+                f"layer {i} ({layer.op.type_name} '{layer.op.name}') differs first: "
                 f"{int((diff > 0).sum())} of {diff.size} values, max |diff| {int(diff.max())}"
             )
     return ""
