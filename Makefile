@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.mcuq-installed
 # host C compiler for tests; the Cortex-M toolchain and QEMU for firmware builds
 APT_PACKAGES := gcc make python3-venv gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
 
-.PHONY: all setup system-packages plugin demo test bench lint format clean
+.PHONY: all setup system-packages lint-tools plugin demo test bench lint lint-c format format-c clean
 
 all: test
 
@@ -52,12 +52,34 @@ test: setup
 bench: plugin
 	$(BIN)/python benchmarks/shared_models.py --write docs/benchmarks.md
 
-lint: setup
+C_SOURCES = $(wildcard runtime_c/include/*.h runtime_c/src/*/*.c runtime_c/src/internal/*.h)
+
+# clang-format (the one C dialect, .clang-format) and cppcheck, installed with apt-get when missing and permitted.
+lint-tools:
+	@missing=""; \
+	command -v clang-format >/dev/null 2>&1 || missing="$$missing clang-format"; \
+	command -v cppcheck >/dev/null 2>&1 || missing="$$missing cppcheck"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
+	  echo "mcuq: missing$$missing (not root and no passwordless sudo: install them yourself)"; exit 1; fi; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null
+
+lint: setup lint-c
 	$(BIN)/ruff check mcuq tests examples benchmarks
 	$(BIN)/ruff format --check mcuq tests examples benchmarks
 
-format: setup
+# The runtime in one C dialect (clang-format --dry-run) and free of cppcheck's warning/style/portability findings.
+# Right shifts of negative values are arithmetic on every supported compiler, as TFLite and gemmlowp assume.
+lint-c: lint-tools
+	clang-format --dry-run --Werror $(C_SOURCES)
+	cppcheck --std=c99 --enable=warning,style,portability --error-exitcode=1 --quiet --inline-suppr \
+	  --suppress=shiftNegativeLHS -I runtime_c/include runtime_c/src
+
+format: setup format-c
 	$(BIN)/ruff format mcuq tests examples benchmarks
+
+format-c: lint-tools
+	clang-format -i $(C_SOURCES)
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache digits_cnn_mcuq

@@ -40,7 +40,8 @@ def runtime_sources() -> list[Path]:
 
 
 def runtime_headers() -> list[Path]:
-    return sorted((RUNTIME_C / "include").glob("*.h"))
+    """The public headers (include/) and the runtime's internal ones (src/<dir>/*.h)."""
+    return sorted((RUNTIME_C / "include").glob("*.h")) + sorted((RUNTIME_C / "src").glob("*/*.h"))
 
 
 def cache_dir() -> Path:

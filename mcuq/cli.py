@@ -27,6 +27,16 @@ exit status: 0 success, 2 bad input (a one-line message names the file, the op a
 1 internal error (rerun with --debug for a traceback)."""
 
 
+def _add_dump_ir(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dump-ir",
+        metavar="DIR",
+        default=None,
+        help="write the IR graph as text to DIR (created if missing) before the graph passes (00-input.txt) and "
+        "after each one (01-<pass>.txt, ...), for debugging (default: $MCUQ_DUMP_IR if set)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mcuq",
@@ -44,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--board", default="host", help="target board (default: host)")
     c.add_argument("-o", "--output-dir", default=None, help="output directory (default: ./<prefix>_mcuq)")
     c.add_argument("--prefix", default=None, help="C name prefix (default: from the model file name)")
+    _add_dump_ir(c)
 
     r = sub.add_parser("run", help="compile, build and run the generated C on inputs from .npy files")
     r.add_argument("model")
@@ -63,9 +74,11 @@ def _parser() -> argparse.ArgumentParser:
         help="one per model output; gets the matching leading batch axis",
     )
     r.add_argument("--board", default="host", help="where to run (default: host)")
+    _add_dump_ir(r)
 
     i = sub.add_parser("inspect", help="print ops, shapes, quantization, MACs, weight bytes and the arena plan")
     i.add_argument("model")
+    _add_dump_ir(i)
 
     b = sub.add_parser(
         "bench",
@@ -79,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
         "--input", metavar="IN.npy", action="append", help="one per model input (default: a seeded random input)"
     )
     b.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_dump_ir(b)
 
     sub.add_parser("boards", help="list the boards: CPU, flash, RAM, emulated or compile-only")
     return p
@@ -87,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
 def _compile(args) -> int:
     from .api import compile_model
 
-    cm = compile_model(args.model, board=args.board, prefix=args.prefix)
+    cm = compile_model(args.model, board=args.board, prefix=args.prefix, dump_ir=args.dump_ir)
     out = Path(args.output_dir or f"{cm.prefix}_mcuq")
     files = cm.write(out)
     print(
@@ -116,7 +130,7 @@ def _load_npy(path: str) -> np.ndarray:
 def _run(args) -> int:
     from .api import compile_model
 
-    cm = compile_model(args.model, board=args.board)
+    cm = compile_model(args.model, board=args.board, dump_ir=args.dump_ir)
     if len(args.output) != len(cm.model.outputs):
         raise McuqError(f"{args.model}: the model has {len(cm.model.outputs)} output(s); give --output once per output")
     inputs = [_load_npy(p) for p in args.input]
@@ -131,7 +145,7 @@ def _inspect(args) -> int:
     from .api import compile_model
     from .report import inspect_lines
 
-    cm = compile_model(args.model)
+    cm = compile_model(args.model, dump_ir=args.dump_ir)
     print("\n".join(inspect_lines(cm)))
     return 0
 
@@ -140,7 +154,7 @@ def _bench(args) -> int:
     from .api import compile_model
     from .firmware.profile import format_text, profile, to_json
 
-    cm = compile_model(args.model, board=args.board, sanitize=False)
+    cm = compile_model(args.model, board=args.board, sanitize=False, dump_ir=args.dump_ir)
     inputs = [_load_npy(p) for p in args.input] if args.input else None
     p = profile(cm, cm.target or args.board, inputs=inputs)
     print(to_json(p) if args.json else format_text(p))

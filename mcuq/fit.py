@@ -1,9 +1,9 @@
 """The flash/RAM fit check of a compiled model on a board.
 
-``check_fit`` runs before anything is built, from the compiled model and the measured constants below;
-``check_fit_elf`` repeats it exactly from a linked ELF's section sizes. A model that does not fit raises
-``FitError`` with one line: needed, available, by how many bytes, and the largest weight array (flash) or the
-largest layer (RAM).
+``check_fit`` runs before anything is built, from the compiled model's ``Footprint`` (what ``footprint``
+measures) and the measured constants below; ``check_fit_elf`` repeats it exactly from a linked ELF's section
+sizes. A model that does not fit raises ``FitError`` with one line: needed, available, by how many bytes, and
+the largest weight array (flash) or the largest layer (RAM).
 """
 
 from __future__ import annotations
@@ -12,22 +12,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .boards import Board
+from .codegen.project import kernel_names
 from .errors import FitError
+from .kernels import code_bytes_of
 
 if TYPE_CHECKING:
-    from .api import CompiledModel
+    from .codegen.emit import Model
+    from .ir import Graph
+    from .lower import Layer
+    from .plan import Plan
 
-# Code size estimate, measured with arm-none-eabi-gcc 12.2 -O2 -ffunction-sections on the runtime as of
-# issue 3: bytes of .text per kernel source file, the largest over cortex-m0plus/m3/m4/m7/m33/m55 (M0+ is the
-# largest: no 64-bit multiply instruction). tests/unit/test_boards.py checks these still hold.
-KERNEL_CODE_BYTES = {
-    "mcuq_add_s8": 992, "mcuq_average_pool2d_s8": 600, "mcuq_concatenation_s8": 156, "mcuq_conv2d_s8": 1140,
-    "mcuq_copy_s8": 44, "mcuq_depthwise_conv2d_s8": 1168, "mcuq_fully_connected_s8": 532,
-    "mcuq_hard_swish_s8": 748, "mcuq_lut_s8": 64, "mcuq_max_pool2d_s8": 532, "mcuq_mean_s8": 588,
-    "mcuq_mul_s8": 748, "mcuq_pad_s8": 472, "mcuq_requantize_s8": 348, "mcuq_softmax_s8": 2004,
-    "mcuq_transpose_s8": 296,
-}  # fmt: skip
-UNKNOWN_KERNEL_CODE_BYTES = 2048  # a kernel not in the table (larger than any measured one)
 LIBGCC_BYTES = 512  # __aeabi_lmul and friends on cores without SMULL (measured: < 100 B)
 # The generated <prefix>.c beyond its constant arrays: invoke prologue + per layer a params struct, a call and
 # a status check. Measured (cortex-m4): 78-110 B per layer on the MLPerf Tiny models, ~50 B fixed.
@@ -82,27 +76,60 @@ class FitReport:
         return out
 
 
-def _source(cm: CompiledModel) -> str:
-    return cm.graph.source or cm.prefix  # the model file as the user named it, like every other error
+@dataclass(frozen=True)
+class Footprint:
+    """What the fit check needs to know of a compiled model (:func:`footprint` measures it)."""
+
+    source: str  # the model file as the user named it (or the prefix), like every other error
+    kernels: tuple[str, ...]  # the kernels the generated C calls, sorted
+    kernel_calls: int  # layers that call a kernel
+    op_names: tuple[str, ...]  # each layer's op name, as the layer hooks print it
+    const_bytes: int  # every constant array of the generated C
+    arena_bytes: int
+    input_bytes: int
+    output_bytes: int
+    largest_weight: str  # named in a flash error
+    largest_layer: str  # named in a RAM error
 
 
-def _largest_weight(cm: CompiledModel) -> str:
+def footprint(graph: Graph, layers: tuple[Layer, ...], plan: Plan, model: Model) -> Footprint:
+    """Measure what ``check_fit`` needs from a compiled model: the graph, its layers, the arena plan and the
+    generated C's model description."""
+    return Footprint(
+        source=graph.source or model.prefix,
+        kernels=tuple(sorted(kernel_names(model))),
+        kernel_calls=sum(1 for c in model.calls if c.kernel),
+        op_names=tuple(c.op_name for c in model.calls),
+        const_bytes=model.const_bytes,
+        arena_bytes=plan.arena_size,
+        input_bytes=sum(graph.tensors[n].nbytes for n in graph.inputs),
+        output_bytes=sum(graph.tensors[n].nbytes for n in graph.outputs),
+        largest_weight=_largest_weight(graph, layers),
+        largest_layer=_largest_layer(graph, layers),
+    )
+
+
+def _names(arg: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (arg,) if isinstance(arg, str) else arg
+
+
+def _largest_weight(graph: Graph, layers: tuple[Layer, ...]) -> str:
     best: tuple[int, str, str] | None = None
-    for layer in cm.layers:
+    for layer in layers:
         for a in layer.inputs:
-            for n in (a,) if isinstance(a, str) else a:
-                t = layer.consts[n] if n in layer.consts else cm.graph.tensors.get(n)
+            for n in _names(a):
+                t = layer.consts[n] if n in layer.consts else graph.tensors.get(n)
                 if t is not None and t.data is not None and (best is None or t.data.nbytes > best[0]):
                     best = (t.data.nbytes, n, f"op {layer.op.index} {layer.op.type_name}")
     return "none" if best is None else f"'{best[1]}' {best[0]:,} B ({best[2]})"
 
 
-def _largest_layer(cm: CompiledModel) -> str:
+def _largest_layer(graph: Graph, layers: tuple[Layer, ...]) -> str:
     best: tuple[int, str] | None = None
-    for layer in cm.layers:
-        names = {n for a in (*layer.inputs, *layer.outputs) for n in ((a,) if isinstance(a, str) else a) if n}
-        live = sum(cm.graph.tensors[n].nbytes for n in names if n in cm.graph.tensors and n not in layer.consts
-                   and not cm.graph.tensors[n].is_const)  # fmt: skip
+    for layer in layers:
+        names = {n for a in (*layer.inputs, *layer.outputs) for n in _names(a) if n}
+        live = sum(graph.tensors[n].nbytes for n in names if n in graph.tensors and n not in layer.consts
+                   and not graph.tensors[n].is_const)  # fmt: skip
         if best is None or live > best[0]:
             op = layer.op
             name = op.name if len(op.name) <= 60 else op.name[:57] + "..."
@@ -110,14 +137,14 @@ def _largest_layer(cm: CompiledModel) -> str:
     return "none" if best is None else f"{best[1]}, {best[0]:,} B of inputs and outputs"
 
 
-def _check(board: Board, report: FitReport, source: str, cm: CompiledModel | None) -> FitReport:
+def _check(board: Board, report: FitReport, source: str, fp: Footprint | None) -> FitReport:
     problems = []
     if report.flash_over:
         p = f"needs {report.flash_needed:,} B of flash, has {report.flash_available:,} B ({report.flash_over:,} B over)"
-        problems.append(p + (f"; largest weight array: {_largest_weight(cm)}" if cm is not None else ""))
+        problems.append(p + (f"; largest weight array: {fp.largest_weight}" if fp is not None else ""))
     if report.ram_over:
         p = f"needs {report.ram_needed:,} B of RAM, has {report.ram_available:,} B ({report.ram_over:,} B over)"
-        problems.append(p + (f"; largest layer: {_largest_layer(cm)}" if cm is not None else ""))
+        problems.append(p + (f"; largest layer: {fp.largest_layer}" if fp is not None else ""))
     if problems:
         raise FitError(
             f"{source}: does not fit {board.name}: {'; '.join(problems)}. "
@@ -126,41 +153,38 @@ def _check(board: Board, report: FitReport, source: str, cm: CompiledModel | Non
     return report
 
 
-def check_fit(board: Board, cm: CompiledModel, hooks: bool = False) -> FitReport:
+def check_fit(board: Board, fp: Footprint, hooks: bool = False) -> FitReport:
     """Estimate flash and RAM before building (``hooks``: built with -DMCUQ_LAYER_HOOKS) and raise ``FitError``
     with the numbers when the model does not fit. Boards without sizes (the host) are never refused."""
-    kernels = sorted({layer.kernel for layer in cm.layers if layer.kernel and not layer.alias})
-    calls = cm.model.calls
-    model_code = MODEL_BASE_BYTES + LAYER_CODE_BYTES * sum(1 for c in calls if c.kernel)
+    model_code = MODEL_BASE_BYTES + LAYER_CODE_BYTES * fp.kernel_calls
     if hooks:
-        model_code += sum(HOOK_CALL_BYTES + len(c.op_name.encode()) + 1 for c in calls)
+        model_code += sum(HOOK_CALL_BYTES + len(name.encode()) + 1 for name in fp.op_names)
     flash = (
-        ("constants", cm.model.const_bytes),
+        ("constants", fp.const_bytes),
         ("model code", model_code),
-        ("kernels", sum(KERNEL_CODE_BYTES.get(k, UNKNOWN_KERNEL_CODE_BYTES) for k in kernels) + LIBGCC_BYTES),
+        ("kernels", code_bytes_of(fp.kernels) + LIBGCC_BYTES),
         ("startup and main", STARTUP_BYTES),
     )
-    io = [sum(cm.graph.tensors[n].nbytes for n in names) for names in (cm.graph.inputs, cm.graph.outputs)]
     ram = (
-        ("arena", cm.plan.arena_size),
-        ("inputs", io[0]),
-        ("outputs", io[1]),
+        ("arena", fp.arena_bytes),
+        ("inputs", fp.input_bytes),
+        ("outputs", fp.output_bytes),
         ("stack", board.stack_size),
         ("other static data", STATIC_RAM_BYTES),
     )
     report = FitReport(board.name, flash, ram, board.flash_size, board.ram_size)
-    return _check(board, report, _source(cm), cm)
+    return _check(board, report, fp.source, fp)
 
 
 def check_fit_elf(
-    board: Board, sizes: dict[str, int], cm: CompiledModel | None = None, source: str | None = None
+    board: Board, sizes: dict[str, int], fp: Footprint | None = None, source: str | None = None
 ) -> FitReport:
     """The exact check after linking, from section sizes as ``arm-none-eabi-size`` counts them (and as
     ``mcuq.firmware.elfsize.elf_sizes`` returns them): ``text`` = every allocated read-only section (code and
     read-only data, the weights among it), ``data`` = initialised RAM (its initial values also sit in flash),
     ``bss`` = zeroed RAM (arena, buffers and the NOLOAD stack). flash = text + data, RAM = data + bss. Optional
     ``code``/``rodata`` (text = code + rodata) and ``arena``/``stack`` (parts of bss) only refine the breakdown;
-    other keys are ignored. ``cm`` names the largest weight array or layer in the error."""
+    other keys are ignored. ``fp`` (the model's footprint) names the largest weight array or layer in the error."""
     for key in ("text", "data", "bss"):
         if not isinstance(sizes.get(key), int) or sizes[key] < 0:
             raise ValueError(f"check_fit_elf: sizes['{key}'] must be a non-negative int, got {sizes.get(key)!r}")
@@ -176,4 +200,4 @@ def check_fit_elf(
     else:
         ram = (("data", data), ("bss", bss))
     report = FitReport(board.name, flash, ram, board.flash_size, board.ram_size, exact=True)
-    return _check(board, report, source or (_source(cm) if cm is not None else "firmware"), cm)
+    return _check(board, report, source or (fp.source if fp is not None else "firmware"), fp)

@@ -112,6 +112,7 @@ class OpKind(enum.Enum):
     AVG_POOL2D = "avg_pool2d"
     MAX_POOL2D = "max_pool2d"
     ADD = "add"
+    SUB = "sub"  # input1 - input2
     MUL = "mul"
     RESHAPE = "reshape"  # any change of shape that keeps the element order (TFLite RESHAPE, SQUEEZE)
     COPY = "copy"  # output = input (made by passes, e.g. a reshape between two caller-owned buffers)
@@ -181,7 +182,7 @@ class Pool2DAttrs:
 
 @dataclass(frozen=True)
 class BinaryAttrs:
-    """ADD and MUL."""
+    """ADD, SUB and MUL."""
 
     activation: Activation = Activation.NONE
 

@@ -6,9 +6,10 @@ tensors (constants are not planned: they live in flash). Step ``i`` is layer ``i
 * Alias layers (RESHAPE, SQUEEZE: ``layer.alias``) emit no call: the output shares the input's memory. Alias
   edges build groups (the root is the tensor a real layer produced, or a graph input); one group is one buffer.
 * Graph inputs and outputs live in caller-owned buffers, not in the arena. A group holding a graph input or
-  output lives in that buffer (``Plan.external``). When an alias would join two caller buffers (a graph input
-  with a graph output, or two graph outputs) the alias layer becomes a copy instead (``Plan.copies``, which the
-  codegen emits as ``mcuq_copy_s8`` in the alias layer's place), e.g. a model that is a single RESHAPE.
+  output lives in that buffer (``Plan.external``). A group holds at most one caller buffer: an alias that would
+  join two (a graph input with a graph output, or two graph outputs, e.g. a model that is a single RESHAPE)
+  must have been made a COPY by ``passes.reshape_to_copy`` before lowering; meeting one here is an internal
+  error (RuntimeError), not a property of the model.
 * A group is live from the step that produces it to the last step that reads it (alias steps included), both
   inclusive; a step's inputs and outputs are live together (no in-place reuse).
 * ``lower_bound`` is the largest sum of *unaligned* sizes of groups live at one step; no placement can use
@@ -20,7 +21,7 @@ tensors (constants are not planned: they live in flash). Step ``i`` is layer ``i
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from .errors import ModelError
@@ -47,13 +48,11 @@ class Plan:
     lower_bound: int  # max over steps of the unaligned byte sum of arena groups live at that step
     external: dict[str, str]  # tensor -> graph input/output whose caller-owned buffer holds it
     alias_of: dict[str, str]  # alias layer output -> root tensor of its group
-    # (src, dst): alias layers the codegen emits as a copy in their place; src and dst are graph inputs or
-    # outputs (src: the caller buffer holding the alias layer's input)
-    copies: tuple[tuple[str, str], ...] = ()
     sizes: dict[str, int] = field(default_factory=dict)  # bytes, every planned tensor
     lifetimes: dict[str, tuple[int, int]] = field(default_factory=dict)  # group's (first, last) step, per tensor
     heuristic: str = ""
     align: int = 16
+    scratch: dict[int, int] = field(default_factory=dict)  # layer index -> arena offset of its kernel's scratch
 
     def describe(self) -> list[str]:
         """Human-readable plan: one line per buffer (arena by offset, then caller-owned), for C comments."""
@@ -71,18 +70,37 @@ class Plan:
         for name in sorted(self.external, key=lambda n: (self.external[n], n)):
             if name != self.external[name]:
                 lines.append(f"  caller buffer '{self.external[name]}' holds {name}")
-        for src, dst in self.copies:
-            lines.append(f"  copy {src} -> {dst}")
         return [line.replace("*/", "* /") for line in lines]
 
 
 def plan(g: Graph, layers: tuple[Layer, ...], align: int = 16) -> Plan:
     """Arena offsets for the activation tensors of ``layers`` (the lowered ``g``)."""
     steps, sizes = steps_from_layers(g, layers)
+    scratch_names = _add_scratch(g, layers, steps, sizes)
     try:
-        return plan_steps(steps, sizes, g.inputs, g.outputs, align)
+        p = plan_steps(steps, sizes, g.inputs, g.outputs, align)
     except ValueError as e:
         raise ModelError(g.source, f"memory planning: {e}") from None
+    if not scratch_names:
+        return p
+    return replace(p, scratch={i: p.offsets[name] for i, name in scratch_names.items()})
+
+
+def _add_scratch(g: Graph, layers: tuple[Layer, ...], steps: list[Step], sizes: dict[str, int]) -> dict[int, str]:
+    """Kernel scratch as a buffer written and read by its own step only (so it shares the arena with everything
+    not live at that step); returns layer index -> the buffer's name."""
+    names: dict[int, str] = {}
+    for i, layer in enumerate(layers):
+        n = layer.scratch_bytes
+        if n <= 0:
+            continue
+        name = f"scratch:{i}"
+        while name in g.tensors or name in sizes:
+            name += "'"
+        sizes[name] = n
+        steps[i] = replace(steps[i], writes=(*steps[i].writes, name))
+        names[i] = name
+    return names
 
 
 def steps_from_layers(g: Graph, layers: tuple[Layer, ...]) -> tuple[list[Step], dict[str, int]]:
@@ -121,13 +139,13 @@ def steps_from_layers(g: Graph, layers: tuple[Layer, ...]) -> tuple[list[Step], 
 def plan_steps(
     steps: list[Step], sizes: dict[str, int], inputs: tuple[str, ...], outputs: tuple[str, ...], align: int = 16
 ) -> Plan:
-    """Plan from a step list; raises ValueError for graphs the planner cannot place."""
+    """Plan from a step list; raises ValueError for graphs the planner cannot place, RuntimeError for an alias
+    step joining two caller buffers (the step list was not made from a graph that ``reshape_to_copy`` ran on)."""
     if align < 1:
         raise ValueError(f"alignment must be positive, got {align}")
     caller = _caller_buffers(inputs, outputs)
     parent: dict[str, str] = {}  # alias member -> its group's root (roots are absent)
     ext = {name: caller[name] for name in inputs}  # group root -> caller buffer name
-    copies: list[tuple[str, str, int]] = []
     produced: set[str] = set(inputs)
     for s in steps:
         for name in s.reads:
@@ -145,9 +163,11 @@ def plan_steps(
             raise ValueError(f"step {s.index}: an alias step needs one activation input and one output")
         dst = s.writes[0]
         root = _root(parent, s.reads[0])
-        if root in ext and dst in ext:  # would join two caller buffers
-            copies.append((ext[root], dst, s.index))
-            continue
+        if root in ext and dst in ext:
+            raise RuntimeError(
+                f"step {s.index}: alias '{dst}' would join caller buffers '{ext[root]}' and '{dst}'; "
+                "passes.reshape_to_copy must run before lowering (mcuq bug)"
+            )
         parent[dst] = root
         if dst in ext:
             ext[root] = ext.pop(dst)
@@ -182,7 +202,6 @@ def plan_steps(
         lower_bound=bound,
         external=external,
         alias_of=alias_of,
-        copies=tuple((src, dst) for src, dst, _ in copies),
         sizes={t: sizes[t] for t in sorted(sizes)},
         lifetimes=lifetimes,
         heuristic=best_name,

@@ -21,6 +21,21 @@ def shared_models() -> Path:
     return d
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite the golden files under tests/golden/ instead of comparing with them",
+    )
+
+
+@pytest.fixture(scope="session")
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    """True under ``pytest --update-golden``: golden-file tests write what they would compare."""
+    return bool(request.config.getoption("--update-golden"))
+
+
 def have_arm_toolchain() -> bool:
     return shutil.which("arm-none-eabi-gcc") is not None and shutil.which("qemu-system-arm") is not None
 

@@ -13,8 +13,8 @@ import numpy as np
 from .. import __version__
 from .._paths import TEMPLATES
 from ..ir import Graph, Tensor
+from ..kernels import initializer
 from ..lower.base import Layer
-from ..lower.shape import copy_layer
 from ..plan import Plan
 from .arrays import ctype_of, format_values
 from .names import Namer, c_identifier
@@ -50,12 +50,32 @@ class CallSite:
     kernel: str  # "" for alias layers
     params_name: str
     params_type: str
-    fields: list[tuple[str, str]]
-    args: list[str]
+    init: list[str]  # designated initializer lines of the params struct
+    args: list[str]  # the C arguments after &params: inputs then outputs
     locals: list[str]
     out_ptr: str
     out_bytes: int
     op_name: str
+    context: str = ""  # "&<name>" of the mcuq_context passed first, for kernels that take one
+
+
+@dataclass
+class ArenaView:
+    """A typed pointer into the arena (``static <ctype> *const name = (<ctype> *)&arena[offset];``)."""
+
+    name: str
+    ctype: str
+    offset: int
+    tensor: str
+
+
+@dataclass
+class Scratch:
+    """An mcuq_context constant: ``size`` bytes of scratch at ``offset`` in the arena (none when size is 0)."""
+
+    name: str
+    offset: int
+    size: int
 
 
 @dataclass
@@ -66,6 +86,8 @@ class Model:
     version: str
     arrays: list[ConstArray] = field(default_factory=list)
     calls: list[CallSite] = field(default_factory=list)
+    views: list[ArenaView] = field(default_factory=list)
+    contexts: list[Scratch] = field(default_factory=list)
     inputs: list[IOPort] = field(default_factory=list)
     outputs: list[IOPort] = field(default_factory=list)
     arena_size: int = 0
@@ -128,6 +150,8 @@ def build_model(g: Graph, layers: tuple[Layer, ...], plan: Plan, prefix: str) ->
     def tensor_of(name: str, layer: Layer) -> Tensor:
         return layer.consts[name] if name in layer.consts else g.tensors[name]
 
+    views: dict[tuple[str, str], str] = {}  # (tensor, ctype) -> view name
+
     def activation_ptr(name: str, t: Tensor) -> str:
         if name in ptr:
             return ptr[name]
@@ -136,8 +160,25 @@ def build_model(g: Graph, layers: tuple[Layer, ...], plan: Plan, prefix: str) ->
             return ptr[plan.external[root]]
         if name in plan.external:
             return ptr[plan.external[name]]
-        off = plan.offsets[root]
-        return f"({t.dtype.ctype} *)&{prefix}_arena[{off}]"
+        key = (name, t.dtype.ctype)
+        if key not in views:
+            views[key] = namer(f"a_{name}", 40)
+            m.views.append(ArenaView(views[key], t.dtype.ctype, plan.offsets[root], name))
+        return views[key]
+
+    no_scratch = ""
+
+    def context_of(li: int, layer: Layer) -> str:
+        nonlocal no_scratch
+        size = layer.scratch_bytes
+        if size == 0:
+            if not no_scratch:
+                no_scratch = namer("no_scratch")
+                m.contexts.append(Scratch(no_scratch, 0, 0))
+            return f"&{no_scratch}"
+        name = namer(f"l{li}_ctx")
+        m.contexts.append(Scratch(name, plan.scratch[li], size))
+        return f"&{name}"
 
     const_names: dict[int, str] = {}  # id(tensor data) -> C name, so shared weights are emitted once
 
@@ -152,23 +193,19 @@ def build_model(g: Graph, layers: tuple[Layer, ...], plan: Plan, prefix: str) ->
             m.const_bytes += arr.nbytes
         return const_names[key]
 
-    copy_dst = {dst for _, dst in plan.copies}
     for li, layer in enumerate(layers):
-        if layer.alias and layer.outputs[0] in copy_dst:
-            # an alias whose input and output must live in different caller buffers: copy, in order
-            layer = copy_layer(layer.op, str(layer.inputs[0]), layer.outputs[0], g.tensors[layer.outputs[0]].nbytes)
         op = layer.op
         base = f"l{li}"
-        fields: list[tuple[str, str]] = []
-        for fname, val in layer.params.items():
-            if isinstance(val, np.ndarray):
-                aname = namer(f"{base}_{fname}")
-                arr = np.ascontiguousarray(val)
-                m.arrays.append(ConstArray(aname, ctype_of(arr), arr.size, format_values(arr), f"layer {li} {fname}"))
-                m.const_bytes += arr.nbytes
-                fields.append((fname, aname))
-            else:
-                fields.append((fname, str(int(val))))
+
+        def array_ref(path: str, val: np.ndarray, li: int = li, base: str = base) -> str:
+            leaf = path.rsplit(".", 1)[-1]
+            aname = namer(f"{base}_{leaf}")
+            arr = np.ascontiguousarray(val)
+            m.arrays.append(ConstArray(aname, ctype_of(arr), arr.size, format_values(arr), f"layer {li} {path}"))
+            m.const_bytes += arr.nbytes
+            return aname
+
+        init = initializer(layer.params, array_ref) if layer.params is not None else []
         args: list[str] = []
         local_decls: list[str] = []
         for ai, a in enumerate(layer.args):
@@ -191,15 +228,16 @@ def build_model(g: Graph, layers: tuple[Layer, ...], plan: Plan, prefix: str) ->
             CallSite(
                 index=li,
                 comment=comment.replace("*/", "* /"),
-                kernel="" if layer.alias else layer.kernel,
+                kernel=layer.kernel_name,
                 params_name=f"{base}_params",
-                params_type=layer.params_type,
-                fields=fields,
+                params_type=layer.kernel.params_type if layer.kernel is not None else "",
+                init=init,
                 args=args,
                 locals=local_decls,
                 out_ptr=activation_ptr(out_name, out_t),
                 out_bytes=out_t.nbytes,
                 op_name=op.name.replace("\\", "/").replace('"', "'"),
+                context=context_of(li, layer) if layer.kernel is not None and layer.kernel.context else "",
             )
         )
     return m

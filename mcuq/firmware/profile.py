@@ -29,8 +29,10 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
 from ..errors import BuildError
+from ..records import normalise_inputs
 from . import qemu
 from .elfsize import elf_sizes, format_sizes
+from .image import FirmwareImage, ImageLike, as_image
 from .plugin import Events, plugin_args, read_events
 
 MARKERS = {"mcuq_invoke_begin": 0, "mcuq_invoke_end": 1, "mcuq_layer_begin": 2, "mcuq_layer_end": 3}
@@ -125,52 +127,54 @@ def split_events(events: Events, n_layers: int) -> list[tuple[int, list[int]]]:
     return out
 
 
-def random_inputs(cm: Any, seed: int = 0) -> list[np.ndarray]:
+def random_inputs(image: FirmwareImage, seed: int = 0) -> list[np.ndarray]:
     """One seeded random record: an array per model input, of its shape and dtype."""
     rng = np.random.default_rng(seed)
     arrays = []
-    for p in cm.model.inputs:
-        t = cm.graph.tensors[p.tensor]
+    for t in image.inputs:
         info = np.iinfo(t.dtype.np)
         arrays.append(rng.integers(info.min, info.max + 1, size=t.shape).astype(t.dtype.np))
     return arrays
 
 
 def profile(
-    cm: Any,
-    board: Any = "mps2-an386",
+    image: ImageLike,
+    board: qemu.BoardLike = "mps2-an386",
     inputs: Any = None,
     timeout: float | None = None,
     keep_dir: str | os.PathLike | None = None,
 ) -> Profile:
-    """Build ``cm`` (a CompiledModel) for ``board`` with layer hooks, run it in QEMU with the counting plugin on
-    ``inputs`` (one seeded random record if None; a batch runs in one boot) and return the per-layer profile.
+    """Build ``image`` (a FirmwareImage or a CompiledModel) for ``board`` with layer hooks, run it in QEMU with the
+    counting plugin on ``inputs`` (one seeded random record if None; a batch runs in one boot) and return the
+    per-layer profile.
 
     Faults, hangs (``timeout`` seconds) and non-zero exits raise ``qemu.RunError`` with the guest's output."""
-    arrays, n, _ = cm.normalise_inputs(random_inputs(cm) if inputs is None else inputs)
+    image = as_image(image)
+    arrays, n, _ = normalise_inputs(image.inputs, random_inputs(image) if inputs is None else inputs)
     name = qemu.board_info(board).name
-    with tempfile.TemporaryDirectory(prefix=f"mcuq-bench-{cm.prefix}-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"mcuq-bench-{image.prefix}-") as tmp:
         base = Path(keep_dir) if keep_dir is not None else Path(tmp)
         base.mkdir(parents=True, exist_ok=True)
         # The build is cached by content: run_batch_info below links the same image again from the cache.
-        elf = qemu.build_firmware(cm, board, base / "probe", hooks=True)
+        elf = qemu.build_firmware(image, board, base / "probe", hooks=True)
         marks = marker_addresses(elf)
-        sizes = elf_sizes(elf, cm.prefix)
+        sizes = elf_sizes(elf, image.prefix)
         events_file = base / "mcuq_insn_events.txt"
         events_file.unlink(missing_ok=True)
+        plugin = plugin_args(events_file, marks)
         run = qemu.run_batch_info(
-            cm, board, arrays, n, timeout=timeout, hooks=True, keep_dir=base, extra_args=plugin_args(events_file, marks)
+            image, board, arrays, n, timeout=timeout, hooks=True, keep_dir=base, extra_args=plugin
         )
         events = read_events(events_file)
-    runs = split_events(events, len(cm.layers))
+    runs = split_events(events, len(image.layers))
     if len(runs) != n:
-        raise BuildError(f"{cm.prefix} on {name}: {n} records sent, the counting plugin saw {len(runs)} inferences")
-    rows = []
-    for i, (layer, count) in enumerate(zip(cm.layers, runs[0][1])):
-        t = cm.graph.tensors[layer.outputs[0]]
-        rows.append(LayerProfile(i, layer.op.type_name, layer.op.name, tuple(t.shape), layer.macs, count))
+        raise BuildError(f"{image.prefix} on {name}: {n} records sent, the counting plugin saw {len(runs)} inferences")
+    rows = tuple(
+        LayerProfile(i, layer.op, layer.name, layer.shape, layer.macs, count)
+        for i, (layer, count) in enumerate(zip(image.layers, runs[0][1]))
+    )
     return Profile(
-        cm.prefix, name, tuple(rows), tuple(r[0] for r in runs), sizes, int(cm.model.weight_bytes), run.stack_used
+        image.prefix, name, rows, tuple(r[0] for r in runs), sizes, int(image.model.weight_bytes), run.stack_used
     )
 
 

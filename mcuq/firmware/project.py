@@ -3,25 +3,28 @@ start-up code, a linker script, a batch-running main, a Makefile and a CMakeList
 
 For a real board the folder is the library a user drops into a vendor project: the model, the runtime, a
 DWT-based profiling file, a Makefile/CMakeLists.txt that build a static library, and a README saying how.
+
+What is common to every project folder (runtime selection, template rendering, the safe write) lives in
+``mcuq.codegen.project``; this module adds what only a board knows.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-import jinja2
+from typing import TYPE_CHECKING
 
 from .. import __version__
-from .._paths import RUNTIME_C, TEMPLATES
 from ..boards import DEFAULT_STACK_SIZE, Board, Region, load_board
+from ..codegen.project import model_files, render_templates, write_tree
 from ..errors import FitError, McuqError
+from .image import ImageLike, as_image
 
-MARKER = ".mcuq-output"
+if TYPE_CHECKING:
+    from ..codegen.emit import Model
+
 EMULATED_FILES = ("main.c", "startup.c", "mcuq_firmware.h", "linker.ld", "Makefile", "CMakeLists.txt", "README.md")
 REAL_FILES = ("mcuq_profile_dwt.c", "Makefile", "CMakeLists.txt", "README.md")
 
@@ -87,7 +90,7 @@ def qemu_machine_args(b: BoardInfo) -> list[str]:
     ]
 
 
-def linker_fit_error(cm, b: BoardInfo, log: str) -> FitError | None:
+def linker_fit_error(m: Model, b: BoardInfo, log: str) -> FitError | None:
     """The linker's "region `FLASH' overflowed by N bytes" as a FitError with the numbers."""
     over = dict(re.findall(r"region [`'](\w+)' overflowed by (\d+) bytes", log))
     if not over:
@@ -102,66 +105,26 @@ def linker_fit_error(cm, b: BoardInfo, log: str) -> FitError | None:
     def nbytes(a) -> int:
         return a.size * width.get(a.ctype, 4)
 
-    biggest = max(cm.model.arrays, key=nbytes, default=None)
-    detail = f"weights {cm.model.weight_bytes:,} B, arena {cm.model.arena_size:,} B, stack {b.stack_size:,} B"
+    biggest = max(m.arrays, key=nbytes, default=None)
+    detail = f"weights {m.weight_bytes:,} B, arena {m.arena_size:,} B, stack {b.stack_size:,} B"
     if biggest is not None:
         detail += f"; largest weight array '{biggest.name}' {nbytes(biggest):,} B ({biggest.comment})"
     return FitError(
-        f"{cm.prefix}: does not fit {b.name} (linker): {'; '.join(parts)}; {detail}. Choose a board with more memory "
+        f"{m.prefix}: does not fit {b.name} (linker): {'; '.join(parts)}; {detail}. Choose a board with more memory "
         "(`mcuq boards`) or a smaller model."
     )
 
 
-# -- runtime selection ---------------------------------------------------------------------------------------
-def runtime_files(kernels: set[str]) -> list[Path]:
-    """The runtime .c files that define ``kernels`` (file stem == kernel name), plus those they call in turn.
-
-    Falls back to every runtime source when a kernel has no file of its name."""
-    sources = sorted((RUNTIME_C / "src").glob("*/*.c"))
-    by_stem = {p.stem: p for p in sources}
-    if not kernels.issubset(by_stem):
-        return sources
-    chosen, todo = set(), sorted(kernels)
-    while todo:
-        stem = todo.pop()
-        if stem in chosen:
-            continue
-        chosen.add(stem)
-        text = by_stem[stem].read_text()
-        todo.extend(s for s in by_stem if s not in chosen and re.search(rf"\b{re.escape(s)}\s*\(", text))
-    return [by_stem[s] for s in sorted(chosen)]
-
-
-def runtime_sources_for(cm) -> dict[str, str]:
-    """The runtime headers and the kernel sources ``cm`` calls, by relative path under mcuq_runtime/."""
-    files = {f"mcuq_runtime/include/{p.name}": p.read_text() for p in sorted((RUNTIME_C / "include").glob("*.h"))}
-    kernels = {layer.kernel for layer in cm.layers if layer.kernel}
-    for p in runtime_files(kernels):
-        files[f"mcuq_runtime/src/{p.parent.name}/{p.name}"] = p.read_text()
-    return files
-
-
 # -- rendering -----------------------------------------------------------------------------------------------
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES / "firmware")),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
-def _io_bytes(cm, ports) -> int:
-    return sum(cm.graph.tensors[p.tensor].nbytes for p in ports)
-
-
-def render_firmware_project(cm, board: str | Board | BoardInfo, stack_size: int | None = None) -> dict[str, str]:
-    """Every file of the firmware folder for ``cm`` on ``board``, by relative path (deterministic)."""
+def render_firmware_project(
+    image: ImageLike, board: str | Board | BoardInfo, stack_size: int | None = None
+) -> dict[str, str]:
+    """Every file of the firmware folder for ``image`` (a FirmwareImage or a CompiledModel) on ``board``, by
+    relative path (deterministic)."""
     b = board_info(board)
-    m = cm.model
-    files = dict(sorted(cm.files.items()))
-    files.update(runtime_sources_for(cm))
+    image = as_image(image)
+    m = image.model
+    files = model_files(m, image.files)
     qemu_args = " ".join(qemu_machine_args(b))
     ctx = dict(
         m=m,
@@ -180,8 +143,8 @@ def render_firmware_project(cm, board: str | Board | BoardInfo, stack_size: int 
         arena_size=m.arena_size,
         inputs=m.inputs,
         outputs=m.outputs,
-        in_bytes=_io_bytes(cm, m.inputs),
-        out_bytes=_io_bytes(cm, m.outputs),
+        in_bytes=sum(t.nbytes for t in image.inputs),
+        out_bytes=sum(t.nbytes for t in image.outputs),
         flash_origin=b.flash_origin,
         flash_length=b.flash_length,
         ram_origin=b.ram_origin,
@@ -189,41 +152,16 @@ def render_firmware_project(cm, board: str | Board | BoardInfo, stack_size: int 
         qemu_args=qemu_args,
         qemu_example=f"qemu-system-arm {qemu_args} -kernel {m.prefix}.elf </dev/null   # or: make run",
     )
-    env = _env()
-    for name in EMULATED_FILES if b.emulated else REAL_FILES:
-        files[name] = env.get_template(f"{name}.j2").render(**ctx)
+    files.update(render_templates("firmware", EMULATED_FILES if b.emulated else REAL_FILES, ctx))
     return files
 
 
-def write_tree(files: dict[str, str], out_dir: str | os.PathLike) -> Path:
-    """Write ``files`` into ``out_dir`` through a staging sibling, replacing a directory mcuq wrote before.
-
-    Refuses a non-empty directory without mcuq's marker file, so a user's folder is never overwritten."""
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists() and not (out / MARKER).exists() and any(out.iterdir()):
-        raise McuqError(f"{out}: exists and was not written by mcuq; refusing to overwrite it (choose another -o)")
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        for rel, text in files.items():
-            p = stage / rel
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(text)
-        (stage / MARKER).write_text("written by mcuq; `mcuq compile` replaces this directory\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(stage, out)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    return out
-
-
 def write_firmware_project(
-    cm, board: str | Board | BoardInfo, out_dir: str | os.PathLike, stack_size: int | None = None
+    image: ImageLike, board: str | Board | BoardInfo, out_dir: str | os.PathLike, stack_size: int | None = None
 ) -> Path:
-    """Write the firmware folder for ``cm`` (a CompiledModel) on ``board`` into ``out_dir``; returns it.
+    """Write the firmware folder for ``image`` (a FirmwareImage or a CompiledModel) on ``board`` into ``out_dir``;
+    returns it.
 
     ``make -C out_dir`` then builds ``<prefix>.elf`` (emulated boards) or ``lib<prefix>.a`` (real boards) with
     arm-none-eabi-gcc, without mcuq installed."""
-    return write_tree(render_firmware_project(cm, board, stack_size), out_dir)
+    return write_tree(render_firmware_project(image, board, stack_size), out_dir)

@@ -1,8 +1,8 @@
 """Build firmware with make + arm-none-eabi-gcc and run it in qemu-system-arm: one build, one boot per batch.
 
 Inputs and outputs travel through semihosting file I/O (main.c.j2): ``mcuq_in.bin`` is a little-endian uint32
-record count followed by the records (each the model's inputs in order, as ``CompiledModel._execute`` lays them
-out for the host runner); ``mcuq_out.bin`` gets each record's outputs in order.
+record count followed by the records (``mcuq.records``: each the model's inputs in order, as for the host
+runner); ``mcuq_out.bin`` gets each record's outputs in order.
 
 Streaming the batch through per-record semihosting reads was measured on VWW (27 KB per record, mps2-an386): one
 boot over 100 records with the invoke removed takes 0.042 s against 0.031 s for 1 record, ~0.1 ms of I/O per
@@ -27,9 +27,12 @@ import numpy as np
 
 from ..boards import Board, load_board
 from ..build import cache_dir
+from ..codegen.project import write_tree
 from ..errors import BuildError
 from ..fit import check_fit
-from .project import BoardInfo, board_info, linker_fit_error, qemu_machine_args, render_firmware_project, write_tree
+from ..records import record_bytes, record_size, split_records
+from .image import FirmwareImage, ImageLike, as_image
+from .project import BoardInfo, board_info, linker_fit_error, qemu_machine_args, render_firmware_project
 
 BUILD_TIMEOUT = 600  # seconds for make
 EXIT_MESSAGES = {
@@ -97,7 +100,7 @@ class BuildOptions:
 
 
 def build_firmware(
-    cm,
+    image: ImageLike,
     board: BoardLike,
     workdir: str | os.PathLike,
     hooks: bool = False,
@@ -105,16 +108,18 @@ def build_firmware(
     stack_size: int | None = None,
     extra_cflags: Sequence[str] = (),
 ) -> Path:
-    """Write the firmware project for ``cm`` into ``workdir`` and build it with make; returns the ELF's path.
+    """Write the firmware project for ``image`` (a FirmwareImage or a CompiledModel) into ``workdir`` and build it
+    with make; returns the ELF's path.
 
     The ELF (and its .map) is cached by the hash of the project files, the make variables and the compiler
     version, so an unchanged model is linked once per machine. Raises FitError when the linker reports that the
     image overflows the board's flash or RAM, BuildError on any other failure."""
     require_tools("make", "arm-none-eabi-gcc")
+    image = as_image(image)
     if isinstance(board, str):
         board = load_board(board)
     if isinstance(board, Board):
-        check_fit(board, cm, hooks)  # the estimate, with the numbers, before anything is built
+        check_fit(board, image.footprint, hooks)  # the estimate, with the numbers, before anything is built
     b = board_info(board)
     if not b.emulated:
         raise BuildError(
@@ -122,7 +127,7 @@ def build_firmware(
             "inside your vendor project instead"
         )
     opts = BuildOptions(hooks, int(stack_size or b.stack_size), tuple(extra_cflags))
-    files = render_firmware_project(cm, b, opts.stack_size)
+    files = render_firmware_project(image, b, opts.stack_size)
     h = hashlib.sha256(_gcc_version().encode())
     for arg in opts.make_args():
         h.update(arg.encode() + b"\0")
@@ -130,7 +135,7 @@ def build_firmware(
         h.update(rel.encode() + b"\0" + text.encode() + b"\0")
     key = h.hexdigest()[:24]
     out = write_tree(files, workdir)
-    elf = out / f"{cm.prefix}.elf"
+    elf = out / f"{image.prefix}.elf"
     cached = cache_dir() / "firmware" / key / elf.name
     if cached.exists():
         shutil.copyfile(cached, elf)
@@ -148,7 +153,7 @@ def build_firmware(
         ) from None
     log = proc.stdout + proc.stderr
     if proc.returncode != 0 or not elf.exists():
-        fit = linker_fit_error(cm, b, log)
+        fit = linker_fit_error(image.model, b, log)
         if fit is not None:
             raise fit
         raise BuildError(f"building the firmware for {b.name} failed: {' '.join(cmd)}\n{log[-4000:]}")
@@ -235,11 +240,10 @@ def check_guest(what: str, stdout: str, stderr: str, rc: int, count: int | None 
         raise RunError(f"{what}: the guest ran {done.group(1)} records, {count} were sent", out)
 
 
-def default_timeout(cm, n: int) -> float:
+def default_timeout(image: FirmwareImage, n: int) -> float:
     """Seconds allowed for ``n`` records: 30 s plus, per record, 20 instructions per MAC at 10^8 instructions/s
     (QEMU runs 10^8-10^9 guest instructions/s here; the kernels take 0.25-5 per MAC) and 0.2 s."""
-    macs = sum(layer.macs for layer in cm.layers)
-    return 30.0 + n * (0.2 + 20.0 * macs / 1e8)
+    return 30.0 + n * (0.2 + 20.0 * image.macs / 1e8)
 
 
 @dataclass
@@ -253,7 +257,7 @@ class GuestRun:
 
 
 def run_batch_info(
-    cm,
+    image: ImageLike,
     board: BoardLike,
     arrays: Sequence[np.ndarray],
     n: int,
@@ -265,40 +269,36 @@ def run_batch_info(
     extra_args: Sequence[str] = (),
     keep_dir: str | os.PathLike | None = None,
 ) -> GuestRun:
-    """Run ``n`` records through the firmware in one boot. ``arrays``: one per model input, leading axis n."""
+    """Run ``n`` records through the firmware of ``image`` (a FirmwareImage or a CompiledModel) in one boot.
+    ``arrays``: one per model input, leading axis n."""
     b = board_info(board)
-    with tempfile.TemporaryDirectory(prefix=f"mcuq-qemu-{cm.prefix}-") as tmp:
+    image = as_image(image)
+    with tempfile.TemporaryDirectory(prefix=f"mcuq-qemu-{image.prefix}-") as tmp:
         base = Path(keep_dir) if keep_dir is not None else Path(tmp)
-        elf = build_firmware(cm, b, base / "firmware", hooks, stack_size=stack_size, extra_cflags=extra_cflags)
+        elf = build_firmware(image, b, base / "firmware", hooks, stack_size=stack_size, extra_cflags=extra_cflags)
         rundir = base / "run"
         rundir.mkdir(parents=True, exist_ok=True)
         with open(rundir / "mcuq_in.bin", "wb") as f:
             f.write(struct.pack("<I", n))
-            for i in range(n):
-                for a in arrays:
-                    f.write(np.ascontiguousarray(a[i]).tobytes())
+            f.writelines(record_bytes(arrays, n))
         (rundir / "mcuq_out.bin").unlink(missing_ok=True)
-        limit = timeout if timeout is not None else default_timeout(cm, n)
+        limit = timeout if timeout is not None else default_timeout(image, n)
         stdout, stderr, rc = run_qemu(b, elf, rundir, limit, extra_args)
-        check_guest(f"{cm.prefix} on {b.name}", stdout, stderr, rc, n)
-        per = [cm.graph.tensors[p.tensor] for p in cm.model.outputs]
-        rec = sum(t.nbytes for t in per)
+        check_guest(f"{image.prefix} on {b.name}", stdout, stderr, rc, n)
+        want = record_size(image.outputs) * n
         raw = (rundir / "mcuq_out.bin").read_bytes()
-        if len(raw) != rec * n:
-            raise RunError(f"{cm.prefix} on {b.name}: mcuq_out.bin has {len(raw)} bytes, expected {rec * n}", stdout)
-        buf = np.frombuffer(raw, dtype=np.uint8).reshape(n, rec)
-        outs, pos = [], 0
-        for t in per:
-            outs.append(buf[:, pos : pos + t.nbytes].copy().view(t.dtype.np).reshape((n, *t.shape)))
-            pos += t.nbytes
+        if len(raw) != want:
+            raise RunError(f"{image.prefix} on {b.name}: mcuq_out.bin has {len(raw)} bytes, expected {want}", stdout)
+        outs = split_records(raw, image.outputs, n)
         stack = STACK.search(stdout)
         return GuestRun(outs, int(stack.group(1)) if stack else None, stdout, stderr)
 
 
 def run_batch(
-    cm, board: BoardLike, arrays: Sequence[np.ndarray], n: int, timeout: float | None = None
+    image: ImageLike, board: BoardLike, arrays: Sequence[np.ndarray], n: int, timeout: float | None = None
 ) -> list[np.ndarray]:
     """Outputs of ``n`` records run in QEMU on ``board``: one array per model output with leading axis ``n``.
 
-    Same layout as ``CompiledModel._execute``; ``arrays`` are the normalised inputs (leading axis n)."""
-    return run_batch_info(cm, board, arrays, n, timeout=timeout).outputs
+    Same layout as the host runner's; ``arrays`` are the normalised inputs (``mcuq.records.normalise_inputs``,
+    leading axis n)."""
+    return run_batch_info(image, board, arrays, n, timeout=timeout).outputs

@@ -175,6 +175,13 @@ def _add(c: OpContext) -> Converted:
     return ir.BinaryAttrs(activation=act), (0, 1)
 
 
+def _sub(c: OpContext) -> Converted:
+    # SubOptions.pot_scale_int16 only matters for int16 operands.
+    o = c.opts(tflite.SubOptions)
+    act = c.activation(o.FusedActivationFunction()) if o is not None else ir.Activation.NONE
+    return ir.BinaryAttrs(activation=act), (0, 1)
+
+
 def _mul(c: OpContext) -> Converted:
     o = c.opts(tflite.MulOptions)
     act = c.activation(o.FusedActivationFunction()) if o is not None else ir.Activation.NONE
@@ -251,6 +258,7 @@ CONVERTERS: dict[str, tuple[ir.OpKind, Callable[[OpContext], Converted]]] = {
     "AVERAGE_POOL_2D": (ir.OpKind.AVG_POOL2D, _pool),
     "MAX_POOL_2D": (ir.OpKind.MAX_POOL2D, _pool),
     "ADD": (ir.OpKind.ADD, _add),
+    "SUB": (ir.OpKind.SUB, _sub),
     "MUL": (ir.OpKind.MUL, _mul),
     "RESHAPE": (ir.OpKind.RESHAPE, _reshape),
     "SQUEEZE": (ir.OpKind.RESHAPE, _squeeze),

@@ -50,6 +50,12 @@ _INT8_VERSION: dict[str, int] = {
 }
 
 
+def _broadcasts_beyond_4d(g: ir.Graph, op: ir.Op) -> bool:
+    """op_version.cc's SUB rule: inputs of different shapes, one of rank > 4, make version 3."""
+    s1, s2 = (_shape(g, n) for n in op.inputs[:2])
+    return s1 != s2 and max(len(s1), len(s2)) > 4
+
+
 def _mod(name: str) -> Any:
     """A generated schema module (its builder functions are module-level: ``Start``, ``AddX``, ``End``)."""
     return importlib.import_module(f"tflite.{name}")
@@ -224,6 +230,8 @@ class _Writer:
             version = 1
         if op.kind is ir.OpKind.FULLY_CONNECTED and isinstance(op.attrs, ir.FullyConnectedAttrs):
             version = max(version, 5) if op.attrs.keep_num_dims else version
+        if builtin == "SUB" and _broadcasts_beyond_4d(self.graph, op):
+            version = max(version, 3)
         spec = _OpSpec(
             code=BUILTIN_CODES[builtin],
             version=version,
@@ -301,6 +309,7 @@ _OPTIONS: dict[str, tuple[str | None, _Fields]] = {
         lambda a, g, op: _window(a) + [("FilterWidth", a.filter_w), ("FilterHeight", a.filter_h)] + _act(a),
     ),
     "ADD": ("AddOptions", lambda a, g, op: _act(a)),
+    "SUB": ("SubOptions", lambda a, g, op: _act(a)),
     "MUL": ("MulOptions", lambda a, g, op: _act(a)),
     "RESHAPE": ("ReshapeOptions", lambda a, g, op: [("NewShape", _shape(g, op.outputs[0]))]),
     "SQUEEZE": (

@@ -2,41 +2,60 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..errors import ModelError
-from ..ir import Graph
+from ..ir import DType, Graph, Op
+from ..kernels import out_of_range
 from . import conv, elementwise, pool, shape, softmax  # noqa: F401  (register the lowerings)
 from .base import LOWERINGS, Layer, lowering
 
-__all__ = ["LOWERINGS", "Layer", "lower", "lowering", "supported_ops"]
+__all__ = ["LOWERINGS", "Layer", "lower", "lower_op", "lowering", "supported_ops"]
 
 
 def supported_ops() -> list[str]:
-    return sorted(k.value for k in LOWERINGS)
+    return sorted(k.name for k in LOWERINGS)
+
+
+def lower_op(g: Graph, op: Op) -> Layer:
+    """One op's layer, after checking every parameter against the range its C struct field allows."""
+    fn = LOWERINGS.get(op.kind)
+    if fn is None:
+        raise ModelError(g.source, f"{op.where}: not supported; supported ops: {', '.join(supported_ops())}")
+    layer = fn(g, op)
+    check_ranges(g, layer)
+    return layer
 
 
 def lower(g: Graph) -> tuple[Layer, ...]:
-    layers = []
+    """Every op of an integer graph as a kernel call (float graphs are refused: quantize them first)."""
+    check_quantized(g)
+    return tuple(lower_op(g, op) for op in g.ops)
+
+
+def check_quantized(g: Graph) -> None:
+    """Reject float graphs with a clear error before lowering (post-training quantization is separate)."""
     for op in g.ops:
-        fn = LOWERINGS.get(op.kind)
-        if fn is None:
-            raise ModelError(g.source, f"{op.where}: not supported; supported ops: {', '.join(supported_ops())}")
-        layer = fn(g, op)
-        check_shifts(g, layer)
-        layers.append(layer)
-    return tuple(layers)
+        for name in (*op.inputs, *op.outputs):
+            if name and g.tensors[name].dtype == DType.FLOAT32:
+                raise ModelError(
+                    g.source,
+                    f"{op.where}: tensor '{name}' is float32. mcuq compiles int8-quantized models; quantize this "
+                    "float model first (post-training quantization with calibration data).",
+                )
 
 
-def check_shifts(g: Graph, layer: Layer) -> None:
-    """Static check shared by every kernel: each shift parameter fits the C helpers' range [-31, 31]."""
-    for name, value in layer.params.items():
-        if "shift" not in name:
-            continue
-        vals = np.asarray(value).reshape(-1)
-        if vals.size and (int(vals.min()) < -31 or int(vals.max()) > 31):
-            raise ModelError(
-                g.source,
-                f"{layer.op.where}: {name} {int(vals.min())}..{int(vals.max())} is outside [-31, 31]; the "
-                "quantization scales of this op are too far apart for fixed-point rescaling",
-            )
+def check_ranges(g: Graph, layer: Layer) -> None:
+    """Static check shared by every kernel: each parameter lies in the range its C field documents (shifts in
+    [-31, 31] for the fixed-point helpers, zero points and clamp bounds in int8, sizes positive)."""
+    if layer.params is None:
+        return
+    bad = out_of_range(layer.params)
+    if bad:
+        raise ModelError(
+            g.source,
+            f"{layer.op.where}: {bad[0]}"
+            + (
+                "; the quantization scales of this op are too far apart for fixed-point rescaling"
+                if "shift" in bad[0]
+                else ""
+            ),
+        )

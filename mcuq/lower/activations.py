@@ -1,6 +1,9 @@
-"""Lowering of the int8 activations RELU, RELU6, LOGISTIC, TANH and HARD_SWISH, as TFLite 2.14's Prepare in
-tensorflow/lite/kernels/activations.cc computes their parameters.
+"""Lowering of the int8 unary elementwise ops QUANTIZE, RELU, RELU6, LOGISTIC, TANH and HARD_SWISH, as TFLite
+2.14's Prepare computes their parameters (tensorflow/lite/kernels/quantize.cc, activations.cc).
 
+  * QUANTIZE (int8 -> int8): reference_ops::Requantize with ``double(s_in) / double(s_out)``. Its only special
+    case (an XOR with 0x80 when int8 <-> uint8 differ by a zero point of 128 at equal scale) does not apply to
+    int8 -> int8.
   * RELU / RELU6 (ReluPrepare, QuantizedReluX): ``in_scale / out_scale`` in float32 -> QuantizeMultiplier; the
     clamp bounds are ``max(-128, zp + roundf(0 / s))`` and ``min(127, zp + roundf(6 / s))`` in float32.
   * LOGISTIC / TANH: TFLite's int8 reference path (kReference) does not compute in fixed point: Prepare fills a
@@ -21,14 +24,15 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..ir import Activation, Graph, Op, OpKind
-from ..quantize.fixedpoint import quantize_multiplier
+from ..ir import Activation, DType, Graph, Op, OpKind, Tensor
+from ..kernels.elementwise import HARD_SWISH_S8, LUT_S8, REQUANTIZE_S8, HardSwishParams, LutParams, RequantizeParams
+from ..kernels.types import ActivationRange
+from ..quantize.fixedpoint import INT32_MAX, quantize_multiplier
 from .base import Layer, fail, lowering
-from .common import INT8_MAX, INT8_MIN, activation_bounds, require_int8
-from .elementwise import requantize_params
+from .common import INT8_MAX, INT8_MIN, activation_range, max_abs_offset, require_int8
 
 INT16_MAX = 2**15 - 1
-INT32_MAX = 2**31 - 1
+HARD_SWISH_MAX_RELUISH_EXPONENT = 16  # HARD_SWISH's 16-bit arithmetic: larger input scales are rejected
 
 
 @functools.lru_cache(maxsize=1)
@@ -92,11 +96,41 @@ def lut_table(
     return table
 
 
-def _unary(g: Graph, op: Op):
+def _unary(g: Graph, op: Op) -> tuple[Tensor, Tensor]:
+    """The int8 input and output of a unary op, which must have the same shape."""
     inp, out = require_int8(g, op, *op.inputs, *op.outputs)
     if inp.shape != out.shape:
         raise fail(g, op, f"output shape {out.shape} differs from input shape {inp.shape}")
     return inp, out
+
+
+def requantize_params(
+    g: Graph, op: Op, inp: Tensor, out: Tensor, real: float, activation: ActivationRange
+) -> RequantizeParams:
+    """Parameters of mcuq_requantize_s8 for y = clamp(zp_out + (x - zp_in) * real, activation)."""
+    mult, shift = quantize_multiplier(real)
+    if shift > 30:
+        raise fail(g, op, f"rescale factor {real:.6g} is too large")
+    if shift > 0 and max_abs_offset(inp.zero_point) << shift > INT32_MAX:
+        raise fail(g, op, f"input shifted left by {shift} overflows int32 (rescale factor {real:.6g})")
+    return RequantizeParams(out.size, inp.zero_point, out.zero_point, mult, shift, activation)
+
+
+@lowering(OpKind.QUANTIZE)
+def lower_quantize(g: Graph, op: Op) -> Layer:
+    """QUANTIZE int8 -> int8: reference_ops::Requantize with quantize.cc's double effective scale."""
+    src, dst = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    if src.dtype != DType.INT8 or dst.dtype != DType.INT8:
+        raise fail(
+            g,
+            op,
+            f"QUANTIZE {src.dtype.value} -> {dst.dtype.value} is not supported; mcuq compiles int8 -> int8 "
+            "requantization (give the model int8 inputs and outputs)",
+        )
+    inp, out = _unary(g, op)
+    real = float(np.float64(np.float32(inp.scale)) / np.float64(np.float32(out.scale)))
+    params = requantize_params(g, op, inp, out, real, ActivationRange(INT8_MIN, INT8_MAX))
+    return Layer(op, REQUANTIZE_S8, params, (*op.inputs, *op.outputs))
 
 
 @lowering(OpKind.RELU, OpKind.RELU6)
@@ -105,9 +139,8 @@ def lower_relu(g: Graph, op: Op) -> Layer:
     inp, out = _unary(g, op)
     real = float(np.float32(inp.scale) / np.float32(out.scale))  # float / float, widened to double
     act = Activation.RELU if op.kind == OpKind.RELU else Activation.RELU6
-    act_min, act_max = activation_bounds(act, out)
-    params = requantize_params(g, op, inp, out, real, act_min, act_max)
-    return Layer(op, "mcuq_requantize_s8", "mcuq_requantize_params", params, (*op.inputs, *op.outputs))
+    params = requantize_params(g, op, inp, out, real, activation_range(act, out))
+    return Layer(op, REQUANTIZE_S8, params, (*op.inputs, *op.outputs))
 
 
 @lowering(OpKind.SIGMOID, OpKind.TANH)
@@ -121,8 +154,7 @@ def lower_lut(g: Graph, op: Op) -> Layer:
     else:
         fn = _tanh_f32
     table = lut_table(inp.scale, inp.zero_point, out.scale, out.zero_point, fn)
-    params = {"size": out.size, "table": table}
-    return Layer(op, "mcuq_lut_s8", "mcuq_lut_params", params, (*op.inputs, *op.outputs))
+    return Layer(op, LUT_S8, LutParams(out.size, table), (*op.inputs, *op.outputs))
 
 
 def downscale_int32_to_int16_multiplier(m: int) -> int:
@@ -143,15 +175,15 @@ def lower_hard_swish(g: Graph, op: Op) -> Layer:
     if out_exp > 0:
         raise fail(g, op, "output scale is too small for TFLite's HARD_SWISH (output multiplier exponent > 0)")
     rel_m32, rel_exp = quantize_multiplier(float(hires_input_scale / reluish_scale))
-    if rel_exp > 16:
+    if rel_exp > HARD_SWISH_MAX_RELUISH_EXPONENT:
         raise fail(g, op, f"input scale {inp.scale} is too large for HARD_SWISH's 16-bit arithmetic")
-    params = {
-        "size": out.size,
-        "input_zp": inp.zero_point,
-        "output_zp": out.zero_point,
-        "output_multiplier_fixedpoint_int16": downscale_int32_to_int16_multiplier(out_m32),
-        "output_multiplier_exponent": out_exp,
-        "reluish_multiplier_fixedpoint_int16": downscale_int32_to_int16_multiplier(rel_m32),
-        "reluish_multiplier_exponent": rel_exp,
-    }
-    return Layer(op, "mcuq_hard_swish_s8", "mcuq_hard_swish_params", params, (*op.inputs, *op.outputs))
+    params = HardSwishParams(
+        size=out.size,
+        input_zp=inp.zero_point,
+        output_zp=out.zero_point,
+        output_multiplier_fixedpoint_int16=downscale_int32_to_int16_multiplier(out_m32),
+        output_multiplier_exponent=out_exp,
+        reluish_multiplier_fixedpoint_int16=downscale_int32_to_int16_multiplier(rel_m32),
+        reluish_multiplier_exponent=rel_exp,
+    )
+    return Layer(op, HARD_SWISH_S8, params, (*op.inputs, *op.outputs))

@@ -2,21 +2,18 @@
 
 Lowering is where every float is turned into integers (multipliers, shifts, offsets, clamp bounds), at compile
 time. Each op family registers one function per OpKind with ``@lowering(OpKind.X)``; it takes the graph and
-the op and returns a ``Layer``. ``mcuq.reference`` registers a numpy mirror per kernel name with the same
-parameters, so the numpy model is the C runtime's twin.
+the op and returns a ``Layer``. ``mcuq.reference`` registers a numpy mirror per kernel name that computes from
+the same parameters, so the numpy model is the C runtime's twin.
 
 Conventions the codegen relies on:
-  * ``kernel`` is the C function; it is called as
-    ``status = kernel(&params, arg0, arg1, ..., out0, ...)`` where ``args`` lists input tensor names then
-    output tensor names. Each arg is passed as a pointer typed from the tensor's dtype
+  * ``kernel`` is an entry of the kernel registry (``mcuq.kernels``) and ``params`` an instance of its params
+    dataclass, which mirrors the C struct field for field; the call is
+    ``status = kernel([&ctx,] &params, arg0, arg1, ..., out0, ...)`` where ``args`` lists input tensor names
+    then output tensor names. Each arg is passed as a pointer typed from the tensor's dtype
     (``const int8_t *`` for inputs, ``int8_t *`` for outputs, ``const int32_t *`` for an int32 bias).
     ``""`` passes NULL (an absent optional input). A tuple of names passes a ``const int8_t *const[]``
-    array of pointers (CONCATENATION's inputs).
-  * ``params`` fills a ``static const <params_type>`` with designated initializers, in insertion order.
-    An ``int`` value is an ``int32_t`` field. A numpy array value is emitted as its own
-    ``static const <ctype> name[]`` array (C type from the array's dtype) and the field holds a pointer to it
-    (declare it ``const int32_t *`` / ``const int8_t *`` ... in the struct).
-  * ``alias`` layers (RESHAPE, SQUEEZE) emit no call: the output shares the input's memory.
+    array of pointers (CONCAT's inputs).
+  * A layer without a kernel is an alias (RESHAPE): it emits no call and its output shares the input's memory.
   * ``consts`` holds constant tensors created by lowering (e.g. a repacked weight) that args may name.
 """
 
@@ -24,11 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from ..errors import ModelError
 from ..ir import Graph, Op, OpKind, Tensor
+from ..kernels import CStruct, Kernel, get
 
 ParamValue = int | np.ndarray
 Arg = str | tuple[str, ...]
@@ -37,16 +36,26 @@ Arg = str | tuple[str, ...]
 @dataclass(frozen=True, eq=False)
 class Layer:
     op: Op
-    kernel: str
-    params_type: str
-    params: dict[str, ParamValue]
+    kernel: Kernel | None  # None: an alias layer
+    params: CStruct | None
     args: tuple[Arg, ...]
     n_outputs: int = 1
-    # multiply-accumulates with weights (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED), the convention of
+    # multiply-accumulates with weights (CONV2D, DEPTHWISE_CONV2D, FULLY_CONNECTED), the convention of
     # MLPerf Tiny's and ../shared/models' MAC counts; pooling, softmax and elementwise ops count 0
     macs: int = 0
-    alias: bool = False
     consts: dict[str, Tensor] = field(default_factory=dict)
+
+    @property
+    def alias(self) -> bool:
+        return self.kernel is None
+
+    @property
+    def kernel_name(self) -> str:
+        return self.kernel.name if self.kernel is not None else ""
+
+    @property
+    def scratch_bytes(self) -> int:
+        return self.kernel.scratch_bytes(self.params) if self.kernel is not None and self.params is not None else 0
 
     @property
     def inputs(self) -> tuple[Arg, ...]:
@@ -57,8 +66,10 @@ class Layer:
         outs = self.args[len(self.args) - self.n_outputs :]
         return tuple(str(o) for o in outs)
 
-    def p(self, name: str) -> ParamValue:
-        return self.params[name]
+    def p(self, path: str) -> Any:
+        """A parameter by dotted path, e.g. ``layer.p("activation.min")``."""
+        assert self.params is not None, f"{self.op.where} is an alias layer"
+        return get(self.params, path)
 
 
 LowerFn = Callable[[Graph, Op], Layer]

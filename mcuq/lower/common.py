@@ -5,10 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Activation, DType, Graph, Op, Tensor
+from ..kernels.types import ActivationRange
 from ..quantize.fixedpoint import tflite_round
 from .base import fail
 
 INT8_MIN, INT8_MAX = -128, 127
+
+
+def max_abs_offset(zero_point: int) -> int:
+    """The largest |x - zero_point| over int8 x."""
+    return max(INT8_MAX - zero_point, zero_point - INT8_MIN)
 
 
 def activation_bounds(act: Activation, out: Tensor) -> tuple[int, int]:
@@ -32,6 +38,11 @@ def activation_bounds(act: Activation, out: Tensor) -> tuple[int, int]:
         lo = max(lo, quantize(-1.0))
         hi = min(hi, quantize(1.0))
     return lo, hi
+
+
+def activation_range(act: Activation, out: Tensor) -> ActivationRange:
+    """``activation_bounds`` as the C ``mcuq_activation`` struct."""
+    return ActivationRange(*activation_bounds(act, out))
 
 
 def require_int8(g: Graph, op: Op, *names: str) -> tuple[Tensor, ...]:

@@ -24,27 +24,21 @@ from ..ir import (
     Graph,
     Op,
     OpKind,
-    Padding,
     Tensor,
 )
+from ..kernels.conv import (
+    CONV2D_S8,
+    DEPTHWISE_CONV2D_S8,
+    FULLY_CONNECTED_S8,
+    Conv2DParams,
+    DepthwiseConv2DParams,
+    FullyConnectedParams,
+)
+from ..kernels.types import Dims, PerChannelQuant
 from ..quantize.fixedpoint import INT32_MAX, quantize_multiplier
 from .base import Layer, fail, lowering
-from .common import activation_bounds, require_int8
-
-
-def out_size(padding: Padding, size: int, taps: int, stride: int, dilation: int) -> int:
-    """TFLite's ComputeOutSize."""
-    effective = (taps - 1) * dilation + 1
-    if padding == Padding.SAME:
-        return (size + stride - 1) // stride
-    return (size + stride - effective) // stride
-
-
-def pad_before(size: int, taps: int, stride: int, dilation: int, out: int) -> int:
-    """TFLite's ComputePaddingWithOffset: the leading (top/left) half of the total padding, floored."""
-    effective = (taps - 1) * dilation + 1
-    total = max((out - 1) * stride + effective - size, 0)
-    return total // 2
+from .common import activation_range, require_int8
+from .window import window
 
 
 def channel_multipliers(
@@ -122,22 +116,21 @@ def _weights(g: Graph, op: Op, name: str, rank: int) -> Tensor:
 
 
 def _window(g: Graph, op: Op, attrs: Conv2DAttrs | DepthwiseConv2DAttrs, x: Tensor, kh: int, kw: int, y: Tensor):
-    """Validate the spatial geometry; returns (out_h, out_w, pad_h, pad_w)."""
+    """Validate the spatial geometry; returns (out_h, out_w, the Window struct)."""
     if min(attrs.stride_h, attrs.stride_w, attrs.dilation_h, attrs.dilation_w) < 1:
         raise fail(g, op, "strides and dilations must be >= 1")
-    _, h, w, _ = x.shape
-    oh = out_size(attrs.padding, h, kh, attrs.stride_h, attrs.dilation_h)
-    ow = out_size(attrs.padding, w, kw, attrs.stride_w, attrs.dilation_w)
+    (oh, ow), win = window(
+        attrs.padding,
+        (x.shape[1], x.shape[2]),
+        (kh, kw),
+        (attrs.stride_h, attrs.stride_w),
+        (attrs.dilation_h, attrs.dilation_w),
+    )
     if len(y.shape) != 4 or tuple(y.shape[1:3]) != (oh, ow) or y.shape[0] != x.shape[0]:
         raise fail(g, op, f"output shape {y.shape} does not match the computed spatial size ({oh}, {ow})")
     if oh < 1 or ow < 1:
         raise fail(g, op, "empty output")
-    return (
-        oh,
-        ow,
-        pad_before(h, kh, attrs.stride_h, attrs.dilation_h, oh),
-        pad_before(w, kw, attrs.stride_w, attrs.dilation_w, ow),
-    )
+    return oh, ow, win
 
 
 def _symmetric(g: Graph, op: Op, wt: Tensor) -> None:
@@ -164,7 +157,7 @@ def lower_conv2d(g: Graph, op: Op) -> Layer:
         raise fail(g, op, f"input must be NHWC (rank 4), has shape {x.shape}")
     n, h, w, cin = x.shape
     w_int = np.asarray(wt.data, dtype=np.int64)
-    extra: dict = {}
+    depth_multiplier = 1
     if depthwise:
         one, kh, kw, cout = wt.shape
         if one != 1:
@@ -173,7 +166,7 @@ def lower_conv2d(g: Graph, op: Op) -> Layer:
             raise fail(g, op, f"{cout} output channels are not a multiple of {cin} input channels")
         if attrs.depth_multiplier not in (0, cout // cin):
             raise fail(g, op, f"depth_multiplier {attrs.depth_multiplier} != {cout} / {cin}")
-        extra["depth_multiplier"] = cout // cin
+        depth_multiplier = cout // cin
         w_abs = np.abs(w_int).reshape(-1, cout).sum(axis=0)
         macs_per_output = kh * kw
     else:
@@ -182,30 +175,29 @@ def lower_conv2d(g: Graph, op: Op) -> Layer:
             raise fail(g, op, f"weights have {wcin} input channels, input has {cin} (grouped conv is not supported)")
         w_abs = np.abs(w_int).reshape(cout, -1).sum(axis=1)
         macs_per_output = kh * kw * cin
-    oh, ow, pad_h, pad_w = _window(g, op, attrs, x, kh, kw, y)
+    oh, ow, win = _window(g, op, attrs, x, kh, kw, y)
     if y.shape[3] != cout:
         raise fail(g, op, f"output has {y.shape[3]} channels, weights {cout}")
     assert wt.qparams is not None
     mult, shift = channel_multipliers(g, op, x.scale, wt.qparams.scale, y.scale, cout)
     bias = _bias(g, op, b_name, cout)
     check_accumulator(g, op, w_abs, bias, x.zero_point)
-    lo, hi = activation_bounds(attrs.activation, y)
-    params: dict = {
-        "batches": n, "input_h": h, "input_w": w, "input_c": cin,
-        "output_h": oh, "output_w": ow, "output_c": cout, **extra,
-        "filter_h": kh, "filter_w": kw,
-        "stride_h": attrs.stride_h, "stride_w": attrs.stride_w,
-        "dilation_h": attrs.dilation_h, "dilation_w": attrs.dilation_w,
-        "pad_h": pad_h, "pad_w": pad_w,
-        "input_zp": x.zero_point, "output_zp": y.zero_point,
-        "act_min": lo, "act_max": hi,
-        "multiplier": mult, "shift": shift,
-    }  # fmt: skip
-    kind = "depthwise_conv2d" if depthwise else "conv2d"
+    common = dict(
+        input=Dims(n, h, w, cin),
+        output=Dims(n, oh, ow, cout),
+        window=win,
+        input_zp=x.zero_point,
+        output_zp=y.zero_point,
+        activation=activation_range(attrs.activation, y),
+        quant=PerChannelQuant(mult, shift),
+    )
+    if depthwise:
+        kernel, params = DEPTHWISE_CONV2D_S8, DepthwiseConv2DParams(depth_multiplier=depth_multiplier, **common)
+    else:
+        kernel, params = CONV2D_S8, Conv2DParams(**common)
     return Layer(
         op=op,
-        kernel=f"mcuq_{kind}_s8",
-        params_type=f"mcuq_{kind}_params",
+        kernel=kernel,
         params=params,
         args=(x_name, w_name, b_name, y_name),
         macs=n * oh * ow * cout * macs_per_output,
@@ -241,18 +233,20 @@ def lower_fully_connected(g: Graph, op: Op) -> Layer:
         mult, shift = per_tensor_fc_multiplier(g, op, x.scale, wt.qparams.scale[0], y.scale)
         weights_zp = int(wt.qparams.zero_point[0])
     check_accumulator(g, op, np.abs(w_data - weights_zp).sum(axis=1), bias, x.zero_point)
-    lo, hi = activation_bounds(attrs.activation, y)
-    params: dict = {
-        "batches": batches, "input_size": depth, "output_size": units,
-        "input_zp": x.zero_point, "weights_zp": weights_zp, "output_zp": y.zero_point,
-        "act_min": lo, "act_max": hi,
-        "per_channel": int(wt.qparams.per_channel),
-        "multiplier": mult, "shift": shift,
-    }  # fmt: skip
+    params = FullyConnectedParams(
+        batches=batches,
+        input_size=depth,
+        output_size=units,
+        input_zp=x.zero_point,
+        weights_zp=weights_zp,
+        output_zp=y.zero_point,
+        activation=activation_range(attrs.activation, y),
+        per_channel=int(wt.qparams.per_channel),
+        quant=PerChannelQuant(mult, shift),
+    )
     return Layer(
         op=op,
-        kernel="mcuq_fully_connected_s8",
-        params_type="mcuq_fully_connected_params",
+        kernel=FULLY_CONNECTED_S8,
         params=params,
         args=(x_name, w_name, b_name, y_name),
         macs=batches * units * depth,

@@ -23,31 +23,36 @@ import logging
 
 import numpy as np
 
-from ..ir import Graph, MeanAttrs, Op, OpKind, Pool2DAttrs
+from ..ir import Graph, MeanAttrs, Op, OpKind, Pool2DAttrs, Tensor
+from ..kernels.pool import AVERAGE_POOL2D_S8, MAX_POOL2D_S8, MEAN_MAX_DIMS, MEAN_S8, MeanParams, Pool2DParams
+from ..kernels.types import Dims
 from ..quantize.fixedpoint import INT32_MAX, quantize_multiplier
 from .base import Layer, fail, lowering
-from .common import activation_bounds, require_int8
-from .conv import out_size, pad_before
+from .common import activation_range, require_int8
+from .window import window
 
 log = logging.getLogger(__name__)
 
-MEAN_MAX_DIMS = 8  # MCUQ_MEAN_MAX_DIMS in mcuq_pool.h
+
+def _one_in_one_out(g: Graph, op: Op, what: str) -> tuple[Tensor, Tensor]:
+    """The int8 input and output of an op that takes exactly one of each (``what`` says so otherwise)."""
+    if len(op.inputs) != 1 or len(op.outputs) != 1:
+        raise fail(g, op, what)
+    x, y = require_int8(g, op, op.inputs[0], op.outputs[0])
+    return x, y
 
 
 @lowering(OpKind.AVG_POOL2D, OpKind.MAX_POOL2D)
 def lower_pool2d(g: Graph, op: Op) -> Layer:
     attrs = op.attrs
     assert isinstance(attrs, Pool2DAttrs)
-    if len(op.inputs) != 1 or len(op.outputs) != 1:
-        raise fail(g, op, "pooling takes one input and one output")
-    x, y = require_int8(g, op, op.inputs[0], op.outputs[0])
+    x, y = _one_in_one_out(g, op, "pooling takes one input and one output")
     if len(x.shape) != 4 or len(y.shape) != 4:
         raise fail(g, op, f"pooling needs 4-D NHWC input and output, got {x.shape} -> {y.shape}")
     if min(attrs.stride_h, attrs.stride_w, attrs.filter_h, attrs.filter_w) < 1:
         raise fail(g, op, "strides and filter sizes must be >= 1")
     n, h, w, c = (int(d) for d in x.shape)
-    oh = out_size(attrs.padding, h, attrs.filter_h, attrs.stride_h, 1)
-    ow = out_size(attrs.padding, w, attrs.filter_w, attrs.stride_w, 1)
+    (oh, ow), win = window(attrs.padding, (h, w), (attrs.filter_h, attrs.filter_w), (attrs.stride_h, attrs.stride_w))
     if tuple(y.shape) != (n, oh, ow, c):
         raise fail(g, op, f"output shape {y.shape} does not match the computed shape {(n, oh, ow, c)}")
     if min(n, oh, ow, c) < 1:
@@ -59,30 +64,13 @@ def lower_pool2d(g: Graph, op: Op) -> Layer:
             "%s: input and output quantization differ; TFLite does not requantize pooling and neither does mcuq",
             op.where,
         )
-    act_min, act_max = activation_bounds(attrs.activation, y)
-    if act_min > act_max:
-        raise fail(g, op, f"empty activation range [{act_min}, {act_max}]")
-    is_avg = op.kind == OpKind.AVG_POOL2D
-    params: dict[str, int | np.ndarray] = {
-        "batches": n,
-        "input_h": h,
-        "input_w": w,
-        "channels": c,
-        "output_h": oh,
-        "output_w": ow,
-        "filter_h": attrs.filter_h,
-        "filter_w": attrs.filter_w,
-        "stride_h": attrs.stride_h,
-        "stride_w": attrs.stride_w,
-        "pad_h": pad_before(h, attrs.filter_h, attrs.stride_h, 1, oh),
-        "pad_w": pad_before(w, attrs.filter_w, attrs.stride_w, 1, ow),
-        "act_min": act_min,
-        "act_max": act_max,
-    }
+    activation = activation_range(attrs.activation, y)
+    if activation.min > activation.max:
+        raise fail(g, op, f"empty activation range [{activation.min}, {activation.max}]")
+    params = Pool2DParams(input=Dims(n, h, w, c), output=Dims(n, oh, ow, c), window=win, activation=activation)
     return Layer(
         op=op,
-        kernel="mcuq_average_pool2d_s8" if is_avg else "mcuq_max_pool2d_s8",
-        params_type="mcuq_pool2d_params",
+        kernel=AVERAGE_POOL2D_S8 if op.kind == OpKind.AVG_POOL2D else MAX_POOL2D_S8,
         params=params,
         args=(op.inputs[0], op.outputs[0]),
     )
@@ -126,9 +114,7 @@ def mean_multiplier(s_in: float, s_out: float, n: int) -> tuple[int, int, int, i
 def lower_mean(g: Graph, op: Op) -> Layer:
     attrs = op.attrs
     assert isinstance(attrs, MeanAttrs)
-    if len(op.inputs) != 1 or len(op.outputs) != 1:
-        raise fail(g, op, "MEAN takes one data input (the axes are attributes) and one output")
-    x, y = require_int8(g, op, op.inputs[0], op.outputs[0])
+    x, y = _one_in_one_out(g, op, "MEAN takes one data input (the axes are attributes) and one output")
     shape = tuple(int(d) for d in x.shape)
     axes = tuple(sorted(set(attrs.axes)))
     if any(a < 0 or a >= len(shape) for a in axes):
@@ -162,24 +148,18 @@ def lower_mean(g: Graph, op: Op) -> Layer:
     def arr(vals: list[int]) -> np.ndarray:
         return np.asarray(vals, dtype=np.int32)
 
-    params: dict[str, int | np.ndarray] = {
-        "num_outputs": y.size,
-        "num_reduced": n,
-        "kept_rank": len(kept),
-        "kept_dims": arr([s for s, _ in kept]),
-        "kept_strides": arr([st for _, st in kept]),
-        "reduced_rank": len(reduced),
-        "reduced_dims": arr([s for s, _ in reduced]),
-        "reduced_strides": arr([st for _, st in reduced]),
-        "input_zp_sum": x.zero_point * n,
-        "multiplier": int(mean_mult),
-        "shift": int(mean_shift),
-        "output_zp": y.zero_point,
-    }
-    return Layer(
-        op=op,
-        kernel="mcuq_mean_s8",
-        params_type="mcuq_mean_params",
-        params=params,
-        args=(op.inputs[0], op.outputs[0]),
+    params = MeanParams(
+        num_outputs=y.size,
+        num_reduced=n,
+        kept_rank=len(kept),
+        kept_dims=arr([s for s, _ in kept]),
+        kept_strides=arr([st for _, st in kept]),
+        reduced_rank=len(reduced),
+        reduced_dims=arr([s for s, _ in reduced]),
+        reduced_strides=arr([st for _, st in reduced]),
+        input_zp_sum=x.zero_point * n,
+        multiplier=int(mean_mult),
+        shift=int(mean_shift),
+        output_zp=y.zero_point,
     )
+    return Layer(op=op, kernel=MEAN_S8, params=params, args=(op.inputs[0], op.outputs[0]))

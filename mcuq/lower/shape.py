@@ -1,4 +1,4 @@
-"""Lowering of the data-movement ops: RESHAPE, SQUEEZE (aliases), PAD, CONCATENATION, TRANSPOSE.
+"""Lowering of the data-movement ops: RESHAPE, SQUEEZE (aliases), COPY, PAD, CONCATENATION, TRANSPOSE.
 
 What TFLite 2.14 (kernels/*.cc Prepare, BUILTIN_REF) does with int8, checked against the interpreter:
   * RESHAPE, SQUEEZE: the data is reinterpreted; TFLite does not compare quantization parameters, but mcuq
@@ -19,12 +19,21 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Activation, Graph, Op, OpKind, Tensor
+from ..kernels.cstruct import INT32_MAX
+from ..kernels.shape import (
+    CONCATENATION_S8,
+    COPY_S8,
+    PAD_DIMS,
+    PAD_S8,
+    TRANSPOSE_DIMS,
+    TRANSPOSE_S8,
+    ConcatenationParams,
+    CopyParams,
+    PadParams,
+    TransposeParams,
+)
 from .base import Layer, fail, lowering
 from .common import require_int8
-
-PAD_DIMS = 5  # MCUQ_PAD_DIMS: TFLite 2.14's PadKernelMaxDimensionCount()
-TRANSPOSE_DIMS = 6  # MCUQ_TRANSPOSE_DIMS: TFLite 2.14's kTransposeMaxDimensions
-INT32_MAX = 2**31 - 1
 
 
 def _size(shape: tuple[int, ...] | list[int]) -> int:
@@ -48,11 +57,9 @@ def _check_sizes(g: Graph, op: Op, *names: str) -> None:
 def copy_layer(op: Op, src: str, dst: str, size: int) -> Layer:
     """A ``mcuq_copy_s8`` call copying ``size`` int8 values from tensor ``src`` to tensor ``dst``.
 
-    The codegen uses it where a graph output would alias a graph input (a model that is only a RESHAPE).
+    Used for COPY ops and for PAD / TRANSPOSE that move nothing.
     """
-    return Layer(
-        op=op, kernel="mcuq_copy_s8", params_type="mcuq_copy_params", params={"size": int(size)}, args=(src, dst)
-    )
+    return Layer(op=op, kernel=COPY_S8, params=CopyParams(size=int(size)), args=(src, dst))
 
 
 @lowering(OpKind.RESHAPE)
@@ -69,7 +76,14 @@ def lower_alias(g: Graph, op: Op) -> Layer:
             f"input quantization (scale {tx.scale}, zero point {tx.zero_point}) differs from the output's "
             f"(scale {to.scale}, zero point {to.zero_point}); a reshape cannot requantize",
         )
-    return Layer(op=op, kernel="", params_type="", params={}, args=(x, out), alias=True)
+    return Layer(op=op, kernel=None, params=None, args=(x, out))
+
+
+@lowering(OpKind.COPY)
+def lower_copy(g: Graph, op: Op) -> Layer:
+    """A RESHAPE that ``passes.reshape_to_copy`` made a copy (its input and output are two caller buffers)."""
+    lower_alias(g, op)  # the same checks
+    return copy_layer(op, op.inputs[0], op.outputs[0], g.tensors[op.outputs[0]].size)
 
 
 def pad_plan(shape: tuple[int, ...], paddings: tuple[tuple[int, int], ...]) -> list[tuple[int, int, int]] | None:
@@ -118,19 +132,14 @@ def lower_pad(g: Graph, op: Op) -> Layer:
     if plan is None:
         return copy_layer(op, x, out, tx.size)
     plan = [(1, 0, 0)] * (PAD_DIMS - len(plan)) + plan
-    return Layer(
-        op=op,
-        kernel="mcuq_pad_s8",
-        params_type="mcuq_pad_params",
-        params={
-            # TFLite 2.14 pad.cc, int8 without constant_values: pad_value = output->params.zero_point.
-            "pad_value": int(to.zero_point),
-            "in_dims": np.array([d for d, _, _ in plan], dtype=np.int32),
-            "pad_before": np.array([b for _, b, _ in plan], dtype=np.int32),
-            "pad_after": np.array([a for _, _, a in plan], dtype=np.int32),
-        },
-        args=(x, out),
+    params = PadParams(
+        # TFLite 2.14 pad.cc, int8 without constant_values: pad_value = output->params.zero_point.
+        pad_value=int(to.zero_point),
+        in_dims=np.array([d for d, _, _ in plan], dtype=np.int32),
+        pad_before=np.array([b for _, b, _ in plan], dtype=np.int32),
+        pad_after=np.array([a for _, _, a in plan], dtype=np.int32),
     )
+    return Layer(op=op, kernel=PAD_S8, params=params, args=(x, out))
 
 
 @lowering(OpKind.CONCAT)
@@ -163,17 +172,12 @@ def lower_concatenation(g: Graph, op: Op) -> Layer:
     if axis_sum != to.shape[axis]:
         raise fail(g, op, f"inputs sum to {axis_sum} along axis {axis} but the output has {to.shape[axis]}")
     _check_sizes(g, op, *ins, out)
-    return Layer(
-        op=op,
-        kernel="mcuq_concatenation_s8",
-        params_type="mcuq_concatenation_params",
-        params={
-            "num_inputs": len(ins),
-            "outer_size": _size(to.shape[:axis]),
-            "copy_sizes": np.array([_size(g.tensors[n].shape[axis:]) for n in ins], dtype=np.int32),
-        },
-        args=(ins, out),
+    params = ConcatenationParams(
+        num_inputs=len(ins),
+        outer_size=_size(to.shape[:axis]),
+        copy_sizes=np.array([_size(g.tensors[n].shape[axis:]) for n in ins], dtype=np.int32),
     )
+    return Layer(op=op, kernel=CONCATENATION_S8, params=params, args=(ins, out))
 
 
 def transpose_plan(shape: tuple[int, ...], perm: tuple[int, ...]) -> tuple[list[int], list[int]]:
@@ -223,13 +227,8 @@ def lower_transpose(g: Graph, op: Op) -> Layer:
     if len(dims) == 1:
         return copy_layer(op, x, out, tx.size)
     pad = TRANSPOSE_DIMS - len(dims)
-    return Layer(
-        op=op,
-        kernel="mcuq_transpose_s8",
-        params_type="mcuq_transpose_params",
-        params={
-            "out_dims": np.array([1] * pad + dims, dtype=np.int32),
-            "in_strides": np.array([0] * pad + strides, dtype=np.int32),
-        },
-        args=(x, out),
+    params = TransposeParams(
+        out_dims=np.array([1] * pad + dims, dtype=np.int32),
+        in_strides=np.array([0] * pad + strides, dtype=np.int32),
     )
+    return Layer(op=op, kernel=TRANSPOSE_S8, params=params, args=(x, out))

@@ -22,14 +22,12 @@ import math
 import numpy as np
 
 from ..ir import Graph, Op, OpKind, SoftmaxAttrs
+from ..kernels.softmax import SOFTMAX_MAX_DEPTH, SOFTMAX_S8, SoftmaxParams
 from ..quantize.fixedpoint import quantize_multiplier_greater_than_one
 from .base import Layer, fail, lowering
 from .common import require_int8
 
 SCALED_DIFF_INTEGER_BITS = 5
-ACCUMULATION_INTEGER_BITS = 12
-# Every row element adds at most exp(0) rescaled to Q12.19, i.e. 2^19, to the int32 sum of exps.
-MAX_DEPTH = (2**31 - 1) // (1 << 19)
 
 
 def preprocess_softmax_scaling(beta: float, input_scale: float, input_integer_bits: int) -> tuple[int, int] | None:
@@ -84,20 +82,15 @@ def lower_softmax(g: Graph, op: Op) -> Layer:
     depth = int(x.shape[-1])
     if depth < 1:
         raise fail(g, op, "SOFTMAX over an empty last axis")
-    if depth > MAX_DEPTH:
-        raise fail(g, op, f"SOFTMAX over {depth} > {MAX_DEPTH} classes would overflow TFLite's int32 sum of exps")
-    outer = x.size // depth
-    params: dict[str, int | np.ndarray] = {
-        "outer_size": outer,
-        "depth": depth,
-        "input_multiplier": int(multiplier),
-        "input_left_shift": int(left_shift),
-        "diff_min": int(diff_min),
-    }
-    return Layer(
-        op=op,
-        kernel="mcuq_softmax_s8",
-        params_type="mcuq_softmax_params",
-        params=params,
-        args=(op.inputs[0], op.outputs[0]),
+    if depth > SOFTMAX_MAX_DEPTH:
+        raise fail(
+            g, op, f"SOFTMAX over {depth} > {SOFTMAX_MAX_DEPTH} classes would overflow TFLite's int32 sum of exps"
+        )
+    params = SoftmaxParams(
+        outer_size=x.size // depth,
+        depth=depth,
+        input_multiplier=int(multiplier),
+        input_left_shift=int(left_shift),
+        diff_min=int(diff_min),
     )
+    return Layer(op=op, kernel=SOFTMAX_S8, params=params, args=(op.inputs[0], op.outputs[0]))

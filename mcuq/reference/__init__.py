@@ -6,12 +6,13 @@ import numpy as np
 
 from . import conv, elementwise, pool, shape, softmax  # noqa: F401  (register the mirrors)
 from .base import REFERENCES, reference
+from .graph import run_graph
 
-__all__ = ["REFERENCES", "reference", "run_layer"]
+__all__ = ["REFERENCES", "reference", "run_graph", "run_layer"]
 
 
 def run_layer(layer, inputs: list, out_shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
     if layer.alias:
         return [np.asarray(inputs[0]).reshape(out_shapes[0])]
-    fn = REFERENCES[layer.kernel]
+    fn = REFERENCES[layer.kernel.name]
     return fn(layer, inputs, out_shapes)

@@ -52,19 +52,19 @@ def saturating_left_shift_s16(value: np.ndarray, amount: int) -> np.ndarray:
 @reference("mcuq_hard_swish_s8")
 def hard_swish_s8(layer, inputs, out_shapes) -> list[np.ndarray]:
     p = layer.params
-    x = np.asarray(inputs[0], dtype=np.int64).reshape(-1)[: p["size"]]
-    hires = (x - p["input_zp"]) * (1 << 7)
-    preshift_output = saturating_rounding_doubling_high_mul_s16(hires, p["output_multiplier_fixedpoint_int16"])
-    rexp = p["reluish_multiplier_exponent"]
+    x = np.asarray(inputs[0], dtype=np.int64).reshape(-1)[: p.size]
+    hires = (x - p.input_zp) * (1 << 7)
+    preshift_output = saturating_rounding_doubling_high_mul_s16(hires, p.output_multiplier_fixedpoint_int16)
+    rexp = p.reluish_multiplier_exponent
     reluish = hires
     if rexp > 0:
         reluish = saturating_left_shift_s16(reluish, rexp - 1)
-    reluish = saturating_rounding_doubling_high_mul_s16(reluish, p["reluish_multiplier_fixedpoint_int16"])
+    reluish = saturating_rounding_doubling_high_mul_s16(reluish, p.reluish_multiplier_fixedpoint_int16)
     if rexp > 0:
         reluish = saturating_left_shift_s16(reluish, 1)
     if rexp < 0:
         reluish = rounding_divide_by_pot_s16(reluish, -rexp)
     reluish = (reluish + (1 << 15)) >> 1
     preshift = saturating_doubling_high_mul_s16(reluish, preshift_output)
-    out = _wrap16(rounding_divide_by_pot_s16(preshift, -p["output_multiplier_exponent"]) + p["output_zp"])
+    out = _wrap16(rounding_divide_by_pot_s16(preshift, -p.output_multiplier_exponent) + p.output_zp)
     return [np.clip(out, -128, 127).astype(np.int8).reshape(out_shapes[0])]

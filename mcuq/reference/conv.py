@@ -12,79 +12,78 @@ from ..quantize.fixedpoint import multiply_by_quantized_multiplier
 from .base import reference
 
 
-def _requantize(acc: np.ndarray, p: dict, bias: np.ndarray | None) -> np.ndarray:
+def _requantize(acc: np.ndarray, p, bias: np.ndarray | None) -> np.ndarray:
     """acc [..., C] int64 -> int8 with per-channel (or broadcast) multiplier/shift along the last axis."""
     if bias is not None:
         acc = acc + np.asarray(bias, dtype=np.int64).reshape(-1)
-    mult = np.asarray(p["multiplier"], dtype=np.int64)
-    shift = np.asarray(p["shift"], dtype=np.int64)
-    out = multiply_by_quantized_multiplier(acc, mult, shift) + p["output_zp"]
-    return np.clip(out, p["act_min"], p["act_max"]).astype(np.int8)
+    mult = np.asarray(p.quant.multiplier, dtype=np.int64)
+    shift = np.asarray(p.quant.shift, dtype=np.int64)
+    out = multiply_by_quantized_multiplier(acc, mult, shift) + p.output_zp
+    return np.clip(out, p.activation.min, p.activation.max).astype(np.int8)
 
 
-def _padded(x: np.ndarray, p: dict) -> tuple[np.ndarray, int, int]:
+def _padded(x: np.ndarray, p) -> np.ndarray:
     """x - input_zp (int64), zero-padded so that every tap of every output pixel is inside the array."""
-    n, h, w, c = x.shape
-    eff_h = (p["filter_h"] - 1) * p["dilation_h"] + 1
-    eff_w = (p["filter_w"] - 1) * p["dilation_w"] + 1
-    need_h = (p["output_h"] - 1) * p["stride_h"] + eff_h
-    need_w = (p["output_w"] - 1) * p["stride_w"] + eff_w
-    top, left = p["pad_h"], p["pad_w"]
-    bottom = max(need_h - h - top, 0)
-    right = max(need_w - w - left, 0)
-    xs = x.astype(np.int64) - p["input_zp"]
+    win = p.window
+    eff_h = (win.filter.h - 1) * win.dilation.h + 1
+    eff_w = (win.filter.w - 1) * win.dilation.w + 1
+    need_h = (p.output.h - 1) * win.stride.h + eff_h
+    need_w = (p.output.w - 1) * win.stride.w + eff_w
+    top, left = win.pad.h, win.pad.w
+    bottom = max(need_h - p.input.h - top, 0)
+    right = max(need_w - p.input.w - left, 0)
+    xs = x.astype(np.int64) - p.input_zp
     # Padding taps contribute 0 because the zero is added after the offset subtraction (TFLite skips them).
-    xs = np.pad(xs, ((0, 0), (top, bottom), (left, right), (0, 0)))
-    return xs, top, left
+    return np.pad(xs, ((0, 0), (top, bottom), (left, right), (0, 0)))
 
 
-def _tap(xs: np.ndarray, p: dict, ky: int, kx: int) -> np.ndarray:
+def _tap(xs: np.ndarray, p, ky: int, kx: int) -> np.ndarray:
     """The input values seen by filter tap (ky, kx) for every output pixel: [n, out_h, out_w, c]."""
-    y0 = ky * p["dilation_h"]
-    x0 = kx * p["dilation_w"]
+    win = p.window
+    y0 = ky * win.dilation.h
+    x0 = kx * win.dilation.w
     return xs[
         :,
-        y0 : y0 + (p["output_h"] - 1) * p["stride_h"] + 1 : p["stride_h"],
-        x0 : x0 + (p["output_w"] - 1) * p["stride_w"] + 1 : p["stride_w"],
+        y0 : y0 + (p.output.h - 1) * win.stride.h + 1 : win.stride.h,
+        x0 : x0 + (p.output.w - 1) * win.stride.w + 1 : win.stride.w,
         :,
     ]
 
 
-@reference("mcuq_conv2d_s8")
-def conv2d_s8(layer, inputs, out_shapes):
+def _conv_like(layer, inputs, out_shapes, depthwise: bool):
     p = layer.params
     x, w, b = inputs
-    x = np.asarray(x).reshape(p["batches"], p["input_h"], p["input_w"], p["input_c"])
-    w = np.asarray(w, dtype=np.int64).reshape(p["output_c"], p["filter_h"], p["filter_w"], p["input_c"])
-    xs, _, _ = _padded(x, p)
-    acc = np.zeros((p["batches"], p["output_h"], p["output_w"], p["output_c"]), dtype=np.int64)
-    for ky in range(p["filter_h"]):
-        for kx in range(p["filter_w"]):
-            acc += _tap(xs, p, ky, kx) @ w[:, ky, kx, :].T
+    i, o, f = p.input, p.output, p.window.filter
+    xs = _padded(np.asarray(x).reshape(i.n, i.h, i.w, i.c), p)
+    acc = np.zeros((o.n, o.h, o.w, o.c), dtype=np.int64)
+    if depthwise:
+        w = np.asarray(w, dtype=np.int64).reshape(f.h, f.w, o.c)
+        xs = np.repeat(xs, p.depth_multiplier, axis=3)  # output channel c * depth_multiplier + m reads channel c
+        for ky in range(f.h):
+            for kx in range(f.w):
+                acc += _tap(xs, p, ky, kx) * w[ky, kx, :]
+    else:
+        w = np.asarray(w, dtype=np.int64).reshape(o.c, f.h, f.w, i.c)
+        for ky in range(f.h):
+            for kx in range(f.w):
+                acc += _tap(xs, p, ky, kx) @ w[:, ky, kx, :].T
     return [_requantize(acc, p, b).reshape(out_shapes[0])]
+
+
+@reference("mcuq_conv2d_s8")
+def conv2d_s8(layer, inputs, out_shapes):
+    return _conv_like(layer, inputs, out_shapes, depthwise=False)
 
 
 @reference("mcuq_depthwise_conv2d_s8")
 def depthwise_conv2d_s8(layer, inputs, out_shapes):
-    p = layer.params
-    x, w, b = inputs
-    x = np.asarray(x).reshape(p["batches"], p["input_h"], p["input_w"], p["input_c"])
-    w = np.asarray(w, dtype=np.int64).reshape(p["filter_h"], p["filter_w"], p["output_c"])
-    xs, _, _ = _padded(x, p)
-    # Output channel c * depth_multiplier + m reads input channel c.
-    xs = np.repeat(xs, p["depth_multiplier"], axis=3)
-    acc = np.zeros((p["batches"], p["output_h"], p["output_w"], p["output_c"]), dtype=np.int64)
-    for ky in range(p["filter_h"]):
-        for kx in range(p["filter_w"]):
-            acc += _tap(xs, p, ky, kx) * w[ky, kx, :]
-    return [_requantize(acc, p, b).reshape(out_shapes[0])]
+    return _conv_like(layer, inputs, out_shapes, depthwise=True)
 
 
 @reference("mcuq_fully_connected_s8")
 def fully_connected_s8(layer, inputs, out_shapes):
     p = layer.params
     x, w, b = inputs
-    x = np.asarray(x, dtype=np.int64).reshape(p["batches"], p["input_size"]) - p["input_zp"]
-    w = np.asarray(w, dtype=np.int64).reshape(p["output_size"], p["input_size"]) - p["weights_zp"]
-    acc = x @ w.T
-    return [_requantize(acc, p, b).reshape(out_shapes[0])]
+    x = np.asarray(x, dtype=np.int64).reshape(p.batches, p.input_size) - p.input_zp
+    w = np.asarray(w, dtype=np.int64).reshape(p.output_size, p.input_size) - p.weights_zp
+    return [_requantize(x @ w.T, p, b).reshape(out_shapes[0])]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..kernels.pool import MeanParams, Pool2DParams
 from ..quantize.fixedpoint import multiply_by_quantized_multiplier
 from .base import reference
 
@@ -14,17 +15,18 @@ def _trunc_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(a < 0, -q, q)
 
 
-def pool2d_s8(x: np.ndarray, p: dict, average: bool) -> np.ndarray:
+def pool2d_s8(x: np.ndarray, p: Pool2DParams, average: bool) -> np.ndarray:
     n, h, w, c = x.shape
-    oh, ow = int(p["output_h"]), int(p["output_w"])
+    oh, ow = p.output.h, p.output.w
+    win = p.window
     out = np.empty((n, oh, ow, c), dtype=np.int64)
     xi = x.astype(np.int64)
     for oy in range(oh):
-        y0 = oy * int(p["stride_h"]) - int(p["pad_h"])
-        ys, ye = max(0, y0), min(h, y0 + int(p["filter_h"]))
+        y0 = oy * win.stride.h - win.pad.h
+        ys, ye = max(0, y0), min(h, y0 + win.filter.h)
         for ox in range(ow):
-            x0 = ox * int(p["stride_w"]) - int(p["pad_w"])
-            xs, xe = max(0, x0), min(w, x0 + int(p["filter_w"]))
+            x0 = ox * win.stride.w - win.pad.w
+            xs, xe = max(0, x0), min(w, x0 + win.filter.w)
             window = xi[:, ys:ye, xs:xe, :]
             if average:
                 count = (ye - ys) * (xe - xs)
@@ -33,7 +35,7 @@ def pool2d_s8(x: np.ndarray, p: dict, average: bool) -> np.ndarray:
                 out[:, oy, ox, :] = _trunc_div(np.where(acc > 0, acc + count // 2, acc - count // 2), count)
             else:
                 out[:, oy, ox, :] = window.max(axis=(1, 2))
-    return np.clip(out, int(p["act_min"]), int(p["act_max"])).astype(np.int8)
+    return np.clip(out, p.activation.min, p.activation.max).astype(np.int8)
 
 
 @reference("mcuq_average_pool2d_s8")
@@ -46,18 +48,18 @@ def ref_max_pool2d_s8(layer, inputs: list, out_shapes: list[tuple[int, ...]]) ->
     return [pool2d_s8(np.asarray(inputs[0]), layer.params, average=False).reshape(out_shapes[0])]
 
 
-def mean_s8(x: np.ndarray, p: dict) -> np.ndarray:
+def mean_s8(x: np.ndarray, p: MeanParams) -> np.ndarray:
     """MEAN from the lowered parameters: gather with the (dims, strides) decomposition the C kernel walks."""
     flat = np.asarray(x, dtype=np.int64).ravel()
     kept = np.zeros(1, dtype=np.int64)
-    for d, st in zip(p["kept_dims"], p["kept_strides"], strict=True):
+    for d, st in zip(p.kept_dims, p.kept_strides, strict=True):
         kept = (kept[:, None] + np.arange(int(d), dtype=np.int64)[None, :] * int(st)).ravel()
     red = np.zeros(1, dtype=np.int64)
-    for d, st in zip(p["reduced_dims"], p["reduced_strides"], strict=True):
+    for d, st in zip(p.reduced_dims, p.reduced_strides, strict=True):
         red = (red[:, None] + np.arange(int(d), dtype=np.int64)[None, :] * int(st)).ravel()
     sums = flat[kept[:, None] + red[None, :]].sum(axis=1)
-    acc = multiply_by_quantized_multiplier(sums - int(p["input_zp_sum"]), int(p["multiplier"]), int(p["shift"]))
-    return np.clip(acc + int(p["output_zp"]), -128, 127).astype(np.int8)
+    acc = multiply_by_quantized_multiplier(sums - p.input_zp_sum, p.multiplier, p.shift)
+    return np.clip(acc + p.output_zp, -128, 127).astype(np.int8)
 
 
 @reference("mcuq_mean_s8")

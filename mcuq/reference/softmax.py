@@ -44,6 +44,6 @@ def softmax_s8(x: np.ndarray, multiplier: int, left_shift: int, diff_min: int) -
 @reference("mcuq_softmax_s8")
 def ref_softmax_s8(layer, inputs: list, out_shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
     p = layer.params
-    x = np.asarray(inputs[0], dtype=np.int8)
-    y = softmax_s8(x, int(p["input_multiplier"]), int(p["input_left_shift"]), int(p["diff_min"]))
+    x = np.asarray(inputs[0], dtype=np.int8).reshape(p.outer_size, p.depth)
+    y = softmax_s8(x, p.input_multiplier, p.input_left_shift, p.diff_min)
     return [y.reshape(out_shapes[0])]

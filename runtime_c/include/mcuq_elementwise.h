@@ -1,95 +1,105 @@
-/* Elementwise family: ADD, MUL (with broadcasting), QUANTIZE (int8 -> int8), RELU, RELU6, LOGISTIC, TANH,
+/* Elementwise family: ADD, SUB, MUL (with broadcasting), QUANTIZE (int8 -> int8), RELU, RELU6, LOGISTIC, TANH,
  * HARD_SWISH, all int8 in and out.
  *
  * Semantics are TFLite 2.14's reference kernels; every integer parameter is computed at compile time by
- * mcuq/lower/elementwise.py and mcuq/lower/activations.py:
+ * mcuq/lower/elementwise.py (binary ops) and mcuq/lower/activations.py (unary ops), and mirrored by
+ * mcuq/kernels/elementwise.py:
  *   ADD         reference_integer_ops::Add / BroadcastAdd6DSlow (AddFunc)
+ *   SUB         reference_ops::SubElementwise / BroadcastQuantSubSlow (SubFunc): ADD's parameters
  *   MUL         reference_integer_ops::Mul / BroadcastMul4DSlow
  *   QUANTIZE    reference_ops::Requantize             -> mcuq_requantize_s8 (bounds -128, 127)
  *   RELU, RELU6 reference_ops::ReluX (QuantizedReluX)  -> mcuq_requantize_s8 (bounds from the activation)
  *   LOGISTIC, TANH: TFLite's int8 reference path is a 256-entry table filled in Prepare with float math; mcuq
  *               fills the same table at compile time      -> mcuq_lut_s8
  *   HARD_SWISH  reference_ops::HardSwish (16-bit fixed point)
- * Shifts are TFLite's signed exponents (positive = left shift).
- *
- * Broadcasting (ADD, MUL): the output is walked as a row-major MCUQ_BROADCAST_DIMS-D array of dims out_dims;
- * the element at index (i0..i5) reads input1[sum_d i_d * input1_strides[d]] and likewise input2, where a
- * broadcast dimension has stride 0. Shapes are simplified at compile time (size-1 dimensions dropped,
- * neighbouring dimensions merged, leading 1s added), so equal shapes become a single flat loop.
+ * Shifts are TFLite's signed exponents (positive = left shift). No kernel here needs scratch, and each may run
+ * in place (output == input1, same shape): it reads an input element before writing the output at its index.
  */
 #ifndef MCUQ_ELEMENTWISE_H
 #define MCUQ_ELEMENTWISE_H
-#include "mcuq.h"
+#include "mcuq_types.h"
 
-/* Rank of the loops in mcuq_add_s8 and mcuq_mul_s8 (TFLite 2.14's int8 ADD broadcasts up to 6-D, MUL up to 4-D). */
+/* Rank of the loops in mcuq_add_s8, mcuq_sub_s8 and mcuq_mul_s8. */
 #define MCUQ_BROADCAST_DIMS 6
+/* Largest mcuq_add_params.left_shift: (x - zp) * 2^20 stays below 2^28 in magnitude. */
+#define MCUQ_ADD_MAX_LEFT_SHIFT 20
 
-/* ADD parameters (TFLite's ArithmeticParams for the 8-bit path). */
+/* How a binary op (ADD, SUB, MUL) walks its output: a row-major MCUQ_BROADCAST_DIMS-D array of dims out_dims whose
+ * element at index (i0..i5) reads input1[sum_d i_d * input1_strides[d]] and likewise input2, where a broadcast
+ * dimension has stride 0. Shapes are simplified at compile time (size-1 dimensions dropped, neighbouring
+ * dimensions merged, leading 1s added), so equal shapes become a single flat loop. */
 typedef struct {
-    int32_t input1_zp;          /* [-128, 127] */
-    int32_t input2_zp;          /* [-128, 127] */
-    int32_t output_zp;          /* [-128, 127] */
-    int32_t left_shift;         /* 20 for int8 */
-    int32_t input1_multiplier;  /* in [2^30, 2^31) or 0 */
-    int32_t input1_shift;       /* in [-31, 0] */
-    int32_t input2_multiplier;  /* in [2^30, 2^31) or 0 */
-    int32_t input2_shift;       /* in [-31, 0] */
-    int32_t output_multiplier;  /* in [2^30, 2^31) or 0 */
-    int32_t output_shift;       /* in [-31, 0] */
-    int32_t act_min;            /* [-128, 127], act_min <= act_max */
-    int32_t act_max;
-    const int32_t *out_dims;        /* [MCUQ_BROADCAST_DIMS], each >= 0 */
-    const int32_t *input1_strides;  /* [MCUQ_BROADCAST_DIMS], in elements, 0 where input1 is broadcast */
-    const int32_t *input2_strides;  /* [MCUQ_BROADCAST_DIMS], in elements, 0 where input2 is broadcast */
+    const int32_t *out_dims;       /* [MCUQ_BROADCAST_DIMS], each >= 0 */
+    const int32_t *input1_strides; /* [MCUQ_BROADCAST_DIMS], in elements, >= 0; 0 where input1 is broadcast */
+    const int32_t *input2_strides; /* [MCUQ_BROADCAST_DIMS], in elements, >= 0; 0 where input2 is broadcast */
+} mcuq_broadcast;
+
+/* ADD and SUB parameters (TFLite's ArithmeticParams for the 8-bit path), shared by mcuq_add_s8 and mcuq_sub_s8.
+ * TFLite 2.14 prepares int8 SUB exactly as ADD, so input2_multiplier is positive for both. */
+typedef struct {
+    int32_t input1_zp;         /* [-128, 127] */
+    int32_t input2_zp;         /* [-128, 127] */
+    int32_t output_zp;         /* [-128, 127] */
+    int32_t left_shift;        /* [0, MCUQ_ADD_MAX_LEFT_SHIFT]; 20 for int8 */
+    int32_t input1_multiplier; /* in [2^30, 2^31) or 0 */
+    int32_t input1_shift;      /* [-31, 0] */
+    int32_t input2_multiplier; /* in [2^30, 2^31) or 0 */
+    int32_t input2_shift;      /* [-31, 0] */
+    int32_t output_multiplier; /* in [2^30, 2^31) or 0 */
+    int32_t output_shift;      /* [-31, 0] */
+    mcuq_activation activation; /* [-128, 127], min <= max */
+    mcuq_broadcast broadcast;
 } mcuq_add_params;
 
-/* int8 addition with broadcasting: each input is rescaled to a common scale with 20 extra bits, the two are
- * added, and the sum is rescaled to the output scale, offset by output_zp and clamped to [act_min, act_max].
- * Returns MCUQ_ERR_ARGUMENT for a NULL pointer, a negative dimension or a shift outside its range. */
-mcuq_status mcuq_add_s8(const mcuq_add_params *params, const int8_t *input1, const int8_t *input2,
-                        int8_t *output);
+/* int8 addition with broadcasting: each input is rescaled to a common scale with left_shift extra bits, the two
+ * are added, and the sum is rescaled to the output scale, offset by output_zp and clamped to the activation.
+ * Returns MCUQ_ERR_ARGUMENT for a NULL pointer, a negative dimension, a shift outside its range or an empty
+ * activation range. */
+mcuq_status mcuq_add_s8(const mcuq_add_params *params, const int8_t *input1, const int8_t *input2, int8_t *output);
+
+/* int8 subtraction with broadcasting, input1 - input2: as mcuq_add_s8 but the rescaled input2 is subtracted from
+ * the rescaled input1 (TFLite 2.14's SubFunc; not ADD with a negated input2_multiplier, which rounds exact ties
+ * the other way). Errors as mcuq_add_s8. */
+mcuq_status mcuq_sub_s8(const mcuq_add_params *params, const int8_t *input1, const int8_t *input2, int8_t *output);
 
 /* MUL parameters. */
 typedef struct {
-    int32_t input1_zp;          /* [-128, 127] */
-    int32_t input2_zp;          /* [-128, 127] */
-    int32_t output_zp;          /* [-128, 127] */
-    int32_t output_multiplier;  /* in [2^30, 2^31) or 0 */
-    int32_t output_shift;       /* in [-31, 30] */
-    int32_t act_min;            /* [-128, 127], act_min <= act_max */
-    int32_t act_max;
-    const int32_t *out_dims;        /* [MCUQ_BROADCAST_DIMS], each >= 0 */
-    const int32_t *input1_strides;  /* [MCUQ_BROADCAST_DIMS], 0 where input1 is broadcast */
-    const int32_t *input2_strides;  /* [MCUQ_BROADCAST_DIMS], 0 where input2 is broadcast */
+    int32_t input1_zp;         /* [-128, 127] */
+    int32_t input2_zp;         /* [-128, 127] */
+    int32_t output_zp;         /* [-128, 127] */
+    int32_t output_multiplier; /* in [2^30, 2^31) or 0 */
+    int32_t output_shift;      /* [-31, 30] */
+    mcuq_activation activation; /* [-128, 127], min <= max */
+    mcuq_broadcast broadcast;
 } mcuq_mul_params;
 
-/* int8 multiplication with broadcasting:
- * out = clamp(MultiplyByQuantizedMultiplier((x1 - input1_zp) * (x2 - input2_zp)) + output_zp, act_min, act_max). */
-mcuq_status mcuq_mul_s8(const mcuq_mul_params *params, const int8_t *input1, const int8_t *input2,
-                        int8_t *output);
+/* int8 multiplication with broadcasting: out = clamp(MultiplyByQuantizedMultiplier((x1 - input1_zp) *
+ * (x2 - input2_zp), output_multiplier, output_shift) + output_zp, activation.min, activation.max).
+ * Errors as mcuq_add_s8. */
+mcuq_status mcuq_mul_s8(const mcuq_mul_params *params, const int8_t *input1, const int8_t *input2, int8_t *output);
 
 /* Requantization parameters (QUANTIZE int8 -> int8, RELU, RELU6). */
 typedef struct {
-    int32_t size;        /* number of elements, >= 0 */
-    int32_t input_zp;    /* [-128, 127] */
-    int32_t output_zp;   /* [-128, 127] */
-    int32_t multiplier;  /* in [2^30, 2^31) or 0 */
-    int32_t shift;       /* in [-31, 30] */
-    int32_t act_min;     /* [-128, 127], act_min <= act_max */
-    int32_t act_max;
+    int32_t size;       /* number of elements, >= 0 */
+    int32_t input_zp;   /* [-128, 127] */
+    int32_t output_zp;  /* [-128, 127] */
+    int32_t multiplier; /* in [2^30, 2^31) or 0 */
+    int32_t shift;      /* [-31, 30] */
+    mcuq_activation activation; /* [-128, 127], min <= max */
 } mcuq_requantize_params;
 
 /* out[i] = clamp(MultiplyByQuantizedMultiplier(in[i] - input_zp, multiplier, shift) + output_zp,
- * act_min, act_max). The buffers may be the same. */
+ * activation.min, activation.max). Returns MCUQ_ERR_ARGUMENT for a NULL pointer, a negative size, a shift outside
+ * its range or an empty activation range. */
 mcuq_status mcuq_requantize_s8(const mcuq_requantize_params *params, const int8_t *input, int8_t *output);
 
 /* Table lookup parameters (LOGISTIC, TANH). */
 typedef struct {
-    int32_t size;          /* number of elements, >= 0 */
-    const int8_t *table;   /* [256], indexed by the input's bit pattern: table[(uint8_t)x] */
+    int32_t size;        /* number of elements, >= 0 */
+    const int8_t *table; /* [256], indexed by the input's bit pattern: table[(uint8_t)x] */
 } mcuq_lut_params;
 
-/* out[i] = table[(uint8_t)in[i]]. The buffers may be the same. */
+/* out[i] = table[(uint8_t)in[i]]. Returns MCUQ_ERR_ARGUMENT for a NULL pointer or a negative size. */
 mcuq_status mcuq_lut_s8(const mcuq_lut_params *params, const int8_t *input, int8_t *output);
 
 /* HARD_SWISH parameters (TFLite's HardSwishParams; the fixed-point multipliers are 16-bit values). */
@@ -100,11 +110,11 @@ typedef struct {
     int32_t output_multiplier_fixedpoint_int16;  /* [0, 32767] */
     int32_t output_multiplier_exponent;          /* [-31, 0] */
     int32_t reluish_multiplier_fixedpoint_int16; /* [0, 32767] */
-    int32_t reluish_multiplier_exponent;         /* [-31, 30] */
+    int32_t reluish_multiplier_exponent;         /* [-31, 31] */
 } mcuq_hard_swish_params;
 
-/* int8 hard swish, x * relu6(x + 3) / 6, in TFLite's 16-bit fixed-point arithmetic. The buffers may be the
- * same. */
+/* int8 hard swish, x * relu6(x + 3) / 6, in TFLite's 16-bit fixed-point arithmetic. Returns MCUQ_ERR_ARGUMENT for
+ * a NULL pointer, a negative size or a multiplier or exponent outside its range. */
 mcuq_status mcuq_hard_swish_s8(const mcuq_hard_swish_params *params, const int8_t *input, int8_t *output);
 
 #endif /* MCUQ_ELEMENTWISE_H */

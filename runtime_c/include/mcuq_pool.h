@@ -1,41 +1,37 @@
 /* Pooling family: AVERAGE_POOL_2D, MAX_POOL_2D and MEAN, int8.
  *
  * Semantics are TFLite 2.14's reference kernels (reference_integer_ops::AveragePool / MaxPool,
- * reference_ops::QuantizedMeanOrSum); every integer parameter is computed at compile time by mcuq/lower/pool.py.
+ * reference_ops::QuantizedMeanOrSum). Every integer parameter is computed at compile time by mcuq/lower/pool.py
+ * and mirrored by mcuq/kernels/pool.py.
  */
 #ifndef MCUQ_POOL_H
 #define MCUQ_POOL_H
-#include "mcuq.h"
+#include "mcuq_types.h"
 
-/* AVERAGE_POOL_2D / MAX_POOL_2D parameters. Shapes: input [batches, input_h, input_w, channels], output
- * [batches, output_h, output_w, channels]. Output (oy, ox) pools the window whose top-left input pixel is
- * (oy * stride_h - pad_h, ox * stride_w - pad_w), clamped to the input: padding is never read or counted. */
+/* AVERAGE_POOL_2D / MAX_POOL_2D parameters. Shapes: input [input.n, input.h, input.w, input.c], output
+ * [output.n == input.n, output.h, output.w, output.c == input.c], all sizes >= 1. window.filter and
+ * window.stride are >= 1, window.dilation is 1 (pooling windows are not dilated) and window.pad (>= 0) is the
+ * top / left padding. Output (oy, ox) pools the window whose top-left input pixel is
+ * (oy * stride.h - pad.h, ox * stride.w - pad.w), clamped to the input: padding is never read or counted. */
 typedef struct {
-    int32_t batches;
-    int32_t input_h;
-    int32_t input_w;
-    int32_t channels;
-    int32_t output_h;
-    int32_t output_w;
-    int32_t filter_h;
-    int32_t filter_w;
-    int32_t stride_h;
-    int32_t stride_w;
-    int32_t pad_h;   /* top padding, >= 0 */
-    int32_t pad_w;   /* left padding, >= 0 */
-    int32_t act_min; /* [-128, 127], act_min <= act_max: the fused activation's bounds */
-    int32_t act_max;
+    mcuq_dims input;
+    mcuq_dims output;
+    mcuq_window window;
+    mcuq_activation activation; /* [-128, 127], min <= max: the fused activation's bounds */
 } mcuq_pool2d_params;
 
 /* int8 average pooling, NHWC: the sum of the raw int8 values of the window's in-bounds taps divided by their
- * count, rounded half away from zero, clamped to [act_min, act_max]. Input and output share their quantization
- * (not rescaled). Returns MCUQ_ERR_ARGUMENT for a NULL pointer, a non-positive size or stride, or a window with
- * no in-bounds tap. */
-mcuq_status mcuq_average_pool2d_s8(const mcuq_pool2d_params *params, const int8_t *input, int8_t *output);
+ * count, rounded half away from zero, clamped to the activation bounds. Input and output share their
+ * quantization (not rescaled). Needs mcuq_average_pool2d_s8_scratch_size(params) bytes of scratch in ctx (0 for
+ * this portable kernel). Returns MCUQ_ERR_ARGUMENT for a NULL pointer, too little scratch, a non-positive size,
+ * filter or stride, a negative padding, mismatched shapes, an empty activation range or a window with no
+ * in-bounds tap, and MCUQ_ERR_UNSUPPORTED for a dilation other than 1. */
+mcuq_status mcuq_average_pool2d_s8(const mcuq_context *ctx, const mcuq_pool2d_params *params, const int8_t *input,
+                                   int8_t *output);
+int32_t mcuq_average_pool2d_s8_scratch_size(const mcuq_pool2d_params *params);
 
-/* int8 max pooling, NHWC: the largest int8 value of the window's in-bounds taps, clamped to
- * [act_min, act_max]. Returns MCUQ_ERR_ARGUMENT for a NULL pointer, a non-positive size or stride, or a window
- * with no in-bounds tap. */
+/* int8 max pooling, NHWC: the largest int8 value of the window's in-bounds taps, clamped to the activation
+ * bounds. Needs no scratch. Errors as mcuq_average_pool2d_s8. */
 mcuq_status mcuq_max_pool2d_s8(const mcuq_pool2d_params *params, const int8_t *input, int8_t *output);
 
 #define MCUQ_MEAN_MAX_DIMS 8
@@ -47,14 +43,14 @@ mcuq_status mcuq_max_pool2d_s8(const mcuq_pool2d_params *params, const int8_t *i
  * list). Each output is clamp(MultiplyByQuantizedMultiplier(sum - input_zp_sum, multiplier, shift)
  * + output_zp, -128, 127), where multiplier and shift already include the division by num_reduced. */
 typedef struct {
-    int32_t num_outputs;
-    int32_t num_reduced;
-    int32_t kept_rank;
-    const int32_t *kept_dims;    /* [kept_rank] */
-    const int32_t *kept_strides; /* [kept_rank] */
-    int32_t reduced_rank;
-    const int32_t *reduced_dims;    /* [reduced_rank] */
-    const int32_t *reduced_strides; /* [reduced_rank] */
+    int32_t num_outputs; /* >= 1 */
+    int32_t num_reduced; /* >= 1 */
+    int32_t kept_rank;   /* [1, MCUQ_MEAN_MAX_DIMS] */
+    const int32_t *kept_dims;    /* [kept_rank], each >= 1 */
+    const int32_t *kept_strides; /* [kept_rank], each >= 0 */
+    int32_t reduced_rank;           /* [1, MCUQ_MEAN_MAX_DIMS] */
+    const int32_t *reduced_dims;    /* [reduced_rank], each >= 1 */
+    const int32_t *reduced_strides; /* [reduced_rank], each >= 0 */
     int32_t input_zp_sum; /* input zero point * num_reduced */
     int32_t multiplier;   /* [0, 2^31) */
     int32_t shift;        /* [-31, 30]; the shifted sum cannot overflow (checked at compile time) */
@@ -62,8 +58,9 @@ typedef struct {
 } mcuq_mean_params;
 
 /* int8 MEAN over a set of axes (TFLite's integer QuantizedMeanOrSum); input and output quantization may
- * differ. The int32 sum cannot overflow (num_reduced * 255 < 2^31, checked at compile time). Returns
- * MCUQ_ERR_ARGUMENT for a NULL pointer or a rank or size out of range. */
+ * differ. The int32 sum cannot overflow (num_reduced * 255 < 2^31, checked at compile time). Needs no scratch.
+ * Returns MCUQ_ERR_ARGUMENT for a NULL pointer, a rank below 1 or a size, stride or shift out of range, and
+ * MCUQ_ERR_UNSUPPORTED for a rank above MCUQ_MEAN_MAX_DIMS. */
 mcuq_status mcuq_mean_s8(const mcuq_mean_params *params, const int8_t *input, int8_t *output);
 
 #endif /* MCUQ_POOL_H */

@@ -4,16 +4,23 @@
  * differences x - max(row) that are >= diff_min are rescaled by input_multiplier * 2^input_left_shift into Q5.26,
  * exponentiated (exp_on_negative_values, Q0.31), summed in Q12.19, and each exp is multiplied by the reciprocal
  * of the sum; elements below diff_min give -128. The parameters are TFLite's PreprocessSoftmaxScaling and
- * CalculateInputRadius, computed at compile time by mcuq/lower/softmax.py.
+ * CalculateInputRadius, computed at compile time by mcuq/lower/softmax.py and mirrored by mcuq/kernels/softmax.py.
+ *
+ * No mcuq_context: the kernel keeps a row's maximum and sum of exps in registers and needs no scratch on any path
+ * (an optimized version would use a lookup table in flash, as CMSIS-NN's arm_softmax_s8 does, still no scratch).
  */
 #ifndef MCUQ_SOFTMAX_H
 #define MCUQ_SOFTMAX_H
-#include "mcuq.h"
+#include "mcuq_types.h"
+
+/* The largest row mcuq_softmax_s8 implements: each element adds at most exp(0) = 2^19 in Q12.19 to the int32 sum
+ * of exps, so (2^31 - 1) >> 19 elements cannot overflow it. */
+#define MCUQ_SOFTMAX_MAX_DEPTH 4095
 
 /* SOFTMAX parameters: the tensor is [outer_size, depth] in memory (softmax over the innermost axis). */
 typedef struct {
     int32_t outer_size;       /* >= 1: product of all dimensions but the last */
-    int32_t depth;            /* [1, 4095]: the last dimension (larger rows could overflow the int32 sum) */
+    int32_t depth;            /* [1, MCUQ_SOFTMAX_MAX_DEPTH]: the last dimension */
     int32_t input_multiplier; /* [2^30, 2^31): beta * input_scale * 2^26 = multiplier * 2^(left_shift - 31) */
     int32_t input_left_shift; /* [0, 31] */
     int32_t diff_min;         /* <= 0: -floor(31 * 2^26 / 2^input_left_shift) */
@@ -21,7 +28,7 @@ typedef struct {
 
 /* int8 softmax over the last axis: input and output are [outer_size][depth], any int8 input values; output
  * values in [-128, 127] mean (q + 128) / 256. Returns MCUQ_ERR_ARGUMENT for a NULL pointer or a size or
- * parameter out of range. */
+ * parameter out of range, MCUQ_ERR_UNSUPPORTED for a depth above MCUQ_SOFTMAX_MAX_DEPTH. */
 mcuq_status mcuq_softmax_s8(const mcuq_softmax_params *params, const int8_t *input, int8_t *output);
 
 #endif /* MCUQ_SOFTMAX_H */

@@ -64,9 +64,8 @@ def test_mismatch_names_the_first_differing_layer(shared_models):
     path = shared_models / "tflm/hello_world_int8.tflite"
     good = mcuq.compile_model(path, sanitize=True)
     layers = list(good.layers)
-    params = dict(layers[1].params)
-    key = next(k for k in params if "shift" in k)
-    params[key] = params[key] - 1 if isinstance(params[key], int) else params[key] - 1
+    p = layers[1].params
+    params = dataclasses.replace(p, quant=dataclasses.replace(p.quant, shift=p.quant.shift - 1))
     layers[1] = dataclasses.replace(layers[1], params=params)
     m = build_model(good.graph, tuple(layers), good.plan, good.prefix)
     bad = CompiledModel(good.graph, tuple(layers), good.plan, m, render(m), sanitize=True)

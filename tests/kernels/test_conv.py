@@ -1,7 +1,7 @@
 """CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED: lowering, numpy reference and C, bit-exact with the oracle.
 
-Each case builds a one-op int8 graph, writes it as .tflite, runs tflite-runtime 2.14 (BUILTIN_REF) on a batch of
-random inputs, and compares (1) the numpy reference of the lowered layer and (2) the generated C.
+Each case builds a one-op int8 graph and runs the three-way check of tests/util/harness.py on a batch of random
+inputs: the oracle (tflite-runtime 2.14, BUILTIN_REF), the numpy reference and the generated C must agree.
 """
 
 from __future__ import annotations
@@ -12,15 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-import mcuq
 from mcuq import ir
 from mcuq.errors import ModelError
-from mcuq.frontend.tflite_writer import write
 from mcuq.lower import lower
-from mcuq.lower.conv import out_size, pad_before, per_tensor_fc_multiplier
+from mcuq.lower.conv import per_tensor_fc_multiplier
+from mcuq.lower.window import out_size, pad_before
 from mcuq.quantize.fixedpoint import quantize_multiplier
-from mcuq.reference import run_layer
 from tests.util import oracle
+from tests.util.harness import random_int8, three_way
 
 N_INPUTS = 6  # random inputs per case, all in one oracle call and one C run
 
@@ -151,41 +150,15 @@ def build_graph(case: Case) -> ir.Graph:
 
 
 def random_inputs(case: Case) -> np.ndarray:
-    rng = np.random.default_rng(1000 + case.seed)
-    return rng.integers(-128, 128, size=(N_INPUTS, *case.in_shape), dtype=np.int64).astype(np.int8)
-
-
-def reference_outputs(g: ir.Graph, xs: np.ndarray) -> np.ndarray:
-    (layer,) = lower(g)
-    outs = []
-    for x in xs:
-        ins = [x if a == "x" else (None if not a else g.tensors[str(a)].data) for a in layer.inputs]
-        outs.append(run_layer(layer, ins, [g.tensors["y"].shape])[0])
-    return np.stack(outs)
-
-
-def oracle_outputs(model: bytes, xs: np.ndarray) -> np.ndarray:
-    res = oracle.run(model, [[x] for x in xs])
-    return np.stack([r["outputs"][0] for r in res])
+    return random_int8(case.in_shape, N_INPUTS, 1000 + case.seed)
 
 
 @pytest.mark.oracle
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_conv_family_bit_exact(case: Case) -> None:
-    g = build_graph(case)
-    model = write(g)
-    xs = random_inputs(case)
-    ref = reference_outputs(g, xs)
+    (out,) = three_way(build_graph(case), [random_inputs(case)], oracle_ok=case.oracle_ok)
     if case.oracle_ok:
-        oracle.require()
-        want = oracle_outputs(model, xs)
-        assert want.shape == ref.shape
-        assert np.unique(want).size > 4, "degenerate case: outputs almost constant"
-        np.testing.assert_array_equal(ref, want, err_msg=f"{case.id}: numpy reference != oracle")
-    else:
-        want = ref
-    got = mcuq.compile_model(model, prefix=case.id, sanitize=True).run([xs])[0]
-    np.testing.assert_array_equal(got, want, err_msg=f"{case.id}: C != {'oracle' if case.oracle_ok else 'reference'}")
+        assert np.unique(out).size > 4, "degenerate case: outputs almost constant"
 
 
 # -- compile-time parameters ------------------------------------------------------------------------------------
@@ -220,16 +193,16 @@ def test_per_tensor_fc_multiplies_scales_in_float32() -> None:
 def test_macs_and_kernel_choice() -> None:
     g = build_graph(case_by_id("conv_3x3_same_relu"))  # conv 3x3 SAME, 9x8x5 -> 9x8x6
     (layer,) = lower(g)
-    assert layer.kernel == "mcuq_conv2d_s8"
+    assert layer.kernel.name == "mcuq_conv2d_s8"
     assert layer.macs == 9 * 8 * 6 * 3 * 3 * 5
-    assert layer.p("pad_h") == 1 and layer.p("pad_w") == 1
+    assert layer.p("window.pad.h") == 1 and layer.p("window.pad.w") == 1
     g = build_graph(case_by_id("dw_mult2_s2"))  # depthwise multiplier 2
     (layer,) = lower(g)
     assert layer.p("depth_multiplier") == 2
     assert layer.macs == int(np.prod(g.tensors["y"].shape)) * 9
     g = build_graph(case_by_id("fc_per_tensor"))  # per-tensor FC
     (layer,) = lower(g)
-    assert layer.p("per_channel") == 0 and len(layer.p("multiplier")) == 1
+    assert layer.p("per_channel") == 0 and len(layer.p("quant.multiplier")) == 1
     assert layer.macs == 37 * 11
 
 
@@ -289,7 +262,7 @@ def test_effective_scale_float_width_matches_oracle(kind: ir.OpKind, per_channel
     g.tensors["w"] = ir.Tensor("w", w.shape, w.dtype, ir.QParams((s_w,) * n_w, (0,) * n_w, w.qparams.axis), w.data)
     g.tensors["y"] = ir.Tensor("y", y.shape, y.dtype, ir.QParams((s_out,), (0,)))
     (layer,) = lower(g)
-    ours = (int(layer.p("multiplier")[0]), int(layer.p("shift")[0]))
+    ours = (int(layer.p("quant.multiplier")[0]), int(layer.p("quant.shift")[0]))
     f32 = quantize_multiplier(float(np.float64(np.float32(s_in) * np.float32(s_w)) / s_out))
     f64 = quantize_multiplier(float(np.float64(s_in) * np.float64(s_w) / np.float64(s_out)))
     assert ours == (f32 if (kind == F and not per_channel) else f64)
@@ -308,6 +281,5 @@ def test_effective_scale_float_width_matches_oracle(kind: ir.OpKind, per_channel
     g.tensors["b"] = ir.Tensor("b", (units,), ir.DType.INT32, b_q, bias)
     (layer,) = lower(g)
     zero = np.zeros((1, *x.shape), dtype=np.int8)
-    want = oracle_outputs(write(g), zero)
-    np.testing.assert_array_equal(reference_outputs(g, zero), want)
+    (want,) = three_way(g, [zero])  # the numpy reference and the C agree with the oracle
     assert not np.array_equal(mbqm(bias.astype(np.int64), *other), want.reshape(-1)), "oracle matched the other width"

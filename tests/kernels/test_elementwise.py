@@ -1,7 +1,9 @@
-"""Elementwise ops (ADD, MUL, QUANTIZE, RELU, RELU6, LOGISTIC, TANH, HARD_SWISH): lowering, numpy reference and
+"""Elementwise ops (ADD, SUB, MUL, QUANTIZE, RELU, RELU6, LOGISTIC, TANH, HARD_SWISH): lowering, numpy reference and
 C, bit-exact with the oracle (tflite-runtime 2.14, BUILTIN_REF) on one-op models."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -10,8 +12,7 @@ from mcuq import ir
 from mcuq.errors import ModelError
 from mcuq.lower import lower
 from mcuq.lower.elementwise import broadcast_layout
-from mcuq.reference import run_layer
-from tests.util import oracle
+from tests.util.harness import random_inputs, three_way
 
 N_INPUTS = 4  # random inputs per case, run as one batch (one C build per case)
 A = ir.Activation
@@ -30,7 +31,7 @@ def _graph(kind: ir.OpKind, attrs, ins: list[ir.Tensor], out: ir.Tensor) -> ir.G
 
 
 def binary(kind, s1, s2, q1, q2, qo, act=A.NONE, const2: int | None = None, oshape=None) -> ir.Graph:
-    """ADD/MUL of shapes s1 and s2; q* are (scale, zero point); const2 seeds a constant second operand."""
+    """ADD/SUB/MUL of shapes s1 and s2; q* are (scale, zero point); const2 seeds a constant second operand."""
     data = None
     if const2 is not None:
         data = np.random.default_rng(const2).integers(-128, 128, s2, dtype=np.int8)
@@ -41,7 +42,7 @@ def binary(kind, s1, s2, q1, q2, qo, act=A.NONE, const2: int | None = None, osha
 
 
 def square(kind, shape, q1, qo, act=A.NONE) -> ir.Graph:
-    """x * x or x + x: both operands are the same tensor."""
+    """x * x, x + x or x - x: both operands are the same tensor."""
     x = _t("x", shape, *q1)
     return _graph(kind, ir.BinaryAttrs(act), [x, x], _t("y", shape, *qo))
 
@@ -50,7 +51,7 @@ def unary(kind, shape, qi, qo) -> ir.Graph:
     return _graph(kind, ir.NoAttrs(), [_t("x", shape, *qi)], _t("y", shape, *qo))
 
 
-ADD, MUL = ir.OpKind.ADD, ir.OpKind.MUL
+ADD, SUB, MUL = ir.OpKind.ADD, ir.OpKind.SUB, ir.OpKind.MUL
 ADD_CASES = {
     "resnet_equal_shapes": binary(ADD, (1, 8, 8, 16), (1, 8, 8, 16), (0.08, -3), (0.11, 7), (0.15, -12), A.RELU),
     "odd_equal_shapes": binary(ADD, (1, 5, 7, 3), (1, 5, 7, 3), (0.02, -128), (0.5, 127), (0.3, 0)),
@@ -67,6 +68,30 @@ ADD_CASES = {
     "rank5_broadcast": binary(ADD, (2, 1, 2, 1, 3), (1, 2, 1, 2, 1), (0.1, 3), (0.05, -2), (0.1, 1)),
     "rank6_broadcast": binary(ADD, (1, 2, 3, 1, 2, 2), (3, 1, 2, 1), (0.2, -9), (0.03, 4), (0.2, 0), A.RELU),
 }
+# Scales where TFLite 2.14's SUB (input1 - input2 on the common scale) and ADD with a negated input2 multiplier
+# round an exact tie differently; (256, 1) - (1, 256) with the first sample a permutation of all int8 values covers
+# every (x1, x2) pair.
+SUB_TIE_SCALES = (0.17712506651878357, 0.11407855153083801, 0.4787225127220154)
+SUB_CASES = {
+    "equal_shapes": binary(SUB, (1, 8, 8, 16), (1, 8, 8, 16), (0.08, -3), (0.11, 7), (0.15, -12), A.RELU),
+    "extreme_zps": binary(SUB, (1, 5, 7, 3), (1, 5, 7, 3), (0.02, -128), (0.5, 127), (0.3, 0)),
+    "channel_broadcast": binary(SUB, (1, 4, 6, 3), (3,), (0.05, 10), (0.01, -40), (0.06, 5), A.RELU6),
+    "both_broadcast": binary(SUB, (2, 1, 5, 1), (1, 3, 1, 4), (0.1, 0), (0.1, 0), (0.2, 0)),
+    "broadcast_first": binary(SUB, (1,), (1, 6, 6, 2), (0.03, -128), (0.07, 127), (0.05, -128), A.RELU),
+    "rank2_column": binary(SUB, (5, 7), (5, 1), (0.25, 3), (0.004, -100), (0.25, 2), A.RELU_N1_TO_1),
+    "tiny_vs_huge_scale": binary(SUB, (2, 3, 4), (2, 3, 4), (1e-4, 20), (2.0, -20), (2.1, 0)),
+    "const_operand": binary(SUB, (1, 3, 3, 8), (1, 1, 1, 8), (0.04, -7), (0.02, 33), (0.05, -1), const2=11),
+    "x_minus_x": square(SUB, (3, 11), (0.07, 9), (0.13, -30)),
+    # TFLite 2.14's int8 SUB broadcasts up to 5-D; equal shapes are elementwise at any rank
+    "rank5_broadcast": binary(SUB, (2, 1, 3, 1, 4), (1, 2, 1, 3, 1), (0.0213, -7), (0.0478, 25), (0.0391, 10)),
+    "rank6_equal_shapes": binary(SUB, (2, 3, 1, 2, 3, 2), (2, 3, 1, 2, 3, 2), (0.1, 5), (0.025, -60), (0.0125, -128)),
+    "tie_all_pairs": binary(SUB, (256, 1), (1, 256), (SUB_TIE_SCALES[0], -128), (SUB_TIE_SCALES[1], 127),
+                            (SUB_TIE_SCALES[2], 0)),
+    "tie_all_pairs_relu": binary(SUB, (256, 1), (1, 256), (SUB_TIE_SCALES[0], -128), (SUB_TIE_SCALES[1], 127),
+                                 (SUB_TIE_SCALES[2], 0), A.RELU),
+    "tie_all_pairs_other_zps": binary(SUB, (256, 1), (1, 256), (SUB_TIE_SCALES[0], 127),
+                                      (SUB_TIE_SCALES[1], -128), (SUB_TIE_SCALES[2], 5)),
+}  # fmt: skip
 MUL_CASES = {
     "equal_shapes": binary(MUL, (1, 6, 5, 4), (1, 6, 5, 4), (0.05, -3), (0.04, 9), (0.02, 1)),
     "channel_scale": binary(MUL, (1, 4, 4, 5), (5,), (0.1, -128), (0.003, -128), (0.05, -128), A.RELU),
@@ -124,6 +149,7 @@ HS_CASES = {
 }
 CASES = {
     **{f"add-{k}": v for k, v in ADD_CASES.items()},
+    **{f"sub-{k}": v for k, v in SUB_CASES.items()},
     **{f"mul-{k}": v for k, v in MUL_CASES.items()},
     **{f"requant-{k}": v for k, v in REQUANT_CASES.items()},
     **{f"lut-{k}": v for k, v in LUT_CASES.items()},
@@ -133,73 +159,80 @@ CASES = {
 
 def _inputs(g: ir.Graph, seed: int) -> list[np.ndarray]:
     """N_INPUTS random int8 inputs per graph input, each with a leading batch axis; the first sample of a
-    256-element unary input is every int8 value once (so tables are checked exhaustively)."""
+    256-element input is every int8 value once (so tables, and all pairs of a [256, 1] and a [1, 256] operand,
+    are checked exhaustively)."""
     rng = np.random.default_rng(seed)
-    xs = [rng.integers(-128, 128, (N_INPUTS, *g.tensors[n].shape), dtype=np.int8) for n in g.inputs]
+    xs = random_inputs(g, N_INPUTS, rng)
     for x in xs:
         if x[0].size == 256:
             x[0] = rng.permutation(np.arange(-128, 128, dtype=np.int8)).reshape(x[0].shape)
     return xs
 
 
-def _reference(g: ir.Graph, xs: list[np.ndarray]) -> np.ndarray:
-    env = dict(zip(g.inputs, xs, strict=True))
-    env.update({n: t.data for n, t in g.tensors.items() if t.is_const})
-    for layer in lower(g):
-        outs = run_layer(layer, [env[a] for a in layer.inputs], [g.tensors[o].shape for o in layer.outputs])
-        env.update(zip(layer.outputs, outs, strict=True))
-    return env[g.outputs[0]]
-
-
-def _check(g: ir.Graph, seed: int) -> None:
-    import mcuq
-    from mcuq.frontend.tflite_writer import write
-
-    oracle.require()
-    model = write(g)
-    xs = _inputs(g, seed)
-    runs = oracle.run(model, [[x[i] for x in xs] for i in range(N_INPUTS)])
-    want = np.stack([r["outputs"][0] for r in runs])
-    ref = np.stack([_reference(g, [x[i] for x in xs]) for i in range(N_INPUTS)])
-    np.testing.assert_array_equal(ref, want, err_msg="numpy reference vs oracle")
-    compiled = mcuq.compile_model(model, sanitize=True)
-    np.testing.assert_array_equal(compiled.run(xs)[0], want, err_msg="C vs oracle")
-
-
 @pytest.mark.oracle
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_matches_oracle(name: str) -> None:
-    _check(CASES[name], seed=sum(map(ord, name)))
+    three_way(CASES[name], _inputs(CASES[name], seed=sum(map(ord, name))), name=name)
 
 
 # -- lowering: parameters and TFLite's restrictions (no oracle needed) ---------------------------------------
 
 
 def test_broadcast_layout_merges_and_pads() -> None:
-    dims, s1, s2 = broadcast_layout((1, 8, 8, 16), (1, 8, 8, 16), (1, 8, 8, 16))
+    b = broadcast_layout((1, 8, 8, 16), (1, 8, 8, 16), (1, 8, 8, 16))
+    dims, s1, s2 = b.out_dims, b.input1_strides, b.input2_strides
     assert list(dims) == [1, 1, 1, 1, 1, 1024] and list(s1) == list(s2) == [0, 0, 0, 0, 0, 1]
-    dims, s1, s2 = broadcast_layout((1, 4, 6, 3), (1, 4, 6, 3), (3,))
+    b = broadcast_layout((1, 4, 6, 3), (1, 4, 6, 3), (3,))
+    dims, s1, s2 = b.out_dims, b.input1_strides, b.input2_strides
     assert list(dims[-2:]) == [24, 3] and list(s1[-2:]) == [3, 1] and list(s2[-2:]) == [0, 1]
-    dims, s1, s2 = broadcast_layout((2, 3, 5, 4), (2, 1, 5, 1), (1, 3, 1, 4))
+    b = broadcast_layout((2, 3, 5, 4), (2, 1, 5, 1), (1, 3, 1, 4))
+    dims, s1, s2 = b.out_dims, b.input1_strides, b.input2_strides
     assert list(dims[-4:]) == [2, 3, 5, 4]
     assert list(s1[-4:]) == [5, 0, 1, 0] and list(s2[-4:]) == [0, 4, 0, 1]
 
 
 def test_add_parameters_match_tflite_prepare() -> None:
     lay = lower(ADD_CASES["resnet_equal_shapes"])[0]
-    assert lay.kernel == "mcuq_add_s8" and lay.p("left_shift") == 20
+    assert lay.kernel.name == "mcuq_add_s8" and lay.p("left_shift") == 20
     # input2 has the larger scale: its real multiplier is exactly 0.5 -> (2^30, 0)
     assert (lay.p("input2_multiplier"), lay.p("input2_shift")) == (1 << 30, 0)
     assert lay.p("input1_shift") <= 0 and lay.p("output_shift") <= 0
-    assert lay.p("act_min") == -12 and lay.p("act_max") == 127
+    assert lay.p("activation.min") == -12 and lay.p("activation.max") == 127
+
+
+def test_sub_uses_add_parameters_and_its_own_kernel() -> None:
+    sub, add = lower(SUB_CASES["equal_shapes"])[0], lower(ADD_CASES["resnet_equal_shapes"])[0]
+    assert sub.kernel.name == "mcuq_sub_s8" and sub.kernel.params is add.kernel.params and sub.kernel.in_place
+    for f in dataclasses.fields(sub.params):  # the same scales, zero points and shapes: sub.cc's Prepare is add.cc's
+        if f.name == "broadcast":
+            for k in ("out_dims", "input1_strides", "input2_strides"):
+                np.testing.assert_array_equal(sub.p(f"broadcast.{k}"), add.p(f"broadcast.{k}"))
+        else:
+            assert sub.p(f.name) == add.p(f.name), f.name
+
+
+@pytest.mark.parametrize("name", [k for k in SUB_CASES if k.startswith("tie_")])
+def test_sub_tie_case_separates_sub_from_negated_add(name: str) -> None:
+    """In each tie case, ADD with input2_multiplier negated differs from TFLite's SUB on some (x1, x2) pair after
+    the clamp, so the oracle comparison of that case checks which rounding the kernel does."""
+    from mcuq.quantize.fixedpoint import multiply_by_quantized_multiplier_smaller_than_one_exp as mbqm
+
+    p = lower(SUB_CASES[name])[0].params
+    x = np.arange(-128, 128, dtype=np.int64)
+    s1 = mbqm((x[:, None] - p.input1_zp) << p.left_shift, p.input1_multiplier, p.input1_shift)
+    d2 = (x[None, :] - p.input2_zp) << p.left_shift
+    sub = mbqm(s1 - mbqm(d2, p.input2_multiplier, p.input2_shift), p.output_multiplier, p.output_shift)
+    neg = mbqm(s1 + mbqm(d2, -p.input2_multiplier, p.input2_shift), p.output_multiplier, p.output_shift)
+    act = (p.activation.min - p.output_zp, p.activation.max - p.output_zp)
+    assert np.any(np.clip(sub, *act) != np.clip(neg, *act))
 
 
 def test_relu6_bounds() -> None:
     lay = lower(REQUANT_CASES["relu6_rescale"])[0]
-    assert lay.kernel == "mcuq_requantize_s8"
-    assert (lay.p("act_min"), lay.p("act_max")) == (-128, 127)
+    assert lay.kernel.name == "mcuq_requantize_s8"
+    assert (lay.p("activation.min"), lay.p("activation.max")) == (-128, 127)
     lay = lower(REQUANT_CASES["relu6_fine_output"])[0]
-    assert (lay.p("act_min"), lay.p("act_max")) == (-100, 127)
+    assert (lay.p("activation.min"), lay.p("activation.max")) == (-100, 127)
 
 
 def test_lut_table_is_indexed_by_bit_pattern() -> None:
@@ -216,6 +249,7 @@ def test_lut_table_is_indexed_by_bit_pattern() -> None:
         (unary(LOG, (4,), (0.1, 0), (1 / 128, 0)), "1/256"),
         (binary(MUL, (2, 1, 2, 1, 3), (1, 2, 1, 2, 1), (0.1, 0), (0.1, 0), (0.1, 0)), "up to 4-D"),
         (binary(ADD, (2, 1, 2, 1, 3, 1, 2), (2, 1, 3, 2, 1), (0.1, 0), (0.1, 0), (0.1, 0)), "up to 6-D"),
+        (binary(SUB, (2, 1, 2, 1, 3, 2), (1, 3, 1, 2, 1, 2), (0.1, 0), (0.1, 0), (0.1, 0)), "SUB up to 5-D"),
         (binary(MUL, (2, 3), (3, 2), (0.1, 0), (0.1, 0), (0.1, 0), oshape=(2, 3)), "broadcast"),
         (binary(ADD, (4,), (4,), (0.1, 0), (0.1, 0), (1e-9, 0)), "is outside"),
     ],

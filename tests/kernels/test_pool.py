@@ -1,8 +1,7 @@
 """AVERAGE_POOL_2D, MAX_POOL_2D and MEAN: lowering, numpy reference and C, bit-exact with the oracle.
 
-Each case builds a one-op int8 graph, writes it as .tflite, runs tflite-runtime 2.14 (BUILTIN_REF) on a batch of
-inputs (random, plus constant extremes), and compares (1) the numpy reference of the lowered layer and (2) the
-generated C with the oracle's outputs.
+Each case builds a one-op int8 graph and runs the three-way check of tests/util/harness.py (oracle, numpy
+reference, generated C) on a batch of inputs: random, plus constant extremes.
 """
 
 from __future__ import annotations
@@ -14,11 +13,12 @@ import pytest
 
 from mcuq import ir
 from mcuq.errors import ModelError
+from mcuq.kernels.pool import MEAN_MAX_DIMS
 from mcuq.lower import lower
-from mcuq.lower.conv import out_size
 from mcuq.lower.pool import mean_multiplier, reduction_dims
-from mcuq.reference import run_layer
+from mcuq.lower.window import out_size
 from tests.util import oracle
+from tests.util.harness import random_int8, three_way
 
 N_RANDOM = 8  # random inputs per case, all in one oracle call and one C run
 
@@ -127,52 +127,25 @@ def mean_graph(case: MeanCase) -> ir.Graph:
 def inputs_for(shape: tuple[int, ...], seed: int) -> np.ndarray:
     """Random int8 inputs plus the all -128 and all 127 tensors and one with a narrow random spread."""
     rng = np.random.default_rng(1000 + seed)
-    xs = [rng.integers(-128, 128, size=shape, dtype=np.int64) for _ in range(N_RANDOM)]
-    xs.append(np.full(shape, -128))
-    xs.append(np.full(shape, 127))
-    xs.append(rng.integers(-3, 4, size=shape, dtype=np.int64))
-    return np.stack(xs).astype(np.int8)
-
-
-def reference_outputs(g: ir.Graph, xs: np.ndarray) -> np.ndarray:
-    (layer,) = lower(g)
-    y_shape = g.tensors["y"].shape
-    return np.stack([run_layer(layer, [x], [y_shape])[0] for x in xs])
-
-
-def check_bit_exact(g: ir.Graph, writer, xs: np.ndarray, name: str) -> None:
-    oracle.require()
-    model = writer.write(g)
-    ref = reference_outputs(g, xs)
-    res = oracle.run(model, [[x] for x in xs])
-    want = np.stack([r["outputs"][0] for r in res])
-    assert want.shape == ref.shape
-    np.testing.assert_array_equal(ref, want, err_msg=f"{name}: numpy reference != oracle")
-    import mcuq
-
-    got = mcuq.compile_model(model, prefix=name, sanitize=True).run([xs])[0]
-    np.testing.assert_array_equal(got, want, err_msg=f"{name}: C != oracle")
-
-
-@pytest.fixture(scope="module")
-def writer():
-    return pytest.importorskip("mcuq.frontend.tflite_writer")
+    xs = [random_int8(shape, N_RANDOM, rng), np.full((1, *shape), -128), np.full((1, *shape), 127)]
+    xs.append(rng.integers(-3, 4, size=(1, *shape), dtype=np.int64))
+    return np.concatenate(xs).astype(np.int8)
 
 
 @pytest.mark.oracle
 @pytest.mark.parametrize("case", POOL_CASES, ids=lambda c: c.id)
-def test_pool_bit_exact(case: PoolCase, writer) -> None:
-    check_bit_exact(pool_graph(case), writer, inputs_for(case.in_shape, case.seed), case.id)
+def test_pool_bit_exact(case: PoolCase) -> None:
+    three_way(pool_graph(case), [inputs_for(case.in_shape, case.seed)], name=case.id)
 
 
 @pytest.mark.oracle
 @pytest.mark.parametrize("case", MEAN_CASES, ids=lambda c: c.id)
-def test_mean_bit_exact(case: MeanCase, writer) -> None:
-    check_bit_exact(mean_graph(case), writer, inputs_for(case.in_shape, case.seed), case.id)
+def test_mean_bit_exact(case: MeanCase) -> None:
+    three_way(mean_graph(case), [inputs_for(case.in_shape, case.seed)], name=case.id)
 
 
 @pytest.mark.oracle
-def test_mean_global_average_fuzz(writer) -> None:
+def test_mean_global_average_fuzz() -> None:
     """Many scale ratios and zero points on the MLPerf-style global average, numpy reference against the oracle
     (one oracle process per model, no C build: the C is covered above with the same parameters' code path)."""
     oracle.require()
@@ -183,11 +156,7 @@ def test_mean_global_average_fuzz(writer) -> None:
         s_out = _f32(s_in * float(np.exp(rng.uniform(-2.5, 2.5))))
         zi, zo = (int(v) for v in rng.integers(-128, 128, size=2))
         case = MeanCase(f"fuzz{i}", (1, h, w, 64), (1, 2), bool(i % 2), (s_in, zi), (s_out, zo))
-        g = mean_graph(case)
-        xs = inputs_for(case.in_shape, 500 + i)
-        res = oracle.run(writer.write(g), [[x] for x in xs])
-        want = np.stack([r["outputs"][0] for r in res])
-        np.testing.assert_array_equal(reference_outputs(g, xs), want, err_msg=f"{case}")
+        three_way(mean_graph(case), [inputs_for(case.in_shape, 500 + i)], name=f"{case}", compile_c=False)
 
 
 # -- compile-time parameters ------------------------------------------------------------------------------------
@@ -196,13 +165,14 @@ def test_mean_global_average_fuzz(writer) -> None:
 def test_pool_params() -> None:
     g = pool_graph(POOL_CASES[1])  # 9x7, 3x3, stride 2, SAME -> 5x4, total padding 2 / 2 -> 1 / 1 before
     (layer,) = lower(g)
-    assert layer.kernel == "mcuq_average_pool2d_s8"
-    assert (layer.p("output_h"), layer.p("output_w"), layer.p("pad_h"), layer.p("pad_w")) == (5, 4, 1, 1)
-    assert (layer.p("act_min"), layer.p("act_max")) == (-128, 127)
+    assert layer.kernel.name == "mcuq_average_pool2d_s8"
+    assert (layer.p("output.h"), layer.p("output.w"), layer.p("window.pad.h"), layer.p("window.pad.w")) == (5, 4, 1, 1)
+    assert (layer.p("activation.min"), layer.p("activation.max")) == (-128, 127)
+    assert (layer.p("window.dilation.h"), layer.p("window.dilation.w"), layer.scratch_bytes) == (1, 1, 0)
     g = pool_graph(POOL_CASES[9])  # max, RELU, zp -30: lower bound is the zero point
     (layer,) = lower(g)
-    assert layer.kernel == "mcuq_max_pool2d_s8"
-    assert (layer.p("act_min"), layer.p("act_max")) == (-30, 127)
+    assert layer.kernel.name == "mcuq_max_pool2d_s8"
+    assert (layer.p("activation.min"), layer.p("activation.max")) == (-30, 127)
 
 
 def test_pool_output_shape_mismatch_is_an_error() -> None:
@@ -229,6 +199,13 @@ def test_mean_multiplier_folds_the_count() -> None:
     # a tiny ratio caps s at 31 + shift
     mult, shift, m2, s2 = mean_multiplier(1e-9, 1.0, 1 << 20)
     assert s2 == -31 and m2 == (mult << (31 + shift)) >> 20
+
+
+def test_mean_too_many_axis_groups_is_an_error() -> None:
+    # rank 17, every other axis reduced: 9 kept groups > MCUQ_MEAN_MAX_DIMS
+    g = mean_graph(MeanCase("groups", (2,) * 17, tuple(range(1, 17, 2)), True, (0.05, 0), (0.05, 0)))
+    with pytest.raises(ModelError, match=f"more than {MEAN_MAX_DIMS} separate axis groups"):
+        lower(g)
 
 
 def test_mean_overflowing_scale_ratio_is_an_error() -> None:

@@ -1,5 +1,6 @@
 """Shape ops (RESHAPE, SQUEEZE, PAD, CONCATENATION, TRANSPOSE): lowering, numpy reference and C, bit-exact
-with the oracle (tflite-runtime 2.14, BUILTIN_REF) on one-op models."""
+with the oracle (tflite-runtime 2.14, BUILTIN_REF) on one-op models, by the three-way check of
+tests/util/harness.py."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import pytest
 from mcuq import ir
 from mcuq.errors import ModelError
 from mcuq.lower import lower
-from mcuq.reference import run_layer
+from mcuq.reference import run_graph
 from tests.util import oracle
+from tests.util.harness import random_inputs, three_way
 
 ROOT = Path(__file__).resolve().parents[2]
 N_INPUTS = 4  # random inputs per case, run as one batch (one C build per case)
@@ -24,10 +26,10 @@ def _t(name: str, shape, scale: float = 0.05, zp: int = 0) -> ir.Tensor:
     return ir.Tensor(name, tuple(shape), ir.DType.INT8, ir.QParams((scale,), (zp,)))
 
 
-def _graph(kind: ir.OpKind, attrs, ins: list[ir.Tensor], out: ir.Tensor) -> ir.Graph:
+def _graph(kind: ir.OpKind, attrs, ins: list[ir.Tensor], out: ir.Tensor, origin: str = "") -> ir.Graph:
     tensors = {t.name: t for t in [*ins, out]}
     names = tuple(t.name for t in ins)
-    op = ir.Op(kind, kind.value.lower(), names, (out.name,), attrs)
+    op = ir.Op(kind, kind.value.lower(), names, (out.name,), attrs, origin=origin)
     return ir.Graph(kind.value.lower(), tensors, (op,), tuple(dict.fromkeys(names)), (out.name,))
 
 
@@ -51,8 +53,9 @@ def transpose_graph(shape, perm, zin=0, zout=0, sin=0.05, sout=0.05) -> ir.Graph
     )
 
 
-def reshape_graph(kind: ir.OpKind, shape, oshape, zp=0) -> ir.Graph:
-    return _graph(kind, ir.ReshapeAttrs(), [_t("x", shape, 0.1, zp)], _t("y", oshape, 0.1, zp))
+def reshape_graph(kind: ir.OpKind, shape, oshape, zp=0, origin: str = "") -> ir.Graph:
+    """A RESHAPE; ``origin="SQUEEZE"`` makes the oracle model a TFLite SQUEEZE."""
+    return _graph(kind, ir.ReshapeAttrs(), [_t("x", shape, 0.1, zp)], _t("y", oshape, 0.1, zp), origin)
 
 
 PAD_CASES = {
@@ -100,7 +103,7 @@ TRANSPOSE_CASES = {
 ALIAS_CASES = {
     "reshape_flatten": reshape_graph(ir.OpKind.RESHAPE, (1, 2, 3, 4), (1, 24), -128),
     "reshape_3d": reshape_graph(ir.OpKind.RESHAPE, (2, 6), (3, 2, 2), 5),
-    "squeeze": reshape_graph(ir.OpKind.RESHAPE, (1, 1, 1, 10), (1, 10), 127),
+    "squeeze": reshape_graph(ir.OpKind.RESHAPE, (1, 1, 1, 10), (1, 10), 127, origin="SQUEEZE"),
 }
 
 CASES = {
@@ -111,49 +114,21 @@ CASES = {
 }
 
 
-def _inputs(g: ir.Graph, seed: int) -> list[np.ndarray]:
-    """N_INPUTS random int8 inputs per graph input, each with a leading batch axis."""
-    rng = np.random.default_rng(seed)
-    return [rng.integers(-128, 128, (N_INPUTS, *g.tensors[n].shape), dtype=np.int8) for n in g.inputs]
+def _reference(g: ir.Graph, xs: list[np.ndarray]) -> np.ndarray:
+    """The graph's output from the numpy mirrors, for one set of inputs (no batch axis)."""
+    return run_graph(g, xs, keep="outputs")[g.outputs[0]]
 
 
-def _reference(g: ir.Graph, xs: list[np.ndarray], tensor: str | None = None) -> np.ndarray:
-    """Run the graph's layers through the numpy mirrors, for one set of inputs (no batch axis); returns the
-    graph's output or the named tensor."""
-    env = dict(zip(g.inputs, xs, strict=True))
-    for layer in lower(g):
-        args = [[env[n] for n in a] if isinstance(a, tuple) else env[a] for a in layer.inputs]
-        outs = run_layer(layer, args, [g.tensors[o].shape for o in layer.outputs])
-        env.update(zip(layer.outputs, outs, strict=True))
-    return env[tensor or g.outputs[0]]
-
-
-def _check(g: ir.Graph, seed: int, layers: bool = False) -> None:
+def _check(g: ir.Graph, seed: int, name: str, layers: bool = False) -> None:
     """Oracle vs numpy reference vs generated C on N_INPUTS random inputs; with ``layers``, every layer's C
     output against the reference too."""
-    import mcuq
-    from mcuq.frontend.tflite_writer import write
-
-    oracle.require()
-    model = write(g)
-    xs = _inputs(g, seed)
-    want = np.stack([r["outputs"][0] for r in oracle.run(model, [[x[i] for x in xs] for i in range(N_INPUTS)])])
-    ref = np.stack([_reference(g, [x[i] for x in xs]) for i in range(N_INPUTS)])
-    np.testing.assert_array_equal(ref, want, err_msg="numpy reference vs oracle")
-    compiled = mcuq.compile_model(model, sanitize=True)
-    np.testing.assert_array_equal(compiled.run(xs)[0], want, err_msg="C vs oracle")
-    if layers:
-        got = compiled.run_layers(xs)
-        for lay in compiled.layers:
-            t = lay.outputs[0]
-            exp = np.stack([_reference(g, [x[i] for x in xs], t) for i in range(N_INPUTS)])
-            np.testing.assert_array_equal(got[t], exp, err_msg=f"layer output '{t}'")
+    three_way(g, random_inputs(g, N_INPUTS, seed), name=name, layers=layers)
 
 
 @pytest.mark.oracle
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_matches_oracle(name: str) -> None:
-    _check(CASES[name], seed=sum(map(ord, name)))
+    _check(CASES[name], seed=sum(map(ord, name)), name=name)
 
 
 @pytest.mark.oracle
@@ -171,14 +146,14 @@ def test_chain_with_alias_in_the_middle() -> None:
         ir.Op(ir.OpKind.PAD, "pad", ("x",), ("p",), ir.PadAttrs(((0, 0), (1, 0), (0, 1), (0, 0)))),
         ir.Op(ir.OpKind.RESHAPE, "reshape", ("p",), ("r",), ir.ReshapeAttrs(), 1),
         ir.Op(ir.OpKind.TRANSPOSE, "transpose", ("r",), ("t",), ir.TransposeAttrs((0, 2, 1)), 2),
-        ir.Op(ir.OpKind.RESHAPE, "squeeze", ("t",), ("y",), ir.ReshapeAttrs(), 3),
+        ir.Op(ir.OpKind.RESHAPE, "squeeze", ("t",), ("y",), ir.ReshapeAttrs(), 3, origin="SQUEEZE"),
     )
-    _check(ir.Graph("chain", {t.name: t for t in ts}, ops, ("x",), ("y",)), seed=7, layers=True)
+    _check(ir.Graph("chain", {t.name: t for t in ts}, ops, ("x",), ("y",)), seed=7, name="chain", layers=True)
 
 
 @pytest.mark.oracle
 def test_alias_only_model_layers() -> None:
-    _check(ALIAS_CASES["reshape_flatten"], seed=3, layers=True)
+    _check(ALIAS_CASES["reshape_flatten"], seed=3, name="reshape_flatten", layers=True)
 
 
 # -- lowering: simplified shapes and TFLite's restrictions (no oracle needed) --------------------------------
@@ -190,12 +165,12 @@ def _layer(g: ir.Graph):
 
 def test_simplified_kernels() -> None:
     lay = _layer(PAD_CASES["image_style"])
-    assert lay.kernel == "mcuq_pad_s8" and lay.p("pad_value") == -128
+    assert lay.kernel.name == "mcuq_pad_s8" and lay.p("pad_value") == -128
     assert list(lay.p("in_dims")) == [1, 1, 1, 5, 21] and list(lay.p("pad_before")) == [0, 0, 0, 1, 6]
-    assert _layer(PAD_CASES["no_padding"]).kernel == "mcuq_copy_s8"
+    assert _layer(PAD_CASES["no_padding"]).kernel.name == "mcuq_copy_s8"
     assert _layer(PAD_CASES["out_zp_differs"]).p("pad_value") == -100
-    assert _layer(TRANSPOSE_CASES["identity"]).kernel == "mcuq_copy_s8"
-    assert _layer(TRANSPOSE_CASES["unit_dims_only"]).kernel == "mcuq_copy_s8"
+    assert _layer(TRANSPOSE_CASES["identity"]).kernel.name == "mcuq_copy_s8"
+    assert _layer(TRANSPOSE_CASES["unit_dims_only"]).kernel.name == "mcuq_copy_s8"
     lay = _layer(TRANSPOSE_CASES["nchw_to_nhwc"])  # (2, 3, 4*5) -> (2, 20, 3)
     assert list(lay.p("out_dims")) == [1, 1, 1, 2, 20, 3] and list(lay.p("in_strides")) == [0, 0, 0, 60, 1, 20]
     lay = _layer(CONCAT_CASES["width"])

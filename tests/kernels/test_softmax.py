@@ -1,8 +1,8 @@
 """SOFTMAX (int8 -> int8): lowering, numpy reference and C, bit-exact with the oracle; gemmlowp helpers.
 
-Each case builds a one-op int8 graph, writes it as .tflite, runs tflite-runtime 2.14 (BUILTIN_REF) on a batch of
-inputs (random, all equal, large and narrow spreads, many elements at the row maximum), and compares (1) the numpy
-reference of the lowered layer and (2) the generated C with the oracle's outputs.
+Each case builds a one-op int8 graph and runs the three-way check of tests/util/harness.py (oracle, numpy
+reference, generated C) on a batch of inputs: random, all equal, large and narrow spreads, many elements at the
+row maximum.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from mcuq.errors import ModelError
 from mcuq.lower import lower
 from mcuq.lower.softmax import calculate_input_radius, preprocess_softmax_scaling
 from mcuq.quantize import fixedpoint as fp
-from mcuq.reference import run_layer
-from tests.util import oracle
+from tests.util.harness import random_int8, three_way
 
 N_RANDOM = 8
 
@@ -73,7 +72,7 @@ def inputs_for(case: Case) -> np.ndarray:
     with most elements at the maximum (a row sum of exps >= 2^28 once a row has 512 of them)."""
     rng = np.random.default_rng(1000 + case.seed)
     shape, depth = case.shape, case.shape[-1]
-    xs = [rng.integers(-128, 128, size=shape, dtype=np.int64) for _ in range(N_RANDOM)]
+    xs = list(random_int8(shape, N_RANDOM, rng).astype(np.int64))
     xs += [np.full(shape, v, dtype=np.int64) for v in (-128, 7, 127)]
     spread = rng.integers(-128, 128, size=shape, dtype=np.int64)
     spread[..., : depth // 2] = 127
@@ -87,28 +86,10 @@ def inputs_for(case: Case) -> np.ndarray:
     return np.stack(xs).astype(np.int8)
 
 
-@pytest.fixture(scope="module")
-def writer():
-    return pytest.importorskip("mcuq.frontend.tflite_writer")
-
-
 @pytest.mark.oracle
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_softmax_bit_exact(case: Case, writer) -> None:
-    oracle.require()
-    g = softmax_graph(case)
-    model = writer.write(g)
-    xs = inputs_for(case)
-    (layer,) = lower(g)
-    ref = np.stack([run_layer(layer, [x], [case.shape])[0] for x in xs])
-    res = oracle.run(model, [[x] for x in xs])
-    want = np.stack([r["outputs"][0] for r in res])
-    assert want.shape == ref.shape
-    np.testing.assert_array_equal(ref, want, err_msg=f"{case.id}: numpy reference != oracle")
-    import mcuq
-
-    got = mcuq.compile_model(model, prefix=case.id, sanitize=True).run([xs])[0]
-    np.testing.assert_array_equal(got, want, err_msg=f"{case.id}: C != oracle")
+def test_softmax_bit_exact(case: Case) -> None:
+    three_way(softmax_graph(case), [inputs_for(case)], name=case.id)
 
 
 # -- compile-time parameters ------------------------------------------------------------------------------------
@@ -116,7 +97,7 @@ def test_softmax_bit_exact(case: Case, writer) -> None:
 
 def test_softmax_params() -> None:
     (layer,) = lower(softmax_graph(CASES[0]))  # float32(0.1) * 2^26 = 0.8 * 2^23
-    assert layer.kernel == "mcuq_softmax_s8"
+    assert layer.kernel.name == "mcuq_softmax_s8"
     assert (layer.p("outer_size"), layer.p("depth")) == (1, 12)
     assert (layer.p("input_multiplier"), layer.p("input_left_shift"), layer.p("diff_min")) == (1717986944, 23, -248)
     (layer,) = lower(softmax_graph(case_by_id("scale_40_clamped_multiplier")))  # capped at 2^31 - 1
@@ -221,6 +202,7 @@ def test_c_helpers_match_numpy(tmp_path: Path) -> None:
         "-fsanitize=address,undefined",
         "-fno-sanitize-recover=all",
         f"-I{RUNTIME_C / 'include'}",
+        f"-I{RUNTIME_C / 'src' / 'internal'}",
         str(src),
         "-o",
         str(exe),

@@ -23,9 +23,10 @@ from elftools.elf.elffile import ELFFile
 import mcuq
 from mcuq import ir
 from mcuq.boards import Region, list_boards, load_board
+from mcuq.codegen.project import runtime_files
 from mcuq.errors import FitError
 from mcuq.firmware import qemu
-from mcuq.firmware.project import board_info, render_firmware_project, runtime_files, write_firmware_project
+from mcuq.firmware.project import board_info, render_firmware_project, write_firmware_project
 from tests.conftest import ROOT, have_arm_toolchain
 from tests.util import oracle
 
@@ -246,7 +247,7 @@ def test_project_is_deterministic_and_selects_runtime_files(digits):
     a, b = render_firmware_project(cm, "mps2-an386"), render_firmware_project(cm, "mps2-an386")
     assert a == b
     srcs = {k.rsplit("/", 1)[-1] for k in a if k.startswith("mcuq_runtime/src/")}
-    assert {f"{layer.kernel}.c" for layer in cm.layers if layer.kernel} <= srcs
+    assert {f"{getattr(layer.kernel, 'name', layer.kernel)}.c" for layer in cm.layers if layer.kernel} <= srcs
     assert "mcuq_transpose_s8.c" not in srcs
     assert len(runtime_files({"no_such_kernel"})) == len(list((ROOT / "runtime_c" / "src").glob("*/*.c")))
 

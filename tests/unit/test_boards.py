@@ -25,16 +25,15 @@ from mcuq.boards import (
 )
 from mcuq.errors import FitError, McuqError
 from mcuq.fit import (
-    KERNEL_CODE_BYTES,
     LAYER_CODE_BYTES,
     LIBGCC_BYTES,
     MODEL_BASE_BYTES,
     STARTUP_BYTES,
     STATIC_RAM_BYTES,
-    UNKNOWN_KERNEL_CODE_BYTES,
     check_fit,
     check_fit_elf,
 )
+from mcuq.kernels import KERNELS, code_bytes_of
 from tests.conftest import have_arm_toolchain
 from tests.util.tiny import tiny_fc_bytes
 
@@ -229,7 +228,7 @@ def small_board(flash: int, ram: int) -> Board:
 
 
 def expected_flash(cm) -> int:
-    kernels = sum(KERNEL_CODE_BYTES[k] for k in {la.kernel for la in cm.layers if la.kernel})
+    kernels = code_bytes_of({la.kernel.name for la in cm.layers if la.kernel})
     calls = sum(1 for c in cm.model.calls if c.kernel)
     return cm.model.const_bytes + MODEL_BASE_BYTES + LAYER_CODE_BYTES * calls + kernels + LIBGCC_BYTES + STARTUP_BYTES
 
@@ -237,11 +236,11 @@ def expected_flash(cm) -> int:
 def test_tiny_model_fits_every_board():
     cm = compile_model(tiny_fc_bytes(), prefix="tiny", sanitize=False)
     for b in list_boards():
-        r = check_fit(b, cm)
+        r = check_fit(b, cm.footprint())
         assert r.fits and r.flash_needed == expected_flash(cm)
         assert (r.flash_available, r.ram_available) == (b.flash_size, b.ram_size)
         assert r.ram_needed == cm.plan.arena_size + 8 + 4 + b.stack_size + STATIC_RAM_BYTES
-    host = check_fit(load_board("host"), cm)
+    host = check_fit(load_board("host"), cm.footprint())
     assert host.flash_available is None and host.fits and len(host.lines()) == 2
 
 
@@ -249,7 +248,7 @@ def test_flash_overflow_gives_the_numbers_and_the_largest_weight_array(big_fc):
     need = expected_flash(big_fc)
     assert big_fc.model.weight_bytes == 700 * 400 + 4 * 400 and need > 256 * K
     with pytest.raises(FitError) as e:
-        check_fit(small_board(256 * K, 64 * K), big_fc)
+        check_fit(small_board(256 * K, 64 * K), big_fc.footprint())
     msg = str(e.value)
     assert msg.startswith(
         f"big_fc.tflite: does not fit small-m4: needs {need:,} B of flash, has 262,144 B "
@@ -260,10 +259,10 @@ def test_flash_overflow_gives_the_numbers_and_the_largest_weight_array(big_fc):
 
 
 def test_ram_overflow_names_the_largest_layer(big_fc):
-    r = check_fit(small_board(1 * M, 64 * K), big_fc)
+    r = check_fit(small_board(1 * M, 64 * K), big_fc.footprint())
     ram = r.ram_needed
     with pytest.raises(FitError) as e:
-        check_fit(small_board(1 * M, 2 * K), big_fc)
+        check_fit(small_board(1 * M, 2 * K), big_fc.footprint())
     assert str(e.value).startswith(
         f"big_fc.tflite: does not fit small-m4: needs {ram:,} B of RAM, has 2,048 B "
         f"({ram - 2048:,} B over); largest layer: op 0 FULLY_CONNECTED 'dense', "
@@ -273,20 +272,20 @@ def test_ram_overflow_names_the_largest_layer(big_fc):
 
 def test_both_overflows_in_one_line(big_fc):
     with pytest.raises(FitError, match=r"B of flash, has 1,024 B .*; needs .* B of RAM, has 1,024 B") as e:
-        check_fit(small_board(1024, 1024), big_fc)
+        check_fit(small_board(1024, 1024), big_fc.footprint())
     assert "\n" not in str(e.value)
 
 
 def test_hooks_cost_flash(big_fc):
     b = load_board(DEFAULT_BOARD)
-    plain, hooked = check_fit(b, big_fc), check_fit(b, big_fc, hooks=True)
+    plain, hooked = check_fit(b, big_fc.footprint()), check_fit(b, big_fc.footprint(), hooks=True)
     assert hooked.flash_needed > plain.flash_needed and hooked.ram_needed == plain.ram_needed
 
 
 def test_check_fit_elf(big_fc):
     sizes = {"text": 288000, "data": 16, "bss": 4000, "dec": 0, "weights": 1}  # arm-none-eabi-size's text
     b = small_board(300 * K, 8 * K)
-    r = check_fit_elf(b, sizes, cm=big_fc)
+    r = check_fit_elf(b, sizes, fp=big_fc.footprint())
     assert r.exact and r.flash_needed == 288016 and r.ram_needed == 4016 and "(estimate)" not in r.lines()[0]
     split = check_fit_elf(b, {**sizes, "code": 6000, "rodata": 282000, "arena": 1200, "stack": 2048})
     assert split.flash == (("code", 6000), ("rodata", 282000), ("data", 16))
@@ -298,7 +297,7 @@ def test_check_fit_elf(big_fc):
     ):
         check_fit_elf(small_board(256 * K, 8 * K), sizes)
     with pytest.raises(FitError, match=r"needs 4,016 B of RAM, has 4,000 B \(16 B over\); largest layer: op 0"):
-        check_fit_elf(small_board(1 * M, 4000), sizes, cm=big_fc)
+        check_fit_elf(small_board(1 * M, 4000), sizes, fp=big_fc.footprint())
     with pytest.raises(ValueError, match="sizes\\['bss'\\]"):
         check_fit_elf(b, {"text": 1, "data": 1})
 
@@ -308,10 +307,10 @@ def test_mlperf_models_fit_the_big_boards_and_ad01_fails_on_256k(shared_models):
     cms = {n: compile_model(shared_models / "mlperf_tiny" / f"{n}.tflite", sanitize=False) for n in MLPERF}
     for name in ("mps2-an386", "mps3-an547", "nucleo-h743zi", "nucleo-u575zi", "nrf52840", "alif-ensemble-e7"):
         for cm in cms.values():
-            assert check_fit(load_board(name), cm, hooks=True).fits
+            assert check_fit(load_board(name), cm.footprint(), hooks=True).fits
     tiny_flash = replace(load_board("nrf52840"), name="nrf52832", flash_size=256 * K, ram_size=64 * K)
     with pytest.raises(FitError) as e:
-        check_fit(tiny_flash, cms["ad01_int8"])
+        check_fit(tiny_flash, cms["ad01_int8"].footprint())
     need = expected_flash(cms["ad01_int8"])
     assert re.search(
         rf"ad01_int8\.tflite: does not fit nrf52832: needs {need:,} B of flash, has 262,144 B "
@@ -325,8 +324,10 @@ def test_mlperf_models_fit_the_big_boards_and_ad01_fails_on_256k(shared_models):
 @needs_gcc
 def test_kernel_code_table_still_holds(tmp_path):
     """Every runtime kernel compiled for each board's flags is no larger than the fit check assumes (25 % slack:
-    update KERNEL_CODE_BYTES in mcuq/fit.py when this fails)."""
+    update the kernel's code_bytes in mcuq/kernels/ when this fails); every source belongs to a registered kernel."""
     srcs = sorted((RUNTIME_C / "src").glob("*/*.c"))
+    budgets = {k.sources[0]: k.code_bytes for k in KERNELS.values()}
+    assert set(budgets) == {f"{s.parent.name}/{s.name}" for s in srcs}, "a runtime source without a kernel entry"
     by_isa = {(b.arch, b.features): tuple(b.cflags) for b in list_boards() if not b.is_host}  # one per code path
     flag_sets = sorted(set(by_isa.values()))
     procs = []
@@ -340,7 +341,7 @@ def test_kernel_code_table_still_holds(tmp_path):
         objs = [str(d / f"{src.stem}.o") for src in srcs]
         out = subprocess.run(["arm-none-eabi-size", *objs], capture_output=True, text=True, timeout=60, check=True)
         for src, line in zip(srcs, out.stdout.splitlines()[1:]):
-            size, budget = int(line.split()[0]), KERNEL_CODE_BYTES.get(src.stem, UNKNOWN_KERNEL_CODE_BYTES)
+            size, budget = int(line.split()[0]), budgets[f"{src.parent.name}/{src.name}"]
             assert size <= budget * 1.25, f"{src.stem} is {size} B with {' '.join(flags)}; the table says {budget}"
 
 
@@ -421,10 +422,10 @@ def test_estimate_bounds_the_linked_firmware(tmp_path, hooks):
     cm = compile_model(tiny_fc_bytes(), prefix="tiny", sanitize=False)
     board = load_board(DEFAULT_BOARD)
     elf = qemu.build_firmware(cm, board, tmp_path, hooks)
-    exact = check_fit_elf(board, elfsize.elf_sizes(elf, cm.prefix), cm=cm)
+    exact = check_fit_elf(board, elfsize.elf_sizes(elf, cm.prefix), fp=cm.footprint())
     berkeley = elfsize.arm_size(elf)
     assert exact.flash_needed == berkeley["text"] + berkeley["data"]
     assert exact.ram_needed == berkeley["data"] + berkeley["bss"]
-    estimate = check_fit(board, cm, hooks)
+    estimate = check_fit(board, cm.footprint(), hooks)
     assert 0 <= estimate.flash_needed - exact.flash_needed < 4096
     assert 0 <= estimate.ram_needed - exact.ram_needed < 1024

@@ -1,4 +1,4 @@
-"""The C fixed-point helpers (runtime_c/include/mcuq_fixedpoint.h) and their numpy mirror agree, and both
+"""The C fixed-point helpers (runtime_c/src/internal/mcuq_fixedpoint.h) and their numpy mirror agree, and both
 follow TFLite's definitions on hand-checked values."""
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def harness(tmp_path_factory):
     (d / "h.c").write_text(HARNESS)
     exe = d / "h"
     subprocess.run(
-        [host_cc(), *SANITIZE_FLAGS, "-I", str(RUNTIME_C / "include"), str(d / "h.c"), "-o", str(exe)], check=True
+        [host_cc(), *SANITIZE_FLAGS, "-I", str(RUNTIME_C / "src" / "internal"), str(d / "h.c"), "-o", str(exe)],
+        check=True,
     )
 
     def run(rows: list[tuple[str, int, int, int]]) -> np.ndarray:

@@ -46,4 +46,4 @@ def test_bad_activation_is_named(kind, attrs, x_q, dtype, reason):
 
 
 def test_good_activation_lowers():
-    assert lower(graph(ir.OpKind.MAX_POOL2D, POOL, Q))[0].kernel == "mcuq_max_pool2d_s8"
+    assert lower(graph(ir.OpKind.MAX_POOL2D, POOL, Q))[0].kernel.name == "mcuq_max_pool2d_s8"

@@ -7,6 +7,7 @@ outputs (no in-place reuse), and that every graph output holds its value at the 
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import numpy as np
@@ -15,6 +16,8 @@ import pytest
 from mcuq import ir
 from mcuq.errors import ModelError
 from mcuq.lower.base import Layer
+from mcuq.lower.shape import copy_layer
+from mcuq.passes import reshape_to_copy
 from mcuq.plan import Plan, Step, plan, plan_steps
 
 MLPERF_TFLM_ARENA = {
@@ -27,7 +30,9 @@ MLPERF_TFLM_ARENA = {
 
 # ----------------------------------------------------------------------------------------------- hand-built graphs
 class G:
-    """A tiny graph builder: activations by byte size (int8, shape (n,)), layers in order."""
+    """A tiny graph builder: activations by byte size (int8, shape (n,)), layers in order (an alias layer is a
+    RESHAPE op, any other an ADD). ``plan`` runs ``passes.reshape_to_copy`` first, as ``compile_model`` does,
+    and turns the alias layers of the RESHAPEs it made COPYs into ``mcuq_copy_s8`` layers."""
 
     def __init__(self) -> None:
         self.tensors: dict[str, ir.Tensor] = {}
@@ -39,19 +44,47 @@ class G:
         return name
 
     def op(self, ins: tuple, outs: tuple[str, ...], alias: bool = False, consts: dict | None = None) -> None:
-        kind = ir.OpKind.RESHAPE if alias else ir.OpKind.ADD
-        op = ir.Op(kind, f"op{len(self.layers)}", (), outs, ir.NoAttrs(), len(self.layers))
+        kind, attrs = (ir.OpKind.RESHAPE, ir.ReshapeAttrs()) if alias else (ir.OpKind.ADD, ir.BinaryAttrs())
+        op_ins = tuple(n for n in _names(ins) if n not in (consts or {}))
+        op = ir.Op(kind, f"op{len(self.layers)}", op_ins, outs, attrs, len(self.layers))
         args = tuple(ins) + tuple(outs)
-        self.layers.append(Layer(op, "k", "p", {}, args, len(outs), alias=alias, consts=consts or {}))
+        self.layers.append(_layer(op, args, len(outs), alias, consts or {}))
 
     def graph(self, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> ir.Graph:
-        return ir.Graph("g", dict(self.tensors), (), inputs, outputs)
+        return ir.Graph("g", dict(self.tensors), tuple(lay.op for lay in self.layers), inputs, outputs)
+
+    def passed(self, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> tuple[ir.Graph, tuple[Layer, ...]]:
+        """The graph after ``reshape_to_copy``, and the layers with its COPYs as copy layers."""
+        g = reshape_to_copy(self.graph(inputs, outputs))
+        layers = tuple(
+            copy_layer(op, op.inputs[0], op.outputs[0], self.tensors[op.outputs[0]].size)
+            if op.kind is ir.OpKind.COPY
+            else layer
+            for op, layer in zip(g.ops, self.layers, strict=True)
+        )
+        return g, layers
 
     def plan(self, inputs: tuple[str, ...], outputs: tuple[str, ...], align: int = 16) -> tuple[ir.Graph, Plan]:
-        g = self.graph(inputs, outputs)
-        p = plan(g, tuple(self.layers), align)
-        _simulate(g, tuple(self.layers), p, align)
+        g, layers = self.passed(inputs, outputs)
+        p = plan(g, layers, align)
+        _simulate(g, layers, p, align)
         return g, p
+
+    def copies(self, g: ir.Graph) -> list[str]:
+        """Names of the ops ``reshape_to_copy`` made COPYs."""
+        return [op.name for op in g.ops if op.kind is ir.OpKind.COPY]
+
+
+def _layer(op: ir.Op, args: tuple, n_outputs: int, alias: bool, consts: dict) -> Layer:
+    """A layer for the planner, which reads only its op, args, outputs count, consts and whether it is an alias:
+    a copy layer's kernel stands in for any kernel; an alias has none (``alias`` was a field before the kernel
+    registry, now it is ``kernel is None``)."""
+    layer = dataclasses.replace(copy_layer(op, "", "", 0), args=args, n_outputs=n_outputs, consts=consts)
+    if not alias:
+        return layer
+    if "alias" in {f.name for f in dataclasses.fields(Layer)}:
+        return dataclasses.replace(layer, alias=True)
+    return dataclasses.replace(layer, kernel=None, params=None)
 
 
 def _names(args: tuple) -> list[str]:
@@ -90,19 +123,14 @@ def _simulate(g: ir.Graph, layers: tuple[Layer, ...], p: Plan, align: int) -> No
 
     for k, name in enumerate(g.inputs):
         write(name, 1000 + k)
-    copies = dict((dst, src) for src, dst in p.copies)
     for i, layer in enumerate(layers):
         ins = [n for n in _names(layer.inputs) if is_act(n, layer)]
         outs = [n for n in layer.outputs if is_act(n, layer)]
         for n in ins:
             intact(n)
-        if layer.alias and outs[0] not in copies:
+        if layer.alias:
             assert where(outs[0]) == where(ins[0]), f"alias '{outs[0]}' is not at its input's address"
             value[outs[0]] = value[ins[0]]
-            continue
-        if layer.alias:  # copied into its caller buffer at its own position
-            write(outs[0], value[ins[0]])
-            intact(ins[0])
             continue
         for n in outs:
             write(n, i)
@@ -199,7 +227,7 @@ def test_output_through_alias_lives_in_caller_buffer() -> None:
     b.op(("r",), ("out",), alias=True)
     _, p = b.plan(("in",), ("out",))
     assert p.external == {"a": "out", "r": "out", "out": "out", "in": "in"}
-    assert p.offsets == {} and p.arena_size == 0 and p.copies == ()
+    assert p.offsets == {} and p.arena_size == 0
 
 
 def test_input_aliases_stay_in_input_buffer() -> None:
@@ -217,8 +245,9 @@ def test_single_reshape_model_is_a_copy() -> None:
     b.t("in", 24)
     b.t("out", 24)
     b.op(("in",), ("out",), alias=True)
-    _, p = b.plan(("in",), ("out",))
-    assert p.copies == (("in", "out"),) and p.arena_size == 0 and p.alias_of == {}
+    g, p = b.plan(("in",), ("out",))
+    assert b.copies(g) == ["op0"] and p.arena_size == 0 and p.alias_of == {}
+    assert p.external == {"in": "in", "out": "out"}
 
 
 def test_two_outputs_from_one_tensor_copy_the_second() -> None:
@@ -228,8 +257,8 @@ def test_two_outputs_from_one_tensor_copy_the_second() -> None:
     b.op(("in",), ("a",))
     b.op(("a",), ("out1",), alias=True)
     b.op(("a",), ("out2",), alias=True)
-    _, p = b.plan(("in",), ("out1", "out2"))
-    assert p.copies == (("out1", "out2"),) and p.external["a"] == "out1"
+    g, p = b.plan(("in",), ("out1", "out2"))
+    assert b.copies(g) == ["op2"] and p.external["a"] == "out1" and p.arena_size == 0
 
 
 def test_copied_output_read_later() -> None:
@@ -238,8 +267,24 @@ def test_copied_output_read_later() -> None:
         b.t(n, 20)
     b.op(("in",), ("out1",), alias=True)
     b.op(("out1",), ("out2",))
-    _, p = b.plan(("in",), ("out1", "out2"))
-    assert p.copies == (("in", "out1"),) and p.arena_size == 0
+    g, p = b.plan(("in",), ("out1", "out2"))
+    assert b.copies(g) == ["op0"] and p.arena_size == 0
+
+
+@pytest.mark.parametrize(
+    "outputs, alias_outs", [(("out",), [("in", "out")]), (("o1", "o2"), [("a", "o1"), ("a", "o2")])]
+)
+def test_unpassed_alias_between_caller_buffers_is_an_internal_error(outputs, alias_outs) -> None:
+    """Without reshape_to_copy the planner refuses (RuntimeError: a pipeline bug, not a ModelError)."""
+    b = G()
+    for n in ("in", "a", "out", "o1", "o2"):
+        b.t(n, 12)
+    if "o1" in outputs:
+        b.op(("in",), ("a",))
+    for src, dst in alias_outs:
+        b.op((src,), (dst,), alias=True)
+    with pytest.raises(RuntimeError, match="reshape_to_copy must run"):
+        plan(b.graph(("in",), outputs), tuple(b.layers))
 
 
 def test_input_that_is_also_output_is_an_error() -> None:
@@ -320,9 +365,9 @@ def test_random_graphs(seed: int) -> None:
 
 def test_independent_of_tensor_dict_order() -> None:
     b, inputs, outputs = _random_graph(7)
-    g = b.graph(inputs, outputs)
-    rev = ir.Graph("g", dict(reversed(list(g.tensors.items()))), (), inputs, outputs)
-    p1, p2 = plan(g, tuple(b.layers)), plan(rev, tuple(b.layers))
+    g, layers = b.passed(inputs, outputs)
+    rev = ir.Graph("g", dict(reversed(list(g.tensors.items()))), g.ops, inputs, outputs)
+    p1, p2 = plan(g, layers), plan(rev, layers)
     assert p1 == p2 and p1.describe() == p2.describe()
 
 
@@ -357,13 +402,12 @@ def _mlperf(shared_models, name: str) -> ir.Graph:
 @pytest.mark.parametrize("name", sorted(MLPERF_TFLM_ARENA))
 def test_mlperf_ops(shared_models, name: str) -> None:
     """The planner on the frontend's ops alone (RESHAPE/SQUEEZE alias), independent of lowering."""
-    g = _mlperf(shared_models, name)
+    g = reshape_to_copy(_mlperf(shared_models, name))
 
     def acts(names: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(n for n in names if n and not g.tensors[n].is_const)
 
-    aliases = (ir.OpKind.RESHAPE, ir.OpKind.RESHAPE)
-    steps = [Step(i, acts(op.inputs), acts(op.outputs), op.kind in aliases) for i, op in enumerate(g.ops)]
+    steps = [Step(i, acts(op.inputs), acts(op.outputs), op.kind is ir.OpKind.RESHAPE) for i, op in enumerate(g.ops)]
     sizes = {n: t.nbytes for n, t in g.tensors.items() if not t.is_const}
     p = plan_steps(steps, sizes, g.inputs, g.outputs)
     assert p.arena_size == p.lower_bound <= MLPERF_TFLM_ARENA[name]
@@ -374,7 +418,7 @@ def test_mlperf_ops(shared_models, name: str) -> None:
 def test_mlperf_layers(shared_models, name: str) -> None:
     from mcuq.lower import lower
 
-    g = _mlperf(shared_models, name)
+    g = reshape_to_copy(_mlperf(shared_models, name))
     try:
         layers = lower(g)
     except ModelError as e:
@@ -454,9 +498,11 @@ def test_generated_c_matches_oracle(case: str) -> None:
     _simulate(cm.graph, cm.layers, cm.plan, 16)
     x = np.random.default_rng(1).integers(-128, 128, (5, 1, 12), dtype=np.int8)
     assert_bit_exact(cm, model, [x])
+    copies = [op.name for op in cm.graph.ops if op.kind is ir.OpKind.COPY]
     if case == "single_reshape":
-        assert cm.plan.copies and cm.plan.arena_size == 0
+        assert copies == ["y"] and cm.plan.arena_size == 0
     if case == "alias_to_output":
         assert cm.plan.external["b"] == "y" and cm.plan.external["xr"] == "x" and list(cm.plan.offsets) == ["a"]
+        assert copies == []
     if case == "two_outputs_residual":
-        assert cm.plan.copies == (("y1", "y2"),) and cm.plan.external["s"] == "y1"
+        assert copies == ["y2"] and cm.plan.external["s"] == "y1"

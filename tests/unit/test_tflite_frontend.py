@@ -142,6 +142,7 @@ CASES: dict[str, Callable[[], ir.Graph]] = {
     "avgpool": _pool(K.AVG_POOL2D),
     "maxpool": _pool(K.MAX_POOL2D),
     "add": _binary(K.ADD),
+    "sub": _binary(K.SUB),
     "mul": _binary(K.MUL),
     "reshape": _unary(K.RESHAPE, (1, 2, 3, 4), (1, 24), ir.ReshapeAttrs(), q(0.1, 2), q(0.1, 2)),
     "squeeze": _unary(K.RESHAPE, (1, 1, 1, 5), (1, 5), ir.ReshapeAttrs(), q(0.1, 2), q(0.1, 2)),
@@ -334,7 +335,7 @@ def test_only_deprecated_builtin_code(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize(
-    ("code", "needle"), [(32, "custom op"), (41, "op 0 (SUB): not supported"), (250, "unknown builtin code 250")]
+    ("code", "needle"), [(32, "custom op"), (66, "op 0 (SIN): not supported"), (250, "unknown builtin code 250")]
 )
 def test_unsupported_ops(monkeypatch: pytest.MonkeyPatch, code: int, needle: str) -> None:
     monkeypatch.setitem(tflite_writer.BUILTIN_CODES, "RELU", code)

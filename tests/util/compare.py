@@ -8,7 +8,7 @@ from . import oracle
 
 # tflite-runtime 2.14 runs these ops in place when an input has no other consumer: the oracle's copy of such an
 # input is overwritten by the op's output even with experimental_preserve_all_tensors, so it cannot be compared.
-_INPLACE = {"ADD", "MUL", "QUANTIZE", "LOGISTIC", "TANH", "RELU", "RELU6", "HARD_SWISH"}
+_INPLACE = {"ADD", "SUB", "MUL", "QUANTIZE", "LOGISTIC", "TANH", "RELU", "RELU6", "HARD_SWISH"}
 
 
 def _clobbered_by_oracle(cm, name: str) -> bool:

@@ -1,17 +1,27 @@
 /* FULLY_CONNECTED, int8: TFLite's reference_integer_ops::FullyConnected (per-tensor) and
  * FullyConnectedPerChannel (see mcuq_conv.h). */
 #include "mcuq_conv.h"
-#include "mcuq_fixedpoint.h"
+#include "../internal/mcuq_fixedpoint.h"
+#include "../internal/mcuq_util.h"
 
-mcuq_status mcuq_fully_connected_s8(const mcuq_fully_connected_params *params, const int8_t *input,
+int32_t mcuq_fully_connected_s8_scratch_size(const mcuq_fully_connected_params *params)
+{
+    (void)params;
+    return 0;
+}
+
+mcuq_status mcuq_fully_connected_s8(const mcuq_context *ctx, const mcuq_fully_connected_params *params, const int8_t *input,
                                     const int8_t *filter, const int32_t *bias, int8_t *output)
 {
-    if (params == NULL || input == NULL || filter == NULL || output == NULL || params->multiplier == NULL ||
-        params->shift == NULL) {
+    if (ctx == NULL || params == NULL || input == NULL || filter == NULL || output == NULL || params->quant.multiplier == NULL ||
+        params->quant.shift == NULL) {
+        return MCUQ_ERR_ARGUMENT;
+    }
+    if (ctx->size < mcuq_fully_connected_s8_scratch_size(params)) {
         return MCUQ_ERR_ARGUMENT;
     }
     const mcuq_fully_connected_params p = *params;
-    if (p.batches < 0 || p.input_size <= 0 || p.output_size <= 0 || p.act_min > p.act_max ||
+    if (p.batches < 0 || p.input_size <= 0 || p.output_size <= 0 || p.activation.min > p.activation.max ||
         (p.per_channel != 0 && p.per_channel != 1)) {
         return MCUQ_ERR_ARGUMENT;
     }
@@ -23,8 +33,8 @@ mcuq_status mcuq_fully_connected_s8(const mcuq_fully_connected_params *params, c
         const int8_t *x = input + b * p.input_size;
         int8_t *y = output + b * p.output_size;
         const int8_t *w = filter;
-        const int32_t *mult = p.multiplier;
-        const int32_t *shift = p.shift;
+        const int32_t *mult = p.quant.multiplier;
+        const int32_t *shift = p.quant.shift;
         for (int32_t o = 0; o < p.output_size; ++o) {
             int32_t acc = 0;
             if (weights_offset == 0) {
@@ -44,7 +54,7 @@ mcuq_status mcuq_fully_connected_s8(const mcuq_fully_connected_params *params, c
             mult += step;
             shift += step;
             acc += p.output_zp;
-            acc = MCUQ_CLAMP(acc, p.act_min, p.act_max);
+            acc = MCUQ_CLAMP(acc, p.activation.min, p.activation.max);
             y[o] = (int8_t)acc;
         }
     }

@@ -3,6 +3,7 @@
  * The 16-bit helpers below are gemmlowp's int16 specialisations (and TFLite's SaturatingLeftShift and
  * SaturatingDoublingHighMul), private to this kernel; mcuq/reference/activations.py mirrors them by name. */
 #include "mcuq_elementwise.h"
+#include "../internal/mcuq_util.h"
 
 /* gemmlowp::SaturatingRoundingDoublingHighMul<int16_t>. */
 static int16_t saturating_rounding_doubling_high_mul_s16(int16_t a, int16_t b)

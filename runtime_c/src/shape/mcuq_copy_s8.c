@@ -1,8 +1,9 @@
-/* mcuq_copy_s8: copy an int8 buffer (a graph output that is a RESHAPE/SQUEEZE alias of a graph input). */
+/* COPY, int8: a reshape between two caller-owned buffers (see mcuq_shape.h). */
 #include <string.h>
 
-#include "mcuq.h"
+#include "mcuq_shape.h"
 
+/* in and out: params->size int8 values; they may overlap or be the same buffer. */
 mcuq_status mcuq_copy_s8(const mcuq_copy_params *params, const int8_t *in, int8_t *out)
 {
     if (params == NULL || params->size < 0) {

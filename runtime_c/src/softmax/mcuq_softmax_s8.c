@@ -1,8 +1,9 @@
 /* SOFTMAX int8 -> int8: TFLite 2.14's reference_ops::Softmax (see mcuq_softmax.h). */
-#include "mcuq.h"
-#include "mcuq_fixedpoint.h"
+#include "mcuq_softmax.h"
+#include "../internal/mcuq_fixedpoint.h"
+#include "../internal/mcuq_util.h"
 
-#define MCUQ_SOFTMAX_SCALED_DIFF_INTEGER_BITS 5 /* exp() input format Q5.26 */
+#define MCUQ_SOFTMAX_SCALED_DIFF_INTEGER_BITS 5   /* exp() input format Q5.26 */
 #define MCUQ_SOFTMAX_ACCUMULATION_INTEGER_BITS 12 /* sum of exps format Q12.19 */
 
 /* exp((x - max) * beta * input_scale) in Q0.31 for a difference diff in [diff_min, 0]. */
@@ -25,29 +26,30 @@ static int32_t softmax_final_shift(int32_t x, int32_t exponent)
     return (x >> (exponent - 32)) + (x >= 0 ? 1 : 0);
 }
 
+/* input and output [outer_size][depth], row-major; output scale 1/256, zero point -128. */
 mcuq_status mcuq_softmax_s8(const mcuq_softmax_params *params, const int8_t *input, int8_t *output)
 {
-    int32_t row;
     if (params == NULL || input == NULL || output == NULL) {
         return MCUQ_ERR_ARGUMENT;
     }
-    if (params->outer_size < 1 || params->depth < 1 || params->depth > 4095 || params->input_left_shift < 0 ||
-        params->input_left_shift > 31 || params->diff_min > 0) {
+    if (params->outer_size < 1 || params->input_left_shift < 0 || params->input_left_shift > 31 ||
+        params->diff_min > 0) {
         return MCUQ_ERR_ARGUMENT;
     }
-    for (row = 0; row < params->outer_size; ++row) {
+    /* depth in [1, MCUQ_SOFTMAX_MAX_DEPTH], in one unsigned comparison on the success path; a longer row is valid
+     * but beyond this kernel (its int32 sum of exps could overflow). */
+    if ((uint32_t)params->depth - 1u >= (uint32_t)MCUQ_SOFTMAX_MAX_DEPTH) {
+        return params->depth < 1 ? MCUQ_ERR_ARGUMENT : MCUQ_ERR_UNSUPPORTED;
+    }
+    for (int32_t row = 0; row < params->outer_size; ++row) {
         const int8_t *in = input + (size_t)row * (size_t)params->depth;
         int8_t *out = output + (size_t)row * (size_t)params->depth;
         int32_t max_in_row = -128;
-        int32_t sum_of_exps = 0; /* Q12.19; <= depth * 2^19 < 2^31 */
-        int32_t num_bits_over_unit;
-        int32_t reciprocal;
-        int32_t exponent;
-        int32_t c;
-        for (c = 0; c < params->depth; ++c) {
+        for (int32_t c = 0; c < params->depth; ++c) {
             max_in_row = MCUQ_MAX(max_in_row, (int32_t)in[c]);
         }
-        for (c = 0; c < params->depth; ++c) {
+        int32_t sum_of_exps = 0; /* Q12.19; <= depth * 2^19 < 2^31 */
+        for (int32_t c = 0; c < params->depth; ++c) {
             const int32_t diff = (int32_t)in[c] - max_in_row;
             if (diff >= params->diff_min) {
                 /* gemmlowp's Rescale from Q0.31 to Q12.19 */
@@ -56,9 +58,11 @@ mcuq_status mcuq_softmax_s8(const mcuq_softmax_params *params, const int8_t *inp
             }
         }
         /* sum_of_exps >= 2^19: the row's maximum always contributes exp(0). */
-        reciprocal = mcuq_get_reciprocal(sum_of_exps, MCUQ_SOFTMAX_ACCUMULATION_INTEGER_BITS, &num_bits_over_unit);
-        exponent = num_bits_over_unit + 31 - 8;
-        for (c = 0; c < params->depth; ++c) {
+        int32_t num_bits_over_unit;
+        const int32_t reciprocal =
+            mcuq_get_reciprocal(sum_of_exps, MCUQ_SOFTMAX_ACCUMULATION_INTEGER_BITS, &num_bits_over_unit);
+        const int32_t exponent = num_bits_over_unit + 31 - 8;
+        for (int32_t c = 0; c < params->depth; ++c) {
             const int32_t diff = (int32_t)in[c] - max_in_row;
             if (diff >= params->diff_min) {
                 const int32_t prod = mcuq_saturating_rounding_doubling_high_mul(reciprocal, softmax_exp(params, diff));

@@ -11,7 +11,7 @@ static inline void mcuq_tap_range(int32_t origin, int32_t dilation, int32_t size
                                   int32_t *hi)
 {
     int32_t first = 0;
-    int32_t last = taps;
+    int32_t last;
     if (origin < 0) {
         first = (-origin + dilation - 1) / dilation;
     }

@@ -1,0 +1,24 @@
+"""The kernel registry (``registry.py``) and the params dataclasses that mirror runtime_c's C structs, one
+module per op family, like runtime_c/include/mcuq_<family>.h."""
+
+from __future__ import annotations
+
+from . import conv, elementwise, pool, shape, softmax  # noqa: F401  (register the kernels)
+from .cstruct import CStruct, c_fields, get, initializer, out_of_range
+from .registry import C_DEFINES, KERNELS, Kernel, c_define, code_bytes_of, kernel, register, sources_of
+
+__all__ = [
+    "C_DEFINES",
+    "KERNELS",
+    "c_define",
+    "CStruct",
+    "Kernel",
+    "c_fields",
+    "code_bytes_of",
+    "get",
+    "initializer",
+    "kernel",
+    "out_of_range",
+    "register",
+    "sources_of",
+]

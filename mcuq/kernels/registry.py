@@ -1,0 +1,92 @@
+"""The kernel registry: one entry per C kernel, the single contract between Python and runtime_c.
+
+Lowering picks an entry and fills its params dataclass; codegen writes the call from the entry (name, whether it
+takes an ``mcuq_context``); the planner reserves its scratch bytes in the arena; project assembly copies its C
+sources; the fit check adds its code bytes; the tests check each entry against the C headers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .cstruct import CStruct
+
+
+def no_scratch(params: Any) -> int:
+    return 0
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One C kernel.
+
+    ``name`` is the C function, called as ``name([ctx,] &params, inputs..., outputs...)``; ``sources`` its .c
+    files relative to runtime_c/src (with those of kernels it calls); ``params`` the dataclass mirroring its C
+    params struct. ``dtype`` names the operand types (s8: int8 activations and weights; s16, s4 later) and
+    ``variant`` the instruction set it is written for (portable C, dsp, mve). A kernel with ``context`` takes a
+    ``const mcuq_context *`` first and needs ``scratch(params)`` bytes of it, mirrored by the C function
+    ``<name>_scratch_size``. ``in_place``: the output may share input 0's buffer. ``code_bytes``: .text bytes of
+    its sources, the largest over the Cortex-M cores (measured with arm-none-eabi-gcc 12.2 -O2
+    -ffunction-sections; tests/unit/test_boards.py checks the figures still hold).
+    """
+
+    name: str
+    params: type[CStruct]
+    sources: tuple[str, ...]
+    code_bytes: int
+    dtype: str = "s8"
+    variant: str = "portable"
+    context: bool = False
+    scratch: Callable[[Any], int] = no_scratch
+    in_place: bool = False
+
+    @property
+    def params_type(self) -> str:
+        return self.params.C_NAME
+
+    @property
+    def scratch_function(self) -> str:
+        return f"{self.name}_scratch_size"
+
+    def scratch_bytes(self, params: CStruct) -> int:
+        return int(self.scratch(params)) if self.context else 0
+
+
+KERNELS: dict[str, Kernel] = {}
+# C preprocessor constants that Python relies on (dimension limits): name -> value. The header that defines each
+# is checked against this by tests/unit/test_kernel_registry.py, so the two cannot drift apart.
+C_DEFINES: dict[str, int] = {}
+
+
+def c_define(name: str, value: int) -> int:
+    """Declare that a runtime header ``#define``s ``name`` as ``value``; returns ``value``."""
+    assert C_DEFINES.get(name, value) == value, name
+    C_DEFINES[name] = value
+    return value
+
+
+def register(k: Kernel) -> Kernel:
+    assert k.name not in KERNELS, f"kernel {k.name} registered twice"
+    assert isinstance(k.params, type) and issubclass(k.params, CStruct) and k.params.C_NAME, k.name
+    KERNELS[k.name] = k
+    return k
+
+
+def kernel(name: str) -> Kernel:
+    return KERNELS[name]
+
+
+def sources_of(kernels: set[str] | list[str]) -> list[str]:
+    """The runtime .c files (relative to runtime_c/src) that the named kernels need, sorted, each once."""
+    return sorted({s for name in kernels for s in KERNELS[name].sources})
+
+
+def code_bytes_of(kernels: set[str] | list[str]) -> int:
+    """Code bytes of the named kernels' sources, each source counted once."""
+    per_source: dict[str, int] = {}
+    for name in sorted(set(kernels)):
+        k = KERNELS[name]
+        per_source[k.sources[0]] = k.code_bytes
+    return sum(per_source.values())

@@ -1,0 +1,249 @@
+"""float32 numpy kernels, one per OpKind, with the semantics of TFLite's float reference kernels.
+
+Used by ``reference.run_graph`` for ops whose activation input is float32 (float models before quantization,
+and the float side of a mixed graph). A kernel is ``fn(g, op, inputs) -> np.ndarray``: ``inputs`` are the
+arrays of ``op.inputs`` in order (None for ""), the result is the op's single output with the output tensor's
+shape and dtype.
+
+Precision: every kernel computes in float64 and rounds to float32 once, at its output. TFLite's float kernels
+accumulate in float32 in their own loop order; float64 makes the result independent of summation order and
+BLAS blocking (reproducible on every machine) and at least as close to the exact value, so the two differ by
+TFLite's float32 rounding only (about 1e-6 relative). Elementwise ADD, MUL, the activations on one value,
+PAD, CONCAT, TRANSPOSE and RESHAPE come out bit-exact: a product or sum of two float32 values is exact in
+float64 or (for sums of very different magnitude) rounds to the same float32 as IEEE float32 arithmetic.
+QUANTIZE (float -> integer) divides in float32 as TFLite's AffineQuantize does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ..errors import ModelError
+from ..ir import (
+    Activation,
+    ConcatAttrs,
+    DType,
+    Graph,
+    MeanAttrs,
+    Op,
+    OpKind,
+    PadAttrs,
+    SoftmaxAttrs,
+    TransposeAttrs,
+)
+from ..lower.window import out_size, pad_before
+
+FloatFn = Callable[[Graph, Op, list], np.ndarray]
+FLOAT_OPS: dict[OpKind, FloatFn] = {}
+
+_BOUNDS = {
+    Activation.NONE: (-np.inf, np.inf),
+    Activation.RELU: (0.0, np.inf),
+    Activation.RELU6: (0.0, 6.0),
+    Activation.RELU_N1_TO_1: (-1.0, 1.0),
+}
+
+
+def float_op(*kinds: OpKind) -> Callable[[FloatFn], FloatFn]:
+    def deco(fn: FloatFn) -> FloatFn:
+        for k in kinds:
+            assert k not in FLOAT_OPS, f"two float kernels for {k}"
+            FLOAT_OPS[k] = fn
+        return fn
+
+    return deco
+
+
+def _f64(x: np.ndarray | None) -> np.ndarray:
+    assert x is not None
+    return np.asarray(x, dtype=np.float64)
+
+
+def _out(g: Graph, op: Op, y: np.ndarray) -> np.ndarray:
+    """``y`` as the output tensor: its shape (same element count) and float32, after the fused activation."""
+    t = g.tensors[op.outputs[0]]
+    act = getattr(op.attrs, "activation", Activation.NONE)
+    lo, hi = _BOUNDS[act]
+    if act is not Activation.NONE:
+        y = np.clip(y, lo, hi)
+    if y.size != t.size:
+        raise ModelError(g.source, f"{op.where}: computed {y.size} values, output '{t.name}' has shape {t.shape}")
+    return np.asarray(y, dtype=np.float32).reshape(t.shape)
+
+
+# -- convolution and fully connected ----------------------------------------------------------------------
+
+
+def _windows(x: np.ndarray, attrs, kh: int, kw: int, fill: float) -> tuple[np.ndarray, Callable, int, int]:
+    """x (NHWC) padded with ``fill`` so that every tap of every output pixel is inside; returns the padded
+    array, ``tap(ky, kx) -> [n, oh, ow, c]`` and (oh, ow). Geometry is TFLite's (lower/conv.py)."""
+    dh, dw = getattr(attrs, "dilation_h", 1), getattr(attrs, "dilation_w", 1)
+    _, h, w, _ = x.shape
+    oh = out_size(attrs.padding, h, kh, attrs.stride_h, dh)
+    ow = out_size(attrs.padding, w, kw, attrs.stride_w, dw)
+    top, left = pad_before(h, kh, attrs.stride_h, dh, oh), pad_before(w, kw, attrs.stride_w, dw, ow)
+    bottom = max((oh - 1) * attrs.stride_h + (kh - 1) * dh + 1 - h - top, 0)
+    right = max((ow - 1) * attrs.stride_w + (kw - 1) * dw + 1 - w - left, 0)
+    xp = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=fill)
+
+    def tap(ky: int, kx: int) -> np.ndarray:
+        y0, x0 = ky * dh, kx * dw
+        return xp[:, y0 : y0 + (oh - 1) * attrs.stride_h + 1 : attrs.stride_h,
+                  x0 : x0 + (ow - 1) * attrs.stride_w + 1 : attrs.stride_w, :]  # fmt: skip
+
+    return xp, tap, oh, ow
+
+
+def _bias(ins: list) -> np.ndarray | float:
+    return _f64(ins[2]).reshape(-1) if len(ins) > 2 and ins[2] is not None else 0.0
+
+
+@float_op(OpKind.CONV2D)
+def conv2d(g: Graph, op: Op, ins: list) -> np.ndarray:
+    """NHWC input, OHWI weights, zero padding (TFLite skips the padded taps: the same sum)."""
+    x, w = _f64(ins[0]), _f64(ins[1])
+    cout, kh, kw, _ = w.shape
+    _, tap, oh, ow = _windows(x, op.attrs, kh, kw, 0.0)
+    acc = np.zeros((x.shape[0], oh, ow, cout))
+    for ky in range(kh):
+        for kx in range(kw):
+            acc += tap(ky, kx) @ w[:, ky, kx, :].T
+    return _out(g, op, acc + _bias(ins))
+
+
+@float_op(OpKind.DEPTHWISE_CONV2D)
+def depthwise_conv2d(g: Graph, op: Op, ins: list) -> np.ndarray:
+    """1HWC weights; output channel ``c * depth_multiplier + m`` reads input channel ``c``."""
+    x, w = _f64(ins[0]), _f64(ins[1])
+    _, kh, kw, cout = w.shape
+    x = np.repeat(x, cout // x.shape[3], axis=3)
+    _, tap, oh, ow = _windows(x, op.attrs, kh, kw, 0.0)
+    acc = np.zeros((x.shape[0], oh, ow, cout))
+    for ky in range(kh):
+        for kx in range(kw):
+            acc += tap(ky, kx) * w[0, ky, kx, :]
+    return _out(g, op, acc + _bias(ins))
+
+
+@float_op(OpKind.FULLY_CONNECTED)
+def fully_connected(g: Graph, op: Op, ins: list) -> np.ndarray:
+    """[out, in] weights; the input is read as rows of ``in`` values (keep_num_dims only shapes the output)."""
+    w = _f64(ins[1])
+    x = _f64(ins[0]).reshape(-1, w.shape[1])
+    return _out(g, op, x @ w.T + _bias(ins))
+
+
+# -- pooling and reductions ---------------------------------------------------------------------------------
+
+
+@float_op(OpKind.AVG_POOL2D)
+def avg_pool2d(g: Graph, op: Op, ins: list) -> np.ndarray:
+    """The mean of the in-bounds taps only (TFLite divides by the clamped window's size under SAME padding)."""
+    a = op.attrs
+    x = _f64(ins[0])
+    _, tap, oh, ow = _windows(x, a, a.filter_h, a.filter_w, 0.0)
+    _, count_tap, _, _ = _windows(np.ones((1, *x.shape[1:3], 1)), a, a.filter_h, a.filter_w, 0.0)
+    total = sum(tap(ky, kx) for ky in range(a.filter_h) for kx in range(a.filter_w))
+    count = sum(count_tap(ky, kx) for ky in range(a.filter_h) for kx in range(a.filter_w))
+    return _out(g, op, total / count)
+
+
+@float_op(OpKind.MAX_POOL2D)
+def max_pool2d(g: Graph, op: Op, ins: list) -> np.ndarray:
+    a = op.attrs
+    _, tap, _, _ = _windows(_f64(ins[0]), a, a.filter_h, a.filter_w, -np.inf)
+    taps = [tap(ky, kx) for ky in range(a.filter_h) for kx in range(a.filter_w)]
+    return _out(g, op, np.maximum.reduce(taps))
+
+
+@float_op(OpKind.MEAN)
+def mean(g: Graph, op: Op, ins: list) -> np.ndarray:
+    assert isinstance(op.attrs, MeanAttrs)
+    return _out(g, op, _f64(ins[0]).mean(axis=tuple(op.attrs.axes), keepdims=op.attrs.keep_dims))
+
+
+@float_op(OpKind.SOFTMAX)
+def softmax(g: Graph, op: Op, ins: list) -> np.ndarray:
+    """Along the last axis: exp((x - max) * beta), normalised."""
+    assert isinstance(op.attrs, SoftmaxAttrs)
+    x = _f64(ins[0])
+    e = np.exp((x - x.max(axis=-1, keepdims=True)) * float(np.float32(op.attrs.beta)))
+    return _out(g, op, e / e.sum(axis=-1, keepdims=True))
+
+
+# -- elementwise --------------------------------------------------------------------------------------------
+
+
+@float_op(OpKind.ADD)
+def add(g: Graph, op: Op, ins: list) -> np.ndarray:
+    return _out(g, op, _f64(ins[0]) + _f64(ins[1]))
+
+
+@float_op(OpKind.SUB)
+def sub(g: Graph, op: Op, ins: list) -> np.ndarray:
+    return _out(g, op, _f64(ins[0]) - _f64(ins[1]))
+
+
+@float_op(OpKind.MUL)
+def mul(g: Graph, op: Op, ins: list) -> np.ndarray:
+    return _out(g, op, _f64(ins[0]) * _f64(ins[1]))
+
+
+_UNARY: dict[OpKind, Callable[[np.ndarray], np.ndarray]] = {
+    OpKind.SIGMOID: lambda x: 1.0 / (1.0 + np.exp(-x)),  # exp overflows to inf for x < -709: 1 / inf = 0
+    OpKind.TANH: np.tanh,
+    OpKind.RELU: lambda x: np.maximum(x, 0.0),
+    OpKind.RELU6: lambda x: np.clip(x, 0.0, 6.0),
+    OpKind.HARD_SWISH: lambda x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0,
+}
+
+
+@float_op(*_UNARY)
+def unary(g: Graph, op: Op, ins: list) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return _out(g, op, _UNARY[op.kind](_f64(ins[0])))
+
+
+# -- data movement ------------------------------------------------------------------------------------------
+
+
+@float_op(OpKind.RESHAPE, OpKind.COPY)
+def reshape(g: Graph, op: Op, ins: list) -> np.ndarray:
+    return _out(g, op, np.array(ins[0], dtype=np.float32))
+
+
+@float_op(OpKind.PAD)
+def pad(g: Graph, op: Op, ins: list) -> np.ndarray:
+    assert isinstance(op.attrs, PadAttrs)
+    return _out(g, op, np.pad(np.asarray(ins[0]), op.attrs.paddings, constant_values=0.0))
+
+
+@float_op(OpKind.CONCAT)
+def concat(g: Graph, op: Op, ins: list) -> np.ndarray:
+    assert isinstance(op.attrs, ConcatAttrs)
+    return _out(g, op, np.concatenate([np.asarray(x) for x in ins], axis=op.attrs.axis))
+
+
+@float_op(OpKind.TRANSPOSE)
+def transpose(g: Graph, op: Op, ins: list) -> np.ndarray:
+    assert isinstance(op.attrs, TransposeAttrs)
+    return _out(g, op, np.transpose(np.asarray(ins[0]), op.attrs.perm))
+
+
+@float_op(OpKind.QUANTIZE)
+def quantize(g: Graph, op: Op, ins: list) -> np.ndarray:
+    """float -> integer, as reference_ops::AffineQuantize: round(x / scale) in float32, half away from zero,
+    plus the zero point, clamped to the output type."""
+    t = g.tensors[op.outputs[0]]
+    if t.dtype not in (DType.INT8, DType.UINT8, DType.INT16) or t.qparams is None or t.qparams.per_channel:
+        raise ModelError(g.source, f"{op.where}: float QUANTIZE needs a per-tensor quantized integer output")
+    q = np.asarray(ins[0], dtype=np.float32) / np.float32(t.scale)
+    q = q.astype(np.float64)  # exact; +0.5 below cannot round
+    q = np.copysign(np.floor(np.abs(q) + 0.5), q) + t.zero_point
+    info = np.iinfo(t.dtype.np)
+    return np.clip(q, info.min, info.max).astype(t.dtype.np).reshape(t.shape)
+
+
+__all__ = ["FLOAT_OPS", "FloatFn", "float_op"]
