@@ -10,7 +10,7 @@ import pytest
 
 from mcuq import ir
 from mcuq.errors import ModelError
-from mcuq.lower import lower
+from mcuq.lower import lower, lower_op
 from mcuq.lower.elementwise import broadcast_layout
 from tests.util.harness import random_inputs, three_way
 
@@ -262,5 +262,7 @@ def test_rejects_what_tflite_rejects(g: ir.Graph, message: str) -> None:
 def test_rejects_float_quantize() -> None:
     x = ir.Tensor("x", (4,), ir.DType.FLOAT32)
     g = _graph(Q, ir.NoAttrs(), [x], _t("y", (4,), 0.1, 0))
-    with pytest.raises(ModelError, match="int8 -> int8"):
+    with pytest.raises(ModelError, match="int8 -> int8"):  # the QUANTIZE lowering itself refuses it
+        lower_op(g, g.ops[0])
+    with pytest.raises(ModelError, match="is float32"):  # and lower() refuses any float graph first
         lower(g)
