@@ -11,17 +11,8 @@ from .types import ActivationRange, Dims, PerChannelQuant, Window
 
 @dataclass(frozen=True, eq=False)
 class Conv2DParams(CStruct, c_name="mcuq_conv2d_params"):
-    input: Dims
-    output: Dims
-    window: Window
-    input_zp: int = zero_point()
-    output_zp: int = zero_point()
-    activation: ActivationRange
-    quant: PerChannelQuant
+    """CONV2D and DEPTHWISE_CONV2D (depth_multiplier is 1 for CONV2D)."""
 
-
-@dataclass(frozen=True, eq=False)
-class DepthwiseConv2DParams(CStruct, c_name="mcuq_depthwise_conv2d_params"):
     input: Dims
     output: Dims
     window: Window
@@ -49,7 +40,7 @@ CONV2D_S8 = register(Kernel("mcuq_conv2d_s8", Conv2DParams, ("conv/mcuq_conv2d_s
 DEPTHWISE_CONV2D_S8 = register(
     Kernel(
         "mcuq_depthwise_conv2d_s8",
-        DepthwiseConv2DParams,
+        Conv2DParams,
         ("conv/mcuq_depthwise_conv2d_s8.c",),
         code_bytes=1196,
         context=True,

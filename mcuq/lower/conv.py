@@ -31,7 +31,6 @@ from ..kernels.conv import (
     DEPTHWISE_CONV2D_S8,
     FULLY_CONNECTED_S8,
     Conv2DParams,
-    DepthwiseConv2DParams,
     FullyConnectedParams,
 )
 from ..kernels.types import Dims, PerChannelQuant
@@ -182,22 +181,19 @@ def lower_conv2d(g: Graph, op: Op) -> Layer:
     mult, shift = channel_multipliers(g, op, x.scale, wt.qparams.scale, y.scale, cout)
     bias = _bias(g, op, b_name, cout)
     check_accumulator(g, op, w_abs, bias, x.zero_point)
-    common = dict(
+    params = Conv2DParams(
         input=Dims(n, h, w, cin),
         output=Dims(n, oh, ow, cout),
         window=win,
+        depth_multiplier=depth_multiplier,
         input_zp=x.zero_point,
         output_zp=y.zero_point,
         activation=activation_range(attrs.activation, y),
         quant=PerChannelQuant(mult, shift),
     )
-    if depthwise:
-        kernel, params = DEPTHWISE_CONV2D_S8, DepthwiseConv2DParams(depth_multiplier=depth_multiplier, **common)
-    else:
-        kernel, params = CONV2D_S8, Conv2DParams(**common)
     return Layer(
         op=op,
-        kernel=kernel,
+        kernel=DEPTHWISE_CONV2D_S8 if depthwise else CONV2D_S8,
         params=params,
         args=(x_name, w_name, b_name, y_name),
         macs=n * oh * ow * cout * macs_per_output,

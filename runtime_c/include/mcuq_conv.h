@@ -11,16 +11,20 @@
 #define MCUQ_CONV_H
 #include "mcuq_types.h"
 
-/* CONV_2D parameters. Shapes: input [input.n, input.h, input.w, input.c], filter OHWI
- * [output.c, window.filter.h, window.filter.w, input.c], output [output.n == input.n, output.h, output.w, output.c].
+/* CONV_2D and DEPTHWISE_CONV_2D parameters (one struct for both kernels). Shapes: input [input.n, input.h,
+ * input.w, input.c], output [output.n == input.n, output.h, output.w, output.c]; filter OHWI
+ * [output.c, window.filter.h, window.filter.w, input.c] for CONV_2D, 1HWC [1, window.filter.h, window.filter.w,
+ * output.c] for DEPTHWISE_CONV_2D, where output.c = input.c * depth_multiplier and output channel
+ * c * depth_multiplier + m reads input channel c. depth_multiplier is 1 for CONV_2D.
  * window.pad is the top / left zero padding (TFLite's padding_values). quant has output.c entries (per-tensor
  * weights are broadcast at compile time). */
 typedef struct {
     mcuq_dims input;
     mcuq_dims output;
     mcuq_window window;
-    int32_t input_zp;  /* [-128, 127] */
-    int32_t output_zp; /* [-128, 127] */
+    int32_t depth_multiplier; /* >= 1; 1 for CONV_2D */
+    int32_t input_zp;         /* [-128, 127] */
+    int32_t output_zp;        /* [-128, 127] */
     mcuq_activation activation;
     mcuq_per_channel_quant quant;
 } mcuq_conv2d_params;
@@ -33,25 +37,11 @@ mcuq_status mcuq_conv2d_s8(const mcuq_context *ctx, const mcuq_conv2d_params *pa
                            const int8_t *filter, const int32_t *bias, int8_t *output);
 int32_t mcuq_conv2d_s8_scratch_size(const mcuq_conv2d_params *params);
 
-/* DEPTHWISE_CONV_2D parameters. Shapes: input [input.n, input.h, input.w, input.c], filter 1HWC
- * [1, window.filter.h, window.filter.w, output.c], output [input.n, output.h, output.w, output.c] with
- * output.c = input.c * depth_multiplier; output channel c * depth_multiplier + m reads input channel c. */
-typedef struct {
-    mcuq_dims input;
-    mcuq_dims output;
-    mcuq_window window;
-    int32_t depth_multiplier;
-    int32_t input_zp;  /* [-128, 127] */
-    int32_t output_zp; /* [-128, 127] */
-    mcuq_activation activation;
-    mcuq_per_channel_quant quant;
-} mcuq_depthwise_conv2d_params;
-
 /* int8 depthwise 2-D convolution (depth multiplier >= 1), NHWC activations, 1HWC per-channel symmetric int8
  * filter, optional int32 bias [output.c] (NULL for none). Scratch and errors as mcuq_conv2d_s8. */
-mcuq_status mcuq_depthwise_conv2d_s8(const mcuq_context *ctx, const mcuq_depthwise_conv2d_params *params,
+mcuq_status mcuq_depthwise_conv2d_s8(const mcuq_context *ctx, const mcuq_conv2d_params *params,
                                      const int8_t *input, const int8_t *filter, const int32_t *bias, int8_t *output);
-int32_t mcuq_depthwise_conv2d_s8_scratch_size(const mcuq_depthwise_conv2d_params *params);
+int32_t mcuq_depthwise_conv2d_s8_scratch_size(const mcuq_conv2d_params *params);
 
 /* FULLY_CONNECTED parameters. input [batches, input_size] (any rank, flattened), filter [output_size,
  * input_size], output [batches, output_size].

@@ -21,7 +21,7 @@ mcuq_status mcuq_conv2d_s8(const mcuq_context *ctx, const mcuq_conv2d_params *pa
         return MCUQ_ERR_ARGUMENT;
     }
     const mcuq_conv2d_params p = *params;
-    if (p.input.n < 0 || p.output.n != p.input.n || p.input.h <= 0 || p.input.w <= 0 || p.input.c <= 0 || p.output.h < 0 || p.output.w < 0 ||
+    if (p.input.n < 0 || p.output.n != p.input.n || p.depth_multiplier != 1 || p.input.h <= 0 || p.input.w <= 0 || p.input.c <= 0 || p.output.h < 0 || p.output.w < 0 ||
         p.output.c <= 0 || p.window.filter.h <= 0 || p.window.filter.w <= 0 || p.window.stride.h <= 0 || p.window.stride.w <= 0 ||
         p.window.dilation.h <= 0 || p.window.dilation.w <= 0 || p.activation.min > p.activation.max) {
         return MCUQ_ERR_ARGUMENT;
@@ -52,7 +52,7 @@ mcuq_status mcuq_conv2d_s8(const mcuq_context *ctx, const mcuq_conv2d_params *pa
                 const int32_t window = iy0 * in_row + ix0 * p.input.c;
                 for (int32_t oc = 0; oc < p.output.c; ++oc) {
                     const int8_t *w_oc = filter + oc * filter_size;
-                    int32_t acc = 0;
+                    int32_t acc = (bias != NULL) ? bias[oc] : 0;
                     for (int32_t ky = ky_lo; ky < ky_hi; ++ky) {
                         for (int32_t kx = kx_lo; kx < kx_hi; ++kx) {
                             const int8_t *x = image + (window + ky * dil_row + kx * dil_col);
@@ -61,9 +61,6 @@ mcuq_status mcuq_conv2d_s8(const mcuq_context *ctx, const mcuq_conv2d_params *pa
                                 acc += (int32_t)w[ic] * ((int32_t)x[ic] + input_offset);
                             }
                         }
-                    }
-                    if (bias != NULL) {
-                        acc += bias[oc];
                     }
                     acc = mcuq_multiply_by_quantized_multiplier(acc, p.quant.multiplier[oc], p.quant.shift[oc]);
                     acc += p.output_zp;

@@ -4,13 +4,13 @@
 #include "../internal/mcuq_window.h"
 #include "../internal/mcuq_util.h"
 
-int32_t mcuq_depthwise_conv2d_s8_scratch_size(const mcuq_depthwise_conv2d_params *params)
+int32_t mcuq_depthwise_conv2d_s8_scratch_size(const mcuq_conv2d_params *params)
 {
     (void)params;
     return 0;
 }
 
-mcuq_status mcuq_depthwise_conv2d_s8(const mcuq_context *ctx, const mcuq_depthwise_conv2d_params *params, const int8_t *input,
+mcuq_status mcuq_depthwise_conv2d_s8(const mcuq_context *ctx, const mcuq_conv2d_params *params, const int8_t *input,
                                      const int8_t *filter, const int32_t *bias, int8_t *output)
 {
     if (ctx == NULL || params == NULL || input == NULL || filter == NULL || output == NULL || params->quant.multiplier == NULL ||
@@ -20,7 +20,7 @@ mcuq_status mcuq_depthwise_conv2d_s8(const mcuq_context *ctx, const mcuq_depthwi
     if (ctx->size < mcuq_depthwise_conv2d_s8_scratch_size(params)) {
         return MCUQ_ERR_ARGUMENT;
     }
-    const mcuq_depthwise_conv2d_params p = *params;
+    const mcuq_conv2d_params p = *params;
     if (p.input.n < 0 || p.output.n != p.input.n || p.input.h <= 0 || p.input.w <= 0 || p.input.c <= 0 || p.output.h < 0 || p.output.w < 0 ||
         p.depth_multiplier <= 0 || p.output.c != p.input.c * p.depth_multiplier || p.window.filter.h <= 0 ||
         p.window.filter.w <= 0 || p.window.stride.h <= 0 || p.window.stride.w <= 0 || p.window.dilation.h <= 0 || p.window.dilation.w <= 0 ||
@@ -52,7 +52,7 @@ mcuq_status mcuq_depthwise_conv2d_s8(const mcuq_context *ctx, const mcuq_depthwi
                 int32_t oc = 0;
                 for (int32_t ic = 0; ic < p.input.c; ++ic) {
                     for (int32_t m = 0; m < p.depth_multiplier; ++m, ++oc) {
-                        int32_t acc = 0;
+                        int32_t acc = (bias != NULL) ? bias[oc] : 0;
                         for (int32_t ky = ky_lo; ky < ky_hi; ++ky) {
                             const int32_t x_row = window + ky * dil_row + ic;
                             const int8_t *w = filter + ky * filter_row + oc;
@@ -60,9 +60,6 @@ mcuq_status mcuq_depthwise_conv2d_s8(const mcuq_context *ctx, const mcuq_depthwi
                                 acc += (int32_t)w[kx * p.output.c] *
                                        ((int32_t)image[x_row + kx * dil_col] + input_offset);
                             }
-                        }
-                        if (bias != NULL) {
-                            acc += bias[oc];
                         }
                         acc = mcuq_multiply_by_quantized_multiplier(acc, p.quant.multiplier[oc], p.quant.shift[oc]);
                         acc += p.output_zp;

@@ -36,7 +36,7 @@ mcuq_status mcuq_fully_connected_s8(const mcuq_context *ctx, const mcuq_fully_co
         const int32_t *mult = p.quant.multiplier;
         const int32_t *shift = p.quant.shift;
         for (int32_t o = 0; o < p.output_size; ++o) {
-            int32_t acc = 0;
+            int32_t acc = (bias != NULL) ? bias[o] : 0;
             if (weights_offset == 0) {
                 for (int32_t i = 0; i < p.input_size; ++i) {
                     acc += (int32_t)w[i] * ((int32_t)x[i] + input_offset);
@@ -47,9 +47,6 @@ mcuq_status mcuq_fully_connected_s8(const mcuq_context *ctx, const mcuq_fully_co
                 }
             }
             w += p.input_size;
-            if (bias != NULL) {
-                acc += bias[o];
-            }
             acc = mcuq_multiply_by_quantized_multiplier(acc, *mult, *shift);
             mult += step;
             shift += step;
