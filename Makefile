@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.mcuq-installed
 # host C compiler for tests; the Cortex-M toolchain and QEMU for firmware builds
-APT_PACKAGES := gcc make python3-venv gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+APT_PACKAGES := gcc make python3-venv gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang-format cppcheck
 
 .PHONY: all setup system-packages lint-tools plugin demo test bench lint lint-c format format-c clean
 
@@ -19,10 +19,12 @@ system-packages:
 	$(PYTHON) -c "import venv, ensurepip" >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	command -v arm-none-eabi-gcc >/dev/null 2>&1 || missing="$$missing gcc-arm-none-eabi libnewlib-arm-none-eabi"; \
 	command -v qemu-system-arm >/dev/null 2>&1 || missing="$$missing qemu-system-arm"; \
+	command -v clang-format >/dev/null 2>&1 || missing="$$missing clang-format"; \
+	command -v cppcheck >/dev/null 2>&1 || missing="$$missing cppcheck"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
 	  echo "mcuq: missing system packages:$$missing (not root and no passwordless sudo: install them yourself;"; \
-	  echo "      tests that need the Cortex-M toolchain are skipped without it)"; exit 0; fi; \
+	  echo "      tests that need the Cortex-M toolchain or the C linters are skipped without them)"; exit 0; fi; \
 	echo "mcuq: installing$$missing"; \
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null
 

@@ -39,8 +39,8 @@ int32_t mcuq_conv2d_s8_scratch_size(const mcuq_conv2d_params *params);
 
 /* int8 depthwise 2-D convolution (depth multiplier >= 1), NHWC activations, 1HWC per-channel symmetric int8
  * filter, optional int32 bias [output.c] (NULL for none). Scratch and errors as mcuq_conv2d_s8. */
-mcuq_status mcuq_depthwise_conv2d_s8(const mcuq_context *ctx, const mcuq_conv2d_params *params,
-                                     const int8_t *input, const int8_t *filter, const int32_t *bias, int8_t *output);
+mcuq_status mcuq_depthwise_conv2d_s8(const mcuq_context *ctx, const mcuq_conv2d_params *params, const int8_t *input,
+                                     const int8_t *filter, const int32_t *bias, int8_t *output);
 int32_t mcuq_depthwise_conv2d_s8_scratch_size(const mcuq_conv2d_params *params);
 
 /* FULLY_CONNECTED parameters. input [batches, input_size] (any rank, flattened), filter [output_size,

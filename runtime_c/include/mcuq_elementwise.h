@@ -20,7 +20,7 @@
 #include "mcuq_types.h"
 
 /* Rank of the loops in mcuq_add_s8, mcuq_sub_s8 and mcuq_mul_s8. */
-#define MCUQ_BROADCAST_DIMS 6
+#define MCUQ_BROADCAST_DIMS     6
 /* Largest mcuq_add_params.left_shift: (x - zp) * 2^20 stays below 2^28 in magnitude. */
 #define MCUQ_ADD_MAX_LEFT_SHIFT 20
 
@@ -37,16 +37,16 @@ typedef struct {
 /* ADD and SUB parameters (TFLite's ArithmeticParams for the 8-bit path), shared by mcuq_add_s8 and mcuq_sub_s8.
  * TFLite 2.14 prepares int8 SUB exactly as ADD, so input2_multiplier is positive for both. */
 typedef struct {
-    int32_t input1_zp;         /* [-128, 127] */
-    int32_t input2_zp;         /* [-128, 127] */
-    int32_t output_zp;         /* [-128, 127] */
-    int32_t left_shift;        /* [0, MCUQ_ADD_MAX_LEFT_SHIFT]; 20 for int8 */
-    int32_t input1_multiplier; /* in [2^30, 2^31) or 0 */
-    int32_t input1_shift;      /* [-31, 0] */
-    int32_t input2_multiplier; /* in [2^30, 2^31) or 0 */
-    int32_t input2_shift;      /* [-31, 0] */
-    int32_t output_multiplier; /* in [2^30, 2^31) or 0 */
-    int32_t output_shift;      /* [-31, 0] */
+    int32_t input1_zp;          /* [-128, 127] */
+    int32_t input2_zp;          /* [-128, 127] */
+    int32_t output_zp;          /* [-128, 127] */
+    int32_t left_shift;         /* [0, MCUQ_ADD_MAX_LEFT_SHIFT]; 20 for int8 */
+    int32_t input1_multiplier;  /* in [2^30, 2^31) or 0 */
+    int32_t input1_shift;       /* [-31, 0] */
+    int32_t input2_multiplier;  /* in [2^30, 2^31) or 0 */
+    int32_t input2_shift;       /* [-31, 0] */
+    int32_t output_multiplier;  /* in [2^30, 2^31) or 0 */
+    int32_t output_shift;       /* [-31, 0] */
     mcuq_activation activation; /* [-128, 127], min <= max */
     mcuq_broadcast broadcast;
 } mcuq_add_params;
@@ -64,11 +64,11 @@ mcuq_status mcuq_sub_s8(const mcuq_add_params *params, const int8_t *input1, con
 
 /* MUL parameters. */
 typedef struct {
-    int32_t input1_zp;         /* [-128, 127] */
-    int32_t input2_zp;         /* [-128, 127] */
-    int32_t output_zp;         /* [-128, 127] */
-    int32_t output_multiplier; /* in [2^30, 2^31) or 0 */
-    int32_t output_shift;      /* [-31, 30] */
+    int32_t input1_zp;          /* [-128, 127] */
+    int32_t input2_zp;          /* [-128, 127] */
+    int32_t output_zp;          /* [-128, 127] */
+    int32_t output_multiplier;  /* in [2^30, 2^31) or 0 */
+    int32_t output_shift;       /* [-31, 30] */
     mcuq_activation activation; /* [-128, 127], min <= max */
     mcuq_broadcast broadcast;
 } mcuq_mul_params;
@@ -80,11 +80,11 @@ mcuq_status mcuq_mul_s8(const mcuq_mul_params *params, const int8_t *input1, con
 
 /* Requantization parameters (QUANTIZE int8 -> int8, RELU, RELU6). */
 typedef struct {
-    int32_t size;       /* number of elements, >= 0 */
-    int32_t input_zp;   /* [-128, 127] */
-    int32_t output_zp;  /* [-128, 127] */
-    int32_t multiplier; /* in [2^30, 2^31) or 0 */
-    int32_t shift;      /* [-31, 30] */
+    int32_t size;               /* number of elements, >= 0 */
+    int32_t input_zp;           /* [-128, 127] */
+    int32_t output_zp;          /* [-128, 127] */
+    int32_t multiplier;         /* in [2^30, 2^31) or 0 */
+    int32_t shift;              /* [-31, 30] */
     mcuq_activation activation; /* [-128, 127], min <= max */
 } mcuq_requantize_params;
 

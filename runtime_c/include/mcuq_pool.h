@@ -43,18 +43,18 @@ mcuq_status mcuq_max_pool2d_s8(const mcuq_pool2d_params *params, const int8_t *i
  * list). Each output is clamp(MultiplyByQuantizedMultiplier(sum - input_zp_sum, multiplier, shift)
  * + output_zp, -128, 127), where multiplier and shift already include the division by num_reduced. */
 typedef struct {
-    int32_t num_outputs; /* >= 1 */
-    int32_t num_reduced; /* >= 1 */
-    int32_t kept_rank;   /* [1, MCUQ_MEAN_MAX_DIMS] */
-    const int32_t *kept_dims;    /* [kept_rank], each >= 1 */
-    const int32_t *kept_strides; /* [kept_rank], each >= 0 */
+    int32_t num_outputs;            /* >= 1 */
+    int32_t num_reduced;            /* >= 1 */
+    int32_t kept_rank;              /* [1, MCUQ_MEAN_MAX_DIMS] */
+    const int32_t *kept_dims;       /* [kept_rank], each >= 1 */
+    const int32_t *kept_strides;    /* [kept_rank], each >= 0 */
     int32_t reduced_rank;           /* [1, MCUQ_MEAN_MAX_DIMS] */
     const int32_t *reduced_dims;    /* [reduced_rank], each >= 1 */
     const int32_t *reduced_strides; /* [reduced_rank], each >= 0 */
-    int32_t input_zp_sum; /* input zero point * num_reduced */
-    int32_t multiplier;   /* [0, 2^31) */
-    int32_t shift;        /* [-31, 30]; the shifted sum cannot overflow (checked at compile time) */
-    int32_t output_zp;    /* [-128, 127] */
+    int32_t input_zp_sum;           /* input zero point * num_reduced */
+    int32_t multiplier;             /* [0, 2^31) */
+    int32_t shift;                  /* [-31, 30]; the shifted sum cannot overflow (checked at compile time) */
+    int32_t output_zp;              /* [-128, 127] */
 } mcuq_mean_params;
 
 /* int8 MEAN over a set of axes (TFLite's integer QuantizedMeanOrSum); input and output quantization may

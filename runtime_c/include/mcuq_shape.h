@@ -16,7 +16,7 @@
 #include "mcuq_types.h"
 
 /* Rank of the loops in mcuq_pad_s8 (TFLite 2.14's PAD supports up to 5-D). */
-#define MCUQ_PAD_DIMS 5
+#define MCUQ_PAD_DIMS       5
 /* Rank of the loops in mcuq_transpose_s8 (TFLite 2.14's TRANSPOSE supports up to 6-D). */
 #define MCUQ_TRANSPOSE_DIMS 6
 
@@ -54,8 +54,7 @@ typedef struct {
  * when copy_sizes[i] is 0). All inputs share the output's quantization parameters, so values are copied
  * unchanged. No input may overlap out. Returns MCUQ_ERR_ARGUMENT for a NULL pointer or a parameter out of
  * range. */
-mcuq_status mcuq_concatenation_s8(const mcuq_concatenation_params *params, const int8_t *const inputs[],
-                                  int8_t *out);
+mcuq_status mcuq_concatenation_s8(const mcuq_concatenation_params *params, const int8_t *const inputs[], int8_t *out);
 
 /* TRANSPOSE parameters: the output is row-major MCUQ_TRANSPOSE_DIMS-D (lower ranks have leading 1s). */
 typedef struct {

@@ -10,26 +10,27 @@ int32_t mcuq_conv2d_s8_scratch_size(const mcuq_conv2d_params *params)
     return 0;
 }
 
-mcuq_status mcuq_conv2d_s8(const mcuq_context *ctx, const mcuq_conv2d_params *params, const int8_t *input, const int8_t *filter,
-                           const int32_t *bias, int8_t *output)
+mcuq_status mcuq_conv2d_s8(const mcuq_context *ctx, const mcuq_conv2d_params *params, const int8_t *input,
+                           const int8_t *filter, const int32_t *bias, int8_t *output)
 {
-    if (ctx == NULL || params == NULL || input == NULL || filter == NULL || output == NULL || params->quant.multiplier == NULL ||
-        params->quant.shift == NULL) {
+    if (ctx == NULL || params == NULL || input == NULL || filter == NULL || output == NULL ||
+        params->quant.multiplier == NULL || params->quant.shift == NULL) {
         return MCUQ_ERR_ARGUMENT;
     }
     if (ctx->size < mcuq_conv2d_s8_scratch_size(params)) {
         return MCUQ_ERR_ARGUMENT;
     }
     const mcuq_conv2d_params p = *params;
-    if (p.input.n < 0 || p.output.n != p.input.n || p.depth_multiplier != 1 || p.input.h <= 0 || p.input.w <= 0 || p.input.c <= 0 || p.output.h < 0 || p.output.w < 0 ||
-        p.output.c <= 0 || p.window.filter.h <= 0 || p.window.filter.w <= 0 || p.window.stride.h <= 0 || p.window.stride.w <= 0 ||
-        p.window.dilation.h <= 0 || p.window.dilation.w <= 0 || p.activation.min > p.activation.max) {
+    if (p.input.n < 0 || p.output.n != p.input.n || p.depth_multiplier != 1 || p.input.h <= 0 || p.input.w <= 0 ||
+        p.input.c <= 0 || p.output.h < 0 || p.output.w < 0 || p.output.c <= 0 || p.window.filter.h <= 0 ||
+        p.window.filter.w <= 0 || p.window.stride.h <= 0 || p.window.stride.w <= 0 || p.window.dilation.h <= 0 ||
+        p.window.dilation.w <= 0 || p.activation.min > p.activation.max) {
         return MCUQ_ERR_ARGUMENT;
     }
     const int32_t input_offset = -p.input_zp;
-    const int32_t in_row = p.input.w * p.input.c;      /* elements per input row */
-    const int32_t in_image = p.input.h * in_row;        /* elements per input image */
-    const int32_t filter_row = p.window.filter.w * p.input.c;  /* elements per filter row */
+    const int32_t in_row = p.input.w * p.input.c;               /* elements per input row */
+    const int32_t in_image = p.input.h * in_row;                /* elements per input image */
+    const int32_t filter_row = p.window.filter.w * p.input.c;   /* elements per filter row */
     const int32_t filter_size = p.window.filter.h * filter_row; /* elements per output channel */
     const int32_t dil_row = p.window.dilation.h * in_row;
     const int32_t dil_col = p.window.dilation.w * p.input.c;

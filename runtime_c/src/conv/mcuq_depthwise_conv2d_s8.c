@@ -13,18 +13,18 @@ int32_t mcuq_depthwise_conv2d_s8_scratch_size(const mcuq_conv2d_params *params)
 mcuq_status mcuq_depthwise_conv2d_s8(const mcuq_context *ctx, const mcuq_conv2d_params *params, const int8_t *input,
                                      const int8_t *filter, const int32_t *bias, int8_t *output)
 {
-    if (ctx == NULL || params == NULL || input == NULL || filter == NULL || output == NULL || params->quant.multiplier == NULL ||
-        params->quant.shift == NULL) {
+    if (ctx == NULL || params == NULL || input == NULL || filter == NULL || output == NULL ||
+        params->quant.multiplier == NULL || params->quant.shift == NULL) {
         return MCUQ_ERR_ARGUMENT;
     }
     if (ctx->size < mcuq_depthwise_conv2d_s8_scratch_size(params)) {
         return MCUQ_ERR_ARGUMENT;
     }
     const mcuq_conv2d_params p = *params;
-    if (p.input.n < 0 || p.output.n != p.input.n || p.input.h <= 0 || p.input.w <= 0 || p.input.c <= 0 || p.output.h < 0 || p.output.w < 0 ||
-        p.depth_multiplier <= 0 || p.output.c != p.input.c * p.depth_multiplier || p.window.filter.h <= 0 ||
-        p.window.filter.w <= 0 || p.window.stride.h <= 0 || p.window.stride.w <= 0 || p.window.dilation.h <= 0 || p.window.dilation.w <= 0 ||
-        p.activation.min > p.activation.max) {
+    if (p.input.n < 0 || p.output.n != p.input.n || p.input.h <= 0 || p.input.w <= 0 || p.input.c <= 0 ||
+        p.output.h < 0 || p.output.w < 0 || p.depth_multiplier <= 0 || p.output.c != p.input.c * p.depth_multiplier ||
+        p.window.filter.h <= 0 || p.window.filter.w <= 0 || p.window.stride.h <= 0 || p.window.stride.w <= 0 ||
+        p.window.dilation.h <= 0 || p.window.dilation.w <= 0 || p.activation.min > p.activation.max) {
         return MCUQ_ERR_ARGUMENT;
     }
     const int32_t input_offset = -p.input_zp;
@@ -57,8 +57,8 @@ mcuq_status mcuq_depthwise_conv2d_s8(const mcuq_context *ctx, const mcuq_conv2d_
                             const int32_t x_row = window + ky * dil_row + ic;
                             const int8_t *w = filter + ky * filter_row + oc;
                             for (int32_t kx = kx_lo; kx < kx_hi; ++kx) {
-                                acc += (int32_t)w[kx * p.output.c] *
-                                       ((int32_t)image[x_row + kx * dil_col] + input_offset);
+                                acc +=
+                                    (int32_t)w[kx * p.output.c] * ((int32_t)image[x_row + kx * dil_col] + input_offset);
                             }
                         }
                         acc = mcuq_multiply_by_quantized_multiplier(acc, p.quant.multiplier[oc], p.quant.shift[oc]);

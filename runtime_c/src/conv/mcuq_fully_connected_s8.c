@@ -10,11 +10,11 @@ int32_t mcuq_fully_connected_s8_scratch_size(const mcuq_fully_connected_params *
     return 0;
 }
 
-mcuq_status mcuq_fully_connected_s8(const mcuq_context *ctx, const mcuq_fully_connected_params *params, const int8_t *input,
-                                    const int8_t *filter, const int32_t *bias, int8_t *output)
+mcuq_status mcuq_fully_connected_s8(const mcuq_context *ctx, const mcuq_fully_connected_params *params,
+                                    const int8_t *input, const int8_t *filter, const int32_t *bias, int8_t *output)
 {
-    if (ctx == NULL || params == NULL || input == NULL || filter == NULL || output == NULL || params->quant.multiplier == NULL ||
-        params->quant.shift == NULL) {
+    if (ctx == NULL || params == NULL || input == NULL || filter == NULL || output == NULL ||
+        params->quant.multiplier == NULL || params->quant.shift == NULL) {
         return MCUQ_ERR_ARGUMENT;
     }
     if (ctx->size < mcuq_fully_connected_s8_scratch_size(params)) {

@@ -79,8 +79,8 @@ mcuq_status mcuq_hard_swish_s8(const mcuq_hard_swish_params *params, const int8_
         reluish = (int16_t)((reluish + (1 << 15)) >> 1);
         const int16_t preshift = saturating_doubling_high_mul_s16(reluish, preshift_output);
         /* TFLite adds the zero point in int16 (wrapping), then clamps to the int8 range. */
-        const int16_t out = (int16_t)(rounding_divide_by_pot_s16(preshift, -p.output_multiplier_exponent) +
-                                      p.output_zp);
+        const int16_t out =
+            (int16_t)(rounding_divide_by_pot_s16(preshift, -p.output_multiplier_exponent) + p.output_zp);
         output[i] = (int8_t)MCUQ_CLAMP(out, INT8_MIN, INT8_MAX);
     }
     return MCUQ_OK;

@@ -13,8 +13,8 @@ mcuq_status mcuq_requantize_s8(const mcuq_requantize_params *params, const int8_
         return MCUQ_ERR_ARGUMENT;
     }
     for (int32_t i = 0; i < p.size; ++i) {
-        const int32_t raw = mcuq_multiply_by_quantized_multiplier(input[i] - p.input_zp, p.multiplier, p.shift) +
-                            p.output_zp;
+        const int32_t raw =
+            mcuq_multiply_by_quantized_multiplier(input[i] - p.input_zp, p.multiplier, p.shift) + p.output_zp;
         output[i] = (int8_t)MCUQ_CLAMP(raw, p.activation.min, p.activation.max);
     }
     return MCUQ_OK;

@@ -8,10 +8,10 @@
 static int8_t sub_one(const void *params, int8_t x1, int8_t x2)
 {
     const mcuq_add_params *p = (const mcuq_add_params *)params;
-    const int32_t scaled1 = mcuq_arithmetic_input(x1, p->input1_zp, p->left_shift, p->input1_multiplier,
-                                                  p->input1_shift);
-    const int32_t scaled2 = mcuq_arithmetic_input(x2, p->input2_zp, p->left_shift, p->input2_multiplier,
-                                                  p->input2_shift);
+    const int32_t scaled1 =
+        mcuq_arithmetic_input(x1, p->input1_zp, p->left_shift, p->input1_multiplier, p->input1_shift);
+    const int32_t scaled2 =
+        mcuq_arithmetic_input(x2, p->input2_zp, p->left_shift, p->input2_multiplier, p->input2_shift);
     return mcuq_arithmetic_output(p, scaled1 - scaled2);
 }
 

@@ -22,8 +22,7 @@ static inline int32_t mcuq_arithmetic_params_invalid(const mcuq_add_params *p)
 /* One input on the common scale: (x - zp) * 2^left_shift * multiplier * 2^shift (shift <= 0). |x - zp| <= 255 and
  * left_shift <= MCUQ_ADD_MAX_LEFT_SHIFT, so the shifted value stays below 2^28 in magnitude, and so does the
  * result. */
-static inline int32_t mcuq_arithmetic_input(int8_t x, int32_t zp, int32_t left_shift, int32_t multiplier,
-                                            int32_t shift)
+static inline int32_t mcuq_arithmetic_input(int8_t x, int32_t zp, int32_t left_shift, int32_t multiplier, int32_t shift)
 {
     const int32_t shifted = (x - zp) * ((int32_t)1 << left_shift);
     return mcuq_multiply_by_quantized_multiplier_smaller_than_one_exp(shifted, multiplier, shift);

@@ -46,18 +46,16 @@ static inline int32_t mcuq_multiply_by_quantized_multiplier(int32_t x, int32_t q
 }
 
 /* TFLite's MultiplyByQuantizedMultiplierSmallerThanOneExp: left_shift <= 0. */
-static inline int32_t mcuq_multiply_by_quantized_multiplier_smaller_than_one_exp(int32_t x,
-                                                                                  int32_t quantized_multiplier,
-                                                                                  int32_t left_shift)
+static inline int32_t
+mcuq_multiply_by_quantized_multiplier_smaller_than_one_exp(int32_t x, int32_t quantized_multiplier, int32_t left_shift)
 {
     return mcuq_rounding_divide_by_pot(mcuq_saturating_rounding_doubling_high_mul(x, quantized_multiplier),
                                        -left_shift);
 }
 
 /* TFLite's MultiplyByQuantizedMultiplierGreaterThanOne: left_shift >= 0. */
-static inline int32_t mcuq_multiply_by_quantized_multiplier_greater_than_one(int32_t x,
-                                                                              int32_t quantized_multiplier,
-                                                                              int32_t left_shift)
+static inline int32_t mcuq_multiply_by_quantized_multiplier_greater_than_one(int32_t x, int32_t quantized_multiplier,
+                                                                             int32_t left_shift)
 {
     return mcuq_saturating_rounding_doubling_high_mul((int32_t)((uint32_t)x << left_shift), quantized_multiplier);
 }
@@ -128,8 +126,7 @@ static inline int32_t mcuq_exp_on_negative_values(int32_t a, int32_t integer_bit
     const uint32_t remainder = (uint32_t)a_mod_quarter_minus_one_quarter - (uint32_t)a;
     int32_t exponent;
     for (exponent = -2; exponent <= 4; ++exponent) {
-        if (integer_bits > exponent &&
-            (remainder & (UINT32_C(1) << (fractional_bits + exponent))) != 0u) {
+        if (integer_bits > exponent && (remainder & (UINT32_C(1) << (fractional_bits + exponent))) != 0u) {
             result = mcuq_saturating_rounding_doubling_high_mul(result, barrel[exponent + 2]);
         }
     }
@@ -146,8 +143,8 @@ static inline int32_t mcuq_one_over_one_plus_x_for_x_in_0_1(int32_t a)
     const int32_t half_denominator = mcuq_rounding_half_sum(a, INT32_MAX);
     const int32_t constant_48_over_17 = 1515870810;      /* Q2.29 */
     const int32_t constant_neg_32_over_17 = -1010580540; /* Q2.29 */
-    int32_t x = constant_48_over_17 + mcuq_saturating_rounding_doubling_high_mul(half_denominator,
-                                                                                 constant_neg_32_over_17);
+    int32_t x =
+        constant_48_over_17 + mcuq_saturating_rounding_doubling_high_mul(half_denominator, constant_neg_32_over_17);
     int i;
     for (i = 0; i < 3; ++i) {
         const int32_t half_denominator_times_x = mcuq_saturating_rounding_doubling_high_mul(half_denominator, x);
@@ -177,8 +174,7 @@ static inline int32_t mcuq_count_leading_zeros(uint32_t x)
 static inline int32_t mcuq_get_reciprocal(int32_t x, int32_t x_integer_digits, int32_t *num_bits_over_unit)
 {
     const int32_t headroom_plus_one = mcuq_count_leading_zeros((uint32_t)x);
-    const int32_t shifted_sum_minus_one =
-        (int32_t)(((uint32_t)x << headroom_plus_one) - (UINT32_C(1) << 31));
+    const int32_t shifted_sum_minus_one = (int32_t)(((uint32_t)x << headroom_plus_one) - (UINT32_C(1) << 31));
     *num_bits_over_unit = x_integer_digits - headroom_plus_one;
     return mcuq_one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one);
 }

@@ -28,8 +28,8 @@ static inline mcuq_status mcuq_pool2d_check(const mcuq_pool2d_params *params, co
     const mcuq_dims out = params->output;
     const mcuq_window win = params->window;
     if (in.n < 1 || in.h < 1 || in.w < 1 || in.c < 1 || out.n != in.n || out.h < 1 || out.w < 1 || out.c != in.c ||
-        win.filter.h < 1 || win.filter.w < 1 || win.stride.h < 1 || win.stride.w < 1 || win.pad.h < 0 || win.pad.w < 0 ||
-        params->activation.min > params->activation.max) {
+        win.filter.h < 1 || win.filter.w < 1 || win.stride.h < 1 || win.stride.w < 1 || win.pad.h < 0 ||
+        win.pad.w < 0 || params->activation.min > params->activation.max) {
         return MCUQ_ERR_ARGUMENT;
     }
     if (win.dilation.h != 1 || win.dilation.w != 1) {
@@ -41,7 +41,8 @@ static inline mcuq_status mcuq_pool2d_check(const mcuq_pool2d_params *params, co
 /* Pools NHWC int8 `input` into `output` with `op` (see mcuq_pool.h for the shapes and the window). Each output
  * pixel reduces the in-bounds taps of its window, per channel, and clamps to the activation bounds; a window
  * without an in-bounds tap is MCUQ_ERR_ARGUMENT, as TFLite fails on filter_count == 0. */
-static inline mcuq_status mcuq_pool2d(const mcuq_pool2d_params *params, const int8_t *input, int8_t *output, mcuq_pool_op op)
+static inline mcuq_status mcuq_pool2d(const mcuq_pool2d_params *params, const int8_t *input, int8_t *output,
+                                      mcuq_pool_op op)
 {
     const mcuq_status status = mcuq_pool2d_check(params, input, output);
     if (status != MCUQ_OK) {

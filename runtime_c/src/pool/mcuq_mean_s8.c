@@ -30,12 +30,13 @@ static mcuq_status mean_check_axes(int32_t rank, const int32_t *dims, const int3
 
 mcuq_status mcuq_mean_s8(const mcuq_mean_params *params, const int8_t *input, int8_t *output)
 {
-    if (params == NULL || input == NULL || output == NULL || params->kept_dims == NULL || params->kept_strides == NULL ||
-        params->reduced_dims == NULL || params->reduced_strides == NULL) {
+    if (params == NULL || input == NULL || output == NULL || params->kept_dims == NULL ||
+        params->kept_strides == NULL || params->reduced_dims == NULL || params->reduced_strides == NULL) {
         return MCUQ_ERR_ARGUMENT;
     }
     const mcuq_mean_params p = *params;
-    if (p.kept_rank < 1 || p.reduced_rank < 1 || p.num_outputs < 1 || p.num_reduced < 1 || p.shift < -31 || p.shift > 30) {
+    if (p.kept_rank < 1 || p.reduced_rank < 1 || p.num_outputs < 1 || p.num_reduced < 1 || p.shift < -31 ||
+        p.shift > 30) {
         return MCUQ_ERR_ARGUMENT;
     }
     if (p.kept_rank > MCUQ_MEAN_MAX_DIMS || p.reduced_rank > MCUQ_MEAN_MAX_DIMS) {
@@ -55,7 +56,8 @@ mcuq_status mcuq_mean_s8(const mcuq_mean_params *params, const int8_t *input, in
             sum += input[offset];
             mean_next_index(p.reduced_rank, p.reduced_dims, p.reduced_strides, reduced_index, &offset);
         }
-        const int32_t acc = mcuq_multiply_by_quantized_multiplier(sum - p.input_zp_sum, p.multiplier, p.shift) + p.output_zp;
+        const int32_t acc =
+            mcuq_multiply_by_quantized_multiplier(sum - p.input_zp_sum, p.multiplier, p.shift) + p.output_zp;
         output[o] = (int8_t)MCUQ_CLAMP(acc, -128, 127);
         mean_next_index(p.kept_rank, p.kept_dims, p.kept_strides, kept_index, &base);
     }

@@ -4,8 +4,7 @@
 #include "mcuq_shape.h"
 
 /* inputs[i]: [outer_size, copy_sizes[i]], out: [outer_size, sum of copy_sizes], all row-major. */
-mcuq_status mcuq_concatenation_s8(const mcuq_concatenation_params *params, const int8_t *const inputs[],
-                                  int8_t *out)
+mcuq_status mcuq_concatenation_s8(const mcuq_concatenation_params *params, const int8_t *const inputs[], int8_t *out)
 {
     if (params == NULL || inputs == NULL || out == NULL || params->copy_sizes == NULL || params->num_inputs < 1 ||
         params->outer_size < 0) {

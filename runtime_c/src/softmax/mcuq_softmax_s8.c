@@ -3,7 +3,7 @@
 #include "../internal/mcuq_fixedpoint.h"
 #include "../internal/mcuq_util.h"
 
-#define MCUQ_SOFTMAX_SCALED_DIFF_INTEGER_BITS 5   /* exp() input format Q5.26 */
+#define MCUQ_SOFTMAX_SCALED_DIFF_INTEGER_BITS  5  /* exp() input format Q5.26 */
 #define MCUQ_SOFTMAX_ACCUMULATION_INTEGER_BITS 12 /* sum of exps format Q12.19 */
 
 /* exp((x - max) * beta * input_scale) in Q0.31 for a difference diff in [diff_min, 0]. */
@@ -53,8 +53,8 @@ mcuq_status mcuq_softmax_s8(const mcuq_softmax_params *params, const int8_t *inp
             const int32_t diff = (int32_t)in[c] - max_in_row;
             if (diff >= params->diff_min) {
                 /* gemmlowp's Rescale from Q0.31 to Q12.19 */
-                sum_of_exps += mcuq_rounding_divide_by_pot(softmax_exp(params, diff),
-                                                           MCUQ_SOFTMAX_ACCUMULATION_INTEGER_BITS);
+                sum_of_exps +=
+                    mcuq_rounding_divide_by_pot(softmax_exp(params, diff), MCUQ_SOFTMAX_ACCUMULATION_INTEGER_BITS);
             }
         }
         /* sum_of_exps >= 2^19: the row's maximum always contributes exp(0). */
