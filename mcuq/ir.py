@@ -19,6 +19,10 @@ import numpy as np
 
 
 class DType(enum.Enum):
+    """Element types. INT4, INT2 and INT1 are signed and *packed* (``bits`` < 8), little end first in a byte as
+    TFLite packs int4; their ``Tensor.data`` holds unpacked int8 values (``np``), converted to and from the packed
+    ``uint8_t`` bytes by ``mcuq.quantize.packing``."""
+
     INT8 = "int8"
     UINT8 = "uint8"
     INT16 = "int16"
@@ -26,26 +30,44 @@ class DType(enum.Enum):
     INT64 = "int64"
     FLOAT32 = "float32"
     BOOL = "bool"
+    INT4 = "int4"
+    INT2 = "int2"
+    INT1 = "int1"
+
+    @property
+    def bits(self) -> int:
+        """Bits per element as stored (8 for INT8, 4 for INT4, 32 for FLOAT32)."""
+        return {"int4": 4, "int2": 2, "int1": 1}.get(self.value) or 8 * np.dtype(self.value).itemsize
+
+    @property
+    def packed(self) -> bool:  # several elements share a byte
+        return self.bits < 8
 
     @property
     def itemsize(self) -> int:
-        return np.dtype(self.value).itemsize
+        """Bytes per element of the unpacked numpy storage ``np`` (1 for packed types: see ``nbytes``)."""
+        return self.np.itemsize
+
+    def nbytes(self, count: int) -> int:
+        """Bytes that ``count`` elements occupy as stored: ``ceil(count * bits / 8)``."""
+        return (count * self.bits + 7) // 8
 
     @property
     def np(self) -> np.dtype:
-        return np.dtype(self.value)
+        """The numpy dtype holding one element (int8 for the packed types)."""
+        return np.dtype(np.int8) if self.packed else np.dtype(self.value)
+
+    @property
+    def int_range(self) -> tuple[int, int]:
+        """(min, max) of an integer dtype, e.g. (-8, 7) for INT4."""
+        info = np.iinfo(self.np)
+        return (-(1 << (self.bits - 1)), (1 << (self.bits - 1)) - 1) if self.packed else (int(info.min), int(info.max))
 
     @property
     def ctype(self) -> str:
-        return {
-            "int8": "int8_t",
-            "uint8": "uint8_t",
-            "int16": "int16_t",
-            "int32": "int32_t",
-            "int64": "int64_t",
-            "float32": "float",
-            "bool": "uint8_t",
-        }[self.value]
+        """The C element type of an array or arena view of this dtype (``uint8_t`` bytes for packed types)."""
+        special = {"float32": "float", "bool": "uint8_t"}
+        return "uint8_t" if self.packed else special.get(self.value, f"{self.value}_t")
 
 
 @dataclass(frozen=True)
@@ -87,7 +109,7 @@ class Tensor:
 
     @property
     def nbytes(self) -> int:
-        return self.size * self.dtype.itemsize
+        return self.dtype.nbytes(self.size)
 
     @property
     def scale(self) -> float:
@@ -144,22 +166,24 @@ class Padding(enum.Enum):
 
 
 @dataclass(frozen=True)
-class Conv2DAttrs:
+class ConvWindowAttrs:
+    """The sliding window CONV2D and DEPTHWISE_CONV2D share. A base of the two attrs classes, never an op's
+    attrs itself; its fields come first, so both keep their positional order."""
+
     padding: Padding
     stride_h: int = 1
     stride_w: int = 1
     dilation_h: int = 1
     dilation_w: int = 1
+
+
+@dataclass(frozen=True)
+class Conv2DAttrs(ConvWindowAttrs):
     activation: Activation = Activation.NONE
 
 
 @dataclass(frozen=True)
-class DepthwiseConv2DAttrs:
-    padding: Padding
-    stride_h: int = 1
-    stride_w: int = 1
-    dilation_h: int = 1
-    dilation_w: int = 1
+class DepthwiseConv2DAttrs(ConvWindowAttrs):
     depth_multiplier: int = 1
     activation: Activation = Activation.NONE
 

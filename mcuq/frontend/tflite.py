@@ -21,6 +21,7 @@ import tflite
 
 from .. import ir
 from ..errors import ModelError
+from ..quantize.packing import unpack
 from .tflite_ops import BUILTIN_NAMES, CONVERTERS, TENSOR_TYPES, OpContext
 
 SUPPORTED_OPS = tuple(CONVERTERS)
@@ -204,9 +205,12 @@ class _Reader:
         if not raw:
             return None
         n = int(np.prod(shape, dtype=np.int64)) if shape else 1
-        if len(raw) != n * dtype.itemsize:
-            raise self.fail(f"{where}: buffer {b} holds {len(raw)} bytes, shape {shape} needs {n * dtype.itemsize}")
-        data = np.frombuffer(raw, dtype=dtype.np.newbyteorder("<")).astype(dtype.np).reshape(shape)
+        if len(raw) != dtype.nbytes(n):
+            raise self.fail(f"{where}: buffer {b} holds {len(raw)} bytes, shape {shape} needs {dtype.nbytes(n)}")
+        if dtype.packed:
+            data = unpack(np.frombuffer(raw, dtype=np.uint8), dtype.bits, n).reshape(shape)
+        else:
+            data = np.frombuffer(raw, dtype=dtype.np.newbyteorder("<")).astype(dtype.np).reshape(shape)
         data.flags.writeable = False
         return data
 

@@ -36,6 +36,7 @@ TENSOR_TYPES: dict[int, ir.DType] = {
     tflite.TensorType.BOOL: ir.DType.BOOL,
     tflite.TensorType.INT16: ir.DType.INT16,
     tflite.TensorType.INT8: ir.DType.INT8,
+    tflite.TensorType.INT4: ir.DType.INT4,  # packed, two per byte; ``Tensor.data`` holds them unpacked
 }
 # builtin operator code -> name, from the generated enum class (e.g. 3 -> "CONV_2D").
 BUILTIN_NAMES: dict[int, str] = {
@@ -110,37 +111,32 @@ class OpContext:
 Converted = tuple[ir.Attrs, tuple[int, ...]]
 
 
-def _conv(c: OpContext) -> Converted:
-    o = c.opts(tflite.Conv2DOptions)
+def _conv_options(c: OpContext, cls: type) -> tuple[Any, dict[str, Any]]:
+    """The ``cls`` options (Conv2DOptions or DepthwiseConv2DOptions, which share their window fields) and the
+    keyword arguments for the window and activation fields of the op's attrs, checked."""
+    o = c.opts(cls)
     if o is None:
-        raise c.error("missing Conv2DOptions")
-    a = ir.Conv2DAttrs(
-        padding=c.padding(o.Padding()),
-        stride_h=o.StrideH(),
-        stride_w=o.StrideW(),
-        dilation_h=o.DilationHFactor(),
-        dilation_w=o.DilationWFactor(),
-        activation=c.activation(o.FusedActivationFunction()),
-    )
-    c.positive(stride_h=a.stride_h, stride_w=a.stride_w, dilation_h=a.dilation_h, dilation_w=a.dilation_w)
-    return a, (0, 1, 2)
+        raise c.error(f"missing {cls.__name__}")
+    padding = c.padding(o.Padding())
+    window = {
+        "stride_h": o.StrideH(),
+        "stride_w": o.StrideW(),
+        "dilation_h": o.DilationHFactor(),
+        "dilation_w": o.DilationWFactor(),
+    }
+    activation = c.activation(o.FusedActivationFunction())
+    c.positive(**window)
+    return o, {"padding": padding, "activation": activation, **window}
+
+
+def _conv(c: OpContext) -> Converted:
+    _, kw = _conv_options(c, tflite.Conv2DOptions)
+    return ir.Conv2DAttrs(**kw), (0, 1, 2)
 
 
 def _depthwise(c: OpContext) -> Converted:
-    o = c.opts(tflite.DepthwiseConv2DOptions)
-    if o is None:
-        raise c.error("missing DepthwiseConv2DOptions")
-    a = ir.DepthwiseConv2DAttrs(
-        padding=c.padding(o.Padding()),
-        stride_h=o.StrideH(),
-        stride_w=o.StrideW(),
-        dilation_h=o.DilationHFactor(),
-        dilation_w=o.DilationWFactor(),
-        depth_multiplier=o.DepthMultiplier(),
-        activation=c.activation(o.FusedActivationFunction()),
-    )
-    c.positive(stride_h=a.stride_h, stride_w=a.stride_w, dilation_h=a.dilation_h, dilation_w=a.dilation_w)
-    return a, (0, 1, 2)
+    o, kw = _conv_options(c, tflite.DepthwiseConv2DOptions)
+    return ir.DepthwiseConv2DAttrs(depth_multiplier=o.DepthMultiplier(), **kw), (0, 1, 2)
 
 
 def _fully_connected(c: OpContext) -> Converted:

@@ -22,6 +22,7 @@ import numpy as np
 import tflite
 
 from .. import ir
+from ..quantize.packing import pack
 from .tflite_ops import ACTIVATIONS, BUILTIN_CODES, CONVERTERS, PADDINGS, TENSOR_TYPES
 
 _ACT = {v: k for k, v in ACTIVATIONS.items()}
@@ -113,7 +114,10 @@ class _Writer:
             if t.data is None:
                 buffer_of.append(0)
             else:
-                blobs.append(np.ascontiguousarray(t.data, dtype=t.dtype.np.newbyteorder("<")).tobytes())
+                if t.dtype.packed:  # TFLite's dense packing: element 2i in the low nibble of byte i (int4)
+                    blobs.append(pack(np.asarray(t.data), t.dtype.bits).tobytes())
+                else:
+                    blobs.append(np.ascontiguousarray(t.data, dtype=t.dtype.np.newbyteorder("<")).tobytes())
                 buffer_of.append(len(blobs))
         buffer_offsets = [self.buffer(b, None)] + [self.buffer(b, d) for d in blobs]
         tensor_offsets = [self.tensor(b, t, buffer_of[i]) for i, t in enumerate(self.tensors)]
