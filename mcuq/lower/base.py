@@ -28,6 +28,7 @@ import numpy as np
 from ..errors import ModelError
 from ..ir import Graph, Op, OpKind, Tensor
 from ..kernels import CStruct, Kernel, get
+from ..registry import registrar
 
 ParamValue = int | np.ndarray
 Arg = str | tuple[str, ...]
@@ -76,16 +77,8 @@ LowerFn = Callable[[Graph, Op], Layer]
 LOWERINGS: dict[OpKind, LowerFn] = {}
 
 
-def lowering(*kinds: OpKind) -> Callable[[LowerFn], LowerFn]:
-    """Register ``fn`` as the lowering of each of ``kinds``."""
-
-    def deco(fn: LowerFn) -> LowerFn:
-        for k in kinds:
-            assert k not in LOWERINGS, f"two lowerings for {k}"
-            LOWERINGS[k] = fn
-        return fn
-
-    return deco
+#: ``@lowering(*kinds)`` registers the decorated function as the lowering of each of ``kinds``.
+lowering = registrar(LOWERINGS, "lowerings")
 
 
 def fail(g: Graph, op: Op, reason: str) -> ModelError:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import Activation, Graph, Op, OpKind, Tensor
+from ..ir import Activation, Graph, Op, OpKind
 from ..kernels.cstruct import INT32_MAX
 from ..kernels.shape import (
     CONCATENATION_S8,
@@ -43,9 +43,16 @@ def _size(shape: tuple[int, ...] | list[int]) -> int:
     return n
 
 
-def _same_qparams(a: Tensor, b: Tensor) -> bool:
-    """TFLite's check: float32 scales compare equal and zero points are equal."""
-    return np.float32(a.scale) == np.float32(b.scale) and a.zero_point == b.zero_point
+def _require_same_qparams(g: Graph, op: Op, x: str, out: str, why: str) -> None:
+    """TFLite's check that input ``x`` is quantized as ``out``: float32 scales compare equal, zero points are equal."""
+    tx, to = g.tensors[x], g.tensors[out]
+    if np.float32(tx.scale) != np.float32(to.scale) or tx.zero_point != to.zero_point:
+        raise fail(
+            g,
+            op,
+            f"input '{x}' (scale {tx.scale}, zero point {tx.zero_point}) differs from the output's "
+            f"(scale {to.scale}, zero point {to.zero_point}); {why}",
+        )
 
 
 def _check_sizes(g: Graph, op: Op, *names: str) -> None:
@@ -69,13 +76,7 @@ def lower_alias(g: Graph, op: Op) -> Layer:
     tx, to = g.tensors[x], g.tensors[out]
     if tx.size != to.size:
         raise fail(g, op, f"input {tx.shape} has {tx.size} elements but output {to.shape} has {to.size}")
-    if not _same_qparams(tx, to):
-        raise fail(
-            g,
-            op,
-            f"input quantization (scale {tx.scale}, zero point {tx.zero_point}) differs from the output's "
-            f"(scale {to.scale}, zero point {to.zero_point}); a reshape cannot requantize",
-        )
+    _require_same_qparams(g, op, x, out, "a reshape cannot requantize")
     return Layer(op=op, kernel=None, params=None, args=(x, out))
 
 
@@ -161,13 +162,7 @@ def lower_concatenation(g: Graph, op: Op) -> Layer:
         t = g.tensors[n]
         if len(t.shape) != rank or any(t.shape[d] != to.shape[d] for d in range(rank) if d != axis):
             raise fail(g, op, f"input '{n}' shape {t.shape} does not fit output {to.shape} along axis {axis}")
-        if not _same_qparams(t, to):
-            raise fail(
-                g,
-                op,
-                f"input '{n}' (scale {t.scale}, zero point {t.zero_point}) differs from the output "
-                f"(scale {to.scale}, zero point {to.zero_point}); TFLite's int8 CONCATENATION requires them equal",
-            )
+        _require_same_qparams(g, op, n, out, "TFLite's int8 CONCATENATION requires them equal")
         axis_sum += t.shape[axis]
     if axis_sum != to.shape[axis]:
         raise fail(g, op, f"inputs sum to {axis_sum} along axis {axis} but the output has {to.shape[axis]}")

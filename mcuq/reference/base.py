@@ -12,15 +12,11 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..registry import registrar
+
 RefFn = Callable[..., list[np.ndarray]]
 REFERENCES: dict[str, RefFn] = {}
 
 
-def reference(*kernels: str) -> Callable[[RefFn], RefFn]:
-    def deco(fn: RefFn) -> RefFn:
-        for k in kernels:
-            assert k not in REFERENCES, f"two references for {k}"
-            REFERENCES[k] = fn
-        return fn
-
-    return deco
+#: ``@reference(*kernel_names)`` registers the decorated function as the numpy mirror of each C kernel.
+reference = registrar(REFERENCES, "references")

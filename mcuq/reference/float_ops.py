@@ -34,6 +34,7 @@ from ..ir import (
     TransposeAttrs,
 )
 from ..lower.window import out_size, pad_before
+from ..registry import registrar
 
 FloatFn = Callable[[Graph, Op, list], np.ndarray]
 FLOAT_OPS: dict[OpKind, FloatFn] = {}
@@ -46,14 +47,8 @@ _BOUNDS = {
 }
 
 
-def float_op(*kinds: OpKind) -> Callable[[FloatFn], FloatFn]:
-    def deco(fn: FloatFn) -> FloatFn:
-        for k in kinds:
-            assert k not in FLOAT_OPS, f"two float kernels for {k}"
-            FLOAT_OPS[k] = fn
-        return fn
-
-    return deco
+#: ``@float_op(*kinds)`` registers the decorated function as the float32 kernel of each of ``kinds``.
+float_op = registrar(FLOAT_OPS, "float kernels")
 
 
 def _f64(x: np.ndarray | None) -> np.ndarray:

@@ -8,6 +8,7 @@ outputs (no in-place reuse), and that every graph output holds its value at the 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import random
 
 import numpy as np
@@ -37,6 +38,17 @@ class G:
     def __init__(self) -> None:
         self.tensors: dict[str, ir.Tensor] = {}
         self.layers: list[Layer] = []
+
+    @classmethod
+    def chain(cls, *tensors: tuple[str, int], aliases: tuple[str, ...] = ()) -> G:
+        """A straight line through ``tensors`` (name, bytes): the first is read by one layer producing the second,
+        and so on. The layers producing ``aliases`` are alias layers."""
+        b = cls()
+        for name, size in tensors:
+            b.t(name, size)
+        for (src, _), (dst, _) in itertools.pairwise(tensors):
+            b.op((src,), (dst,), alias=dst in aliases)
+        return b
 
     def t(self, name: str, size: int, const: bool = False) -> str:
         data = np.zeros(size, np.int8) if const else None
@@ -194,13 +206,7 @@ def test_residual_add_keeps_branch_alive() -> None:
 
 
 def test_alias_shares_memory_and_extends_life() -> None:
-    b = G()
-    for n, s in (("in", 32), ("a", 96), ("r", 96), ("c", 16), ("out", 8)):
-        b.t(n, s)
-    b.op(("in",), ("a",))
-    b.op(("a",), ("r",), alias=True)
-    b.op(("r",), ("c",))
-    b.op(("c",), ("out",))
+    b = G.chain(("in", 32), ("a", 96), ("r", 96), ("c", 16), ("out", 8), aliases=("r",))
     _, p = b.plan(("in",), ("out",))
     assert p.alias_of == {"r": "a"} and p.offsets["r"] == p.offsets["a"]
     assert p.lifetimes["a"] == p.lifetimes["r"] == (0, 2)
@@ -219,32 +225,20 @@ def test_graph_input_read_twice_and_outputs_read_later() -> None:
 
 
 def test_output_through_alias_lives_in_caller_buffer() -> None:
-    b = G()
-    for n, s in (("in", 16), ("a", 50), ("r", 50), ("out", 50)):
-        b.t(n, s)
-    b.op(("in",), ("a",))
-    b.op(("a",), ("r",), alias=True)
-    b.op(("r",), ("out",), alias=True)
+    b = G.chain(("in", 16), ("a", 50), ("r", 50), ("out", 50), aliases=("r", "out"))
     _, p = b.plan(("in",), ("out",))
     assert p.external == {"a": "out", "r": "out", "out": "out", "in": "in"}
     assert p.offsets == {} and p.arena_size == 0
 
 
 def test_input_aliases_stay_in_input_buffer() -> None:
-    b = G()
-    for n, s in (("in", 30), ("r", 30), ("out", 4)):
-        b.t(n, s)
-    b.op(("in",), ("r",), alias=True)
-    b.op(("r",), ("out",))
+    b = G.chain(("in", 30), ("r", 30), ("out", 4), aliases=("r",))
     _, p = b.plan(("in",), ("out",))
     assert p.external["r"] == "in" and p.arena_size == 0
 
 
 def test_single_reshape_model_is_a_copy() -> None:
-    b = G()
-    b.t("in", 24)
-    b.t("out", 24)
-    b.op(("in",), ("out",), alias=True)
+    b = G.chain(("in", 24), ("out", 24), aliases=("out",))
     g, p = b.plan(("in",), ("out",))
     assert b.copies(g) == ["op0"] and p.arena_size == 0 and p.alias_of == {}
     assert p.external == {"in": "in", "out": "out"}
@@ -262,11 +256,7 @@ def test_two_outputs_from_one_tensor_copy_the_second() -> None:
 
 
 def test_copied_output_read_later() -> None:
-    b = G()
-    for n in ("in", "out1", "out2"):
-        b.t(n, 20)
-    b.op(("in",), ("out1",), alias=True)
-    b.op(("out1",), ("out2",))
+    b = G.chain(("in", 20), ("out1", 20), ("out2", 20), aliases=("out1",))
     g, p = b.plan(("in",), ("out1", "out2"))
     assert b.copies(g) == ["op0"] and p.arena_size == 0
 
@@ -311,13 +301,8 @@ def test_constants_absent_args_and_concat_tuples() -> None:
 
 def test_small_buffer_in_a_chain_reaches_bound() -> None:
     """ad01's shape: greedy by size puts the 8-byte bottleneck on top; the search fixes the parity."""
-    b = G()
     sizes = [128, 128, 128, 128, 8, 128, 128, 128, 128]
-    prev = b.t("in", 640)
-    for k, s in enumerate(sizes):
-        b.op((prev,), (b.t(f"h{k}", s),))
-        prev = f"h{k}"
-    b.op((prev,), (b.t("out", 640),))
+    b = G.chain(("in", 640), *((f"h{k}", s) for k, s in enumerate(sizes)), ("out", 640))
     _, p = b.plan(("in",), ("out",))
     assert p.lower_bound == 256 == p.arena_size and p.heuristic == "search"
 
@@ -372,12 +357,7 @@ def test_independent_of_tensor_dict_order() -> None:
 
 
 def test_describe() -> None:
-    b = G()
-    for n, s in (("in", 16), ("a", 32), ("r", 32), ("out", 8)):
-        b.t(n, s)
-    b.op(("in",), ("a",))
-    b.op(("a",), ("r",), alias=True)
-    b.op(("r",), ("out",))
+    b = G.chain(("in", 16), ("a", 32), ("r", 32), ("out", 8), aliases=("r",))
     _, p = b.plan(("in",), ("out",))
     lines = p.describe()
     assert lines[0].startswith("arena 32 bytes (liveness bound 32")
