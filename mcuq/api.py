@@ -30,7 +30,7 @@ def _default_sanitize() -> bool:
 def load_graph(model: str | os.PathLike | bytes | Graph) -> Graph:
     if isinstance(model, Graph):
         return model
-    from .frontend.tflite import load
+    from .frontend import load
 
     return load(model)
 
