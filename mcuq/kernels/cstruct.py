@@ -19,6 +19,7 @@ Each field says its C type through its metadata (``i32`` for ``int32_t`` scalars
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
@@ -58,24 +59,14 @@ def zero_point() -> Any:
 def c_fields(cls: type[CStruct]) -> list[tuple[str, str]]:
     """(C type, field name) per field, as the C typedef declares them."""
     out = []
+    hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        t = f.type if isinstance(f.type, type) else _resolve(cls, f.name)
+        t = hints[f.name]
         if isinstance(t, type) and issubclass(t, CStruct):
             out.append((t.C_NAME, f.name))
         else:
             out.append((f.metadata["ctype"], f.name))
     return out
-
-
-def _resolve(cls: type, name: str) -> Any:
-    import typing
-
-    return typing.get_type_hints(cls)[name]
-
-
-def _nested(cls: type[CStruct], name: str) -> type[CStruct] | None:
-    t = _resolve(cls, name)
-    return t if isinstance(t, type) and issubclass(t, CStruct) else None
 
 
 def walk(s: CStruct, prefix: str = "") -> Iterator[tuple[str, dataclasses.Field, Any]]:
