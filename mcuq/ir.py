@@ -317,10 +317,23 @@ class Graph:
         return out
 
 
+INDEX_MAX = 2**31 - 1  # kernels index and size tensors with int32_t
+
+
 def verify(g: Graph) -> None:
-    """Structural checks: every referenced tensor exists, ops are topologically ordered, one producer each."""
+    """Structural checks: every referenced tensor exists, ops are topologically ordered, one producer each, and
+    every tensor is small enough for int32 indexing (non-negative dimensions, at most 2^31-1 bytes)."""
     from .errors import ModelError
 
+    for name, t in g.tensors.items():
+        if any(d < 0 for d in t.shape):
+            raise ModelError(g.source, f"tensor '{name}' has a negative dimension: shape {list(t.shape)}")
+        if t.nbytes > INDEX_MAX:
+            raise ModelError(
+                g.source,
+                f"tensor '{name}' of shape {list(t.shape)} has {t.nbytes:,} bytes; mcuq's kernels index with int32 "
+                f"(at most {INDEX_MAX:,})",
+            )
     produced: set[str] = set(g.inputs)
     for name in g.inputs + g.outputs:
         if name not in g.tensors:

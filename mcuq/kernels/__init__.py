@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from . import conv, elementwise, pool, shape, softmax  # noqa: F401  (register the kernels)
 from .cstruct import CStruct, c_fields, get, initializer, out_of_range
-from .registry import C_DEFINES, KERNELS, Kernel, c_define, code_bytes_of, kernel, register, sources_of
+from .registry import C_DEFINES, KERNELS, Kernel, c_define, code_bytes_of, register, sources_of
 
 __all__ = [
     "C_DEFINES",
@@ -17,7 +17,6 @@ __all__ = [
     "code_bytes_of",
     "get",
     "initializer",
-    "kernel",
     "out_of_range",
     "register",
     "sources_of",

@@ -40,15 +40,23 @@ class CStruct:
         cls.C_NAME = c_name
 
 
-def i32(lo: int = INT32_MIN, hi: int = INT32_MAX) -> Any:
-    """An ``int32_t`` field whose value must lie in [lo, hi]."""
-    return dataclasses.field(metadata={"ctype": "int32_t", "range": (lo, hi)})
+RESCALE_HINT = "the quantization scales of this op are too far apart for fixed-point rescaling"
 
 
-def array(ctype: str, lo: int | None = None, hi: int | None = None) -> Any:
+def i32(lo: int = INT32_MIN, hi: int = INT32_MAX, hint: str = "") -> Any:
+    """An ``int32_t`` field whose value must lie in [lo, hi]; ``hint`` says what a value outside means."""
+    return dataclasses.field(metadata={"ctype": "int32_t", "range": (lo, hi), "hint": hint})
+
+
+def shift_i32(lo: int = SHIFT_MIN, hi: int = SHIFT_MAX) -> Any:
+    """An ``int32_t`` rescaling shift for the fixed-point helpers."""
+    return i32(lo, hi, RESCALE_HINT)
+
+
+def array(ctype: str, lo: int | None = None, hi: int | None = None, hint: str = "") -> Any:
     """A ``const <ctype> *`` field: the value is a numpy array emitted as its own ``static const`` array.
     ``lo``/``hi``: the range every element must lie in (None: the C type's range)."""
-    return dataclasses.field(metadata={"ctype": f"const {ctype} *", "elem": ctype, "range": (lo, hi)})
+    return dataclasses.field(metadata={"ctype": f"const {ctype} *", "elem": ctype, "range": (lo, hi), "hint": hint})
 
 
 def zero_point() -> Any:
@@ -80,10 +88,12 @@ def walk(s: CStruct, prefix: str = "") -> Iterator[tuple[str, dataclasses.Field,
 
 
 def out_of_range(s: CStruct) -> list[str]:
-    """Human-readable violations of the declared field ranges (empty when every value fits)."""
+    """Human-readable violations of the declared field ranges, each with its field's hint (empty when every value
+    fits)."""
     bad = []
     for path, f, v in walk(s):
         lo, hi = f.metadata["range"]
+        hint = f"; {f.metadata['hint']}" if f.metadata.get("hint") else ""
         if isinstance(v, np.ndarray):
             if v.size == 0:
                 continue
@@ -92,9 +102,9 @@ def out_of_range(s: CStruct) -> list[str]:
             hi = info.max if hi is None else hi
             vmin, vmax = int(v.min()), int(v.max())
             if vmin < lo or vmax > hi:
-                bad.append(f"{path} {vmin}..{vmax} is outside [{lo}, {hi}]")
+                bad.append(f"{path} {vmin}..{vmax} is outside [{lo}, {hi}]{hint}")
         elif not lo <= int(v) <= hi:
-            bad.append(f"{path} {int(v)} is outside [{lo}, {hi}]")
+            bad.append(f"{path} {int(v)} is outside [{lo}, {hi}]{hint}")
     return bad
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cstruct import INT32_MAX, SHIFT_MAX, SHIFT_MIN, CStruct, array, i32, zero_point
+from .cstruct import INT32_MAX, SHIFT_MAX, SHIFT_MIN, CStruct, array, i32, shift_i32, zero_point
 from .registry import Kernel, c_define, register
 from .types import ActivationRange
 
@@ -37,11 +37,11 @@ class AddParams(CStruct, c_name="mcuq_add_params"):
     output_zp: int = zero_point()
     left_shift: int = i32(0, ADD_MAX_LEFT_SHIFT)
     input1_multiplier: int = i32(0, INT32_MAX)
-    input1_shift: int = i32(-31, 0)
+    input1_shift: int = shift_i32(-31, 0)
     input2_multiplier: int = i32(0, INT32_MAX)
-    input2_shift: int = i32(-31, 0)
+    input2_shift: int = shift_i32(-31, 0)
     output_multiplier: int = i32(0, INT32_MAX)
-    output_shift: int = i32(-31, 0)
+    output_shift: int = shift_i32(-31, 0)
     activation: ActivationRange
     broadcast: Broadcast
 
@@ -52,7 +52,7 @@ class MulParams(CStruct, c_name="mcuq_mul_params"):
     input2_zp: int = zero_point()
     output_zp: int = zero_point()
     output_multiplier: int = i32(0, INT32_MAX)
-    output_shift: int = i32(-31, 30)
+    output_shift: int = shift_i32(-31, 30)
     activation: ActivationRange
     broadcast: Broadcast
 
@@ -63,7 +63,7 @@ class RequantizeParams(CStruct, c_name="mcuq_requantize_params"):
     input_zp: int = zero_point()
     output_zp: int = zero_point()
     multiplier: int = i32(0, INT32_MAX)
-    shift: int = i32(-31, 30)
+    shift: int = shift_i32(-31, 30)
     activation: ActivationRange
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cstruct import INT32_MAX, CStruct, array, i32, zero_point
+from .cstruct import INT32_MAX, CStruct, array, i32, shift_i32, zero_point
 from .registry import Kernel, c_define, register
 from .types import ActivationRange, Dims, Window
 
@@ -37,7 +37,7 @@ class MeanParams(CStruct, c_name="mcuq_mean_params"):
     reduced_strides: np.ndarray = array("int32_t", 0)
     input_zp_sum: int = i32()
     multiplier: int = i32(0, INT32_MAX)
-    shift: int = i32(-31, 30)
+    shift: int = shift_i32(-31, 30)
     output_zp: int = zero_point()
 
 

@@ -74,19 +74,13 @@ def register(k: Kernel) -> Kernel:
     return k
 
 
-def kernel(name: str) -> Kernel:
-    return KERNELS[name]
-
-
 def sources_of(kernels: set[str] | list[str]) -> list[str]:
     """The runtime .c files (relative to runtime_c/src) that the named kernels need, sorted, each once."""
     return sorted({s for name in kernels for s in KERNELS[name].sources})
 
 
 def code_bytes_of(kernels: set[str] | list[str]) -> int:
-    """Code bytes of the named kernels' sources, each source counted once."""
-    per_source: dict[str, int] = {}
-    for name in sorted(set(kernels)):
-        k = KERNELS[name]
-        per_source[k.sources[0]] = k.code_bytes
-    return sum(per_source.values())
+    """Code bytes of every source the named kernels need, each counted once: a source's bytes are those of the
+    kernel it defines (its first source), also when another kernel lists it as a callee."""
+    owner = {k.sources[0]: k.code_bytes for k in KERNELS.values()}
+    return sum(owner[s] for s in sources_of(kernels))

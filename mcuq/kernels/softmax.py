@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .cstruct import INT32_MAX, CStruct, i32
+from .cstruct import INT32_MAX, CStruct, i32, shift_i32
 from .registry import Kernel, c_define, register
 
 # Each row element adds at most exp(0) = 2^19 (Q12.19) to the kernel's int32 sum of exps.
@@ -18,7 +18,7 @@ class SoftmaxParams(CStruct, c_name="mcuq_softmax_params"):
     outer_size: int = i32(1)
     depth: int = i32(1, SOFTMAX_MAX_DEPTH)
     input_multiplier: int = i32(1 << 30, INT32_MAX)
-    input_left_shift: int = i32(0, 31)
+    input_left_shift: int = shift_i32(0, 31)
     diff_min: int = i32(hi=0)
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cstruct import INT8_MAX, INT8_MIN, INT32_MAX, SHIFT_MAX, SHIFT_MIN, CStruct, array, i32
+from .cstruct import INT8_MAX, INT8_MIN, INT32_MAX, RESCALE_HINT, SHIFT_MIN, CStruct, array, i32
 
 
 @dataclass(frozen=True)
@@ -48,4 +48,4 @@ class PerChannelQuant(CStruct, c_name="mcuq_per_channel_quant"):
     """Per-channel requantization multipliers and shifts (int32 arrays of one length)."""
 
     multiplier: np.ndarray = array("int32_t", 0, INT32_MAX)
-    shift: np.ndarray = array("int32_t", SHIFT_MIN, SHIFT_MAX)
+    shift: np.ndarray = array("int32_t", SHIFT_MIN, 30, RESCALE_HINT)  # as mcuq_types.h documents

@@ -23,14 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from ..errors import ModelError
 from ..ir import Graph, Op, OpKind, Tensor
 from ..kernels import CStruct, Kernel, get
 from ..registry import registrar
 
-ParamValue = int | np.ndarray
 Arg = str | tuple[str, ...]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..ir import Activation, DType, Graph, Op, Tensor
@@ -59,7 +61,7 @@ def require_int8(g: Graph, op: Op, *names: str) -> tuple[Tensor, ...]:
             raise fail(g, op, f"tensor '{n}' has no quantization parameters")
         if t.qparams.per_channel:
             raise fail(g, op, f"tensor '{n}' is quantized per channel; {op.type_name} needs per-tensor parameters")
-        if not t.scale > 0.0:
-            raise fail(g, op, f"tensor '{n}' has scale {t.scale}; scales must be positive")
+        if not (math.isfinite(t.scale) and t.scale > 0.0):
+            raise fail(g, op, f"tensor '{n}' has scale {t.scale}; scales must be positive and finite")
         out.append(t)
     return tuple(out)

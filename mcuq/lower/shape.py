@@ -1,7 +1,7 @@
-"""Lowering of the data-movement ops: RESHAPE, SQUEEZE (aliases), COPY, PAD, CONCATENATION, TRANSPOSE.
+"""Lowering of the data-movement ops: RESHAPE (an alias; TFLite's RESHAPE and SQUEEZE), COPY, PAD, CONCAT, TRANSPOSE.
 
 What TFLite 2.14 (kernels/*.cc Prepare, BUILTIN_REF) does with int8, checked against the interpreter:
-  * RESHAPE, SQUEEZE: the data is reinterpreted; TFLite does not compare quantization parameters, but mcuq
+  * RESHAPE (TFLite RESHAPE, SQUEEZE): the data is reinterpreted; TFLite does not compare quantization parameters, but mcuq
     requires them equal (an alias cannot requantize, and a mismatch means a malformed model).
   * PAD: up to 5-D; the padding value is the *output's* zero point; the data is copied unchanged, and TFLite
     does not require the input's quantization parameters to equal the output's (mirrored here).
@@ -19,7 +19,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Activation, Graph, Op, OpKind
-from ..kernels.cstruct import INT32_MAX
 from ..kernels.shape import (
     CONCATENATION_S8,
     COPY_S8,
@@ -53,12 +52,6 @@ def _require_same_qparams(g: Graph, op: Op, x: str, out: str, why: str) -> None:
             f"input '{x}' (scale {tx.scale}, zero point {tx.zero_point}) differs from the output's "
             f"(scale {to.scale}, zero point {to.zero_point}); {why}",
         )
-
-
-def _check_sizes(g: Graph, op: Op, *names: str) -> None:
-    for n in names:
-        if g.tensors[n].size > INT32_MAX:
-            raise fail(g, op, f"tensor '{n}' has {g.tensors[n].size} elements; int32 indexing allows {INT32_MAX}")
 
 
 def copy_layer(op: Op, src: str, dst: str, size: int) -> Layer:
@@ -128,7 +121,6 @@ def lower_pad(g: Graph, op: Op) -> Layer:
     want = tuple(d + b + a for d, (b, a) in zip(tx.shape, paddings, strict=True))
     if tuple(to.shape) != want:
         raise fail(g, op, f"output shape {to.shape} does not match input {tx.shape} padded by {paddings} = {want}")
-    _check_sizes(g, op, x, out)
     plan = pad_plan(tx.shape, paddings)
     if plan is None:
         return copy_layer(op, x, out, tx.size)
@@ -166,7 +158,6 @@ def lower_concatenation(g: Graph, op: Op) -> Layer:
         axis_sum += t.shape[axis]
     if axis_sum != to.shape[axis]:
         raise fail(g, op, f"inputs sum to {axis_sum} along axis {axis} but the output has {to.shape[axis]}")
-    _check_sizes(g, op, *ins, out)
     params = ConcatenationParams(
         num_inputs=len(ins),
         outer_size=_size(to.shape[:axis]),
@@ -217,7 +208,6 @@ def lower_transpose(g: Graph, op: Op) -> Layer:
     want = tuple(tx.shape[p] for p in perm)
     if tuple(to.shape) != want:
         raise fail(g, op, f"output shape {to.shape} is not input {tx.shape} permuted by {raw} = {want}")
-    _check_sizes(g, op, x, out)
     dims, strides = transpose_plan(tuple(tx.shape), perm)
     if len(dims) == 1:
         return copy_layer(op, x, out, tx.size)

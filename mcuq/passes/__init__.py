@@ -42,7 +42,7 @@ def run_passes(g: Graph, passes: tuple[Pass, ...] = PIPELINE, dump_dir: str | os
     alone, except those this run writes, which are replaced."""
     if dump_dir is None:
         dump_dir = os.environ.get(DUMP_ENV) or None
-    out = _dump_dir(Path(dump_dir)) if dump_dir is not None else None
+    out = _dump_dir(Path(dump_dir)) if dump_dir is not None and str(dump_dir) != "" else None  # "": off
     if out is not None:
         _write(out / "00-input.txt", format_graph(g, "input"))
     for i, p in enumerate(passes, 1):

@@ -134,3 +134,14 @@ def test_scratch_size_c_matches_python(tmp_path: Path) -> None:
     subprocess.run(cmd, check=True, capture_output=True)
     got = [int(v) for v in subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.split()]
     assert got == [k.scratch_bytes(_sample_params(k.params)) for k in ctx_kernels]
+
+
+def test_range_violations_name_the_field_and_its_hint() -> None:
+    from mcuq.kernels import out_of_range
+    from mcuq.kernels.cstruct import RESCALE_HINT
+    from mcuq.kernels.types import ActivationRange, PerChannelQuant
+
+    assert out_of_range(ActivationRange(-128, 127)) == []
+    assert out_of_range(ActivationRange(-129, 127)) == ["min -129 is outside [-128, 127]"]
+    q = PerChannelQuant(np.array([1 << 30, 1 << 30], dtype=np.int32), np.array([0, 31], dtype=np.int32))
+    assert out_of_range(q) == [f"shift 0..31 is outside [-31, 30]; {RESCALE_HINT}"]

@@ -154,6 +154,16 @@ def test_env_variable(tmp_path: Path, monkeypatch) -> None:
     assert (tmp_path / "arg" / "00-input.txt").exists()
 
 
+def test_empty_dump_directory_means_off(tmp_path: Path, monkeypatch) -> None:
+    """`--dump-ir ""` writes nothing, like an empty MCUQ_DUMP_IR (not into the current directory)."""
+    monkeypatch.delenv("MCUQ_DUMP_IR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    run_passes(_two_outputs(), dump_dir="")
+    monkeypatch.setenv("MCUQ_DUMP_IR", "")
+    run_passes(_two_outputs())
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_dump_directory_is_safe(tmp_path: Path) -> None:
     (tmp_path / "keep.txt").write_text("mine")
     run_passes(_two_outputs(), dump_dir=tmp_path)

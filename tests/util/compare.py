@@ -1,19 +1,25 @@
-"""Compare mcuq's generated C with the oracle; on a mismatch, name the first layer that differs."""
+"""Compare mcuq's generated C with the oracle; on a mismatch, name the first layer that differs and say whether
+mcuq's numpy mirror (``mcuq.reference.run_graph``) sides with the C or with the oracle there."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import oracle
+from mcuq.reference import run_graph
 
-# tflite-runtime 2.14 runs these ops in place when an input has no other consumer: the oracle's copy of such an
-# input is overwritten by the op's output even with experimental_preserve_all_tensors, so it cannot be compared.
-_INPLACE = {"ADD", "SUB", "MUL", "QUANTIZE", "LOGISTIC", "TANH", "RELU", "RELU6", "HARD_SWISH"}
+from . import oracle
 
 
 def _clobbered_by_oracle(cm, name: str) -> bool:
+    """tflite-runtime 2.14 runs an element-wise op in place when its input has no other consumer: the oracle's copy
+    of that input is overwritten by the op's output even with experimental_preserve_all_tensors, so it cannot be
+    compared. These are the ops whose mcuq kernel may run in place too (``Kernel.in_place`` in mcuq/kernels: ADD,
+    SUB, MUL, QUANTIZE, SIGMOID, TANH, RELU, RELU6, HARD_SWISH, and COPY, whose input is always a caller buffer)."""
     users = cm.graph.consumers().get(name, [])
-    return name not in cm.graph.outputs and len(users) == 1 and users[0].type_name in _INPLACE
+    if name in cm.graph.outputs or len(users) != 1:
+        return False
+    layer = next(la for la in cm.layers if la.op is users[0])
+    return layer.kernel is not None and layer.kernel.in_place
 
 
 def first_differing_layer(cm, model, inputs: list[np.ndarray]) -> str:
@@ -33,9 +39,20 @@ def first_differing_layer(cm, model, inputs: list[np.ndarray]) -> str:
             diff = np.abs(ours[name].astype(np.int32) - want.astype(np.int32))
             return (
                 f"layer {i} ({layer.op.type_name} '{layer.op.name}') differs first: "
-                f"{int((diff > 0).sum())} of {diff.size} values, max |diff| {int(diff.max())}"
+                f"{int((diff > 0).sum())} of {diff.size} values, max |diff| {int(diff.max())}; "
+                + _mirror_verdict(cm, inputs, name, ours[name], want)
             )
     return ""
+
+
+def _mirror_verdict(cm, inputs: list[np.ndarray], name: str, c_out: np.ndarray, oracle_out: np.ndarray) -> str:
+    """Which side mcuq's numpy mirror takes at the differing tensor: it tells a C bug from a lowering bug."""
+    mirror = run_graph(cm.graph, inputs)[name].reshape(c_out.shape)
+    if np.array_equal(mirror, c_out):
+        return "the numpy mirror agrees with the C (the lowering or the mirror is wrong)"
+    if np.array_equal(mirror, oracle_out):
+        return "the numpy mirror agrees with the oracle (the C kernel is wrong)"
+    return "the numpy mirror differs from both"
 
 
 def assert_bit_exact(cm, model, batch_inputs: list[np.ndarray]) -> None:
