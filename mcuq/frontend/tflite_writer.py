@@ -33,6 +33,7 @@ _TYPE = {v: k for k, v in TENSOR_TYPES.items()}
 _BUILTIN_OF: dict[ir.OpKind, str] = {}
 for _name, (_kind, _) in CONVERTERS.items():
     _BUILTIN_OF.setdefault(_kind, _name)
+_BUILTIN_OF[ir.OpKind.COPY] = "RESHAPE"  # a COPY (made by passes) computes what a RESHAPE does
 
 
 def builtin_name(op: ir.Op) -> str:
@@ -201,6 +202,8 @@ class _Writer:
             quant = q.End(b)
         m.Start(b)
         m.AddShape(b, shape)
+        if t.dtype not in _TYPE:
+            raise ValueError(f"tensor '{t.name}': TFLite has no {t.dtype.value} tensor type")
         m.AddType(b, _TYPE[t.dtype])
         m.AddBuffer(b, buffer)
         m.AddName(b, name)

@@ -165,3 +165,10 @@ def test_tflite_int4_buffer_is_unpacked(tmp_path, monkeypatch) -> None:
     path.write_bytes(write(_fc_with_int4_weights(ir.Tensor("w", (3, 5), D.INT4, qp, values))))
     with pytest.raises(ModelError, match="holds 15 bytes, shape \\(3, 5\\) needs 8"):
         load(path)
+
+
+def test_writer_refuses_dtypes_tflite_cannot_hold() -> None:
+    values = np.zeros((3, 5), dtype=np.int8)
+    w = ir.Tensor("w", (3, 5), D.INT2, ir.QParams((0.05,), (0,)), values)
+    with pytest.raises(ValueError, match="TFLite has no int2 tensor type"):
+        write(_fc_with_int4_weights(w))

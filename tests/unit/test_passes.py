@@ -214,3 +214,15 @@ def test_cli_dump_ir(tmp_path: Path) -> None:
     assert "copy [RESHAPE] 'y1'" in (tmp_path / "ir" / "01-reshape_to_copy.txt").read_text()
     (tmp_path / "f").write_text("")
     assert main(["inspect", str(model), "--dump-ir", str(tmp_path / "f")]) == 2
+
+
+def test_a_passed_graph_can_be_written_as_tflite() -> None:
+    """COPY ops (made by the pass) are written as TFLite RESHAPE, so a graph after the passes can be exported."""
+    from mcuq.frontend.tflite import load
+    from mcuq.frontend.tflite_writer import write
+
+    g = reshape_to_copy(_two_outputs())
+    K = ir.OpKind
+    assert any(op.kind is K.COPY for op in g.ops)
+    back = load(write(g))
+    assert [op.kind for op in back.ops] == [K.RESHAPE if op.kind is K.COPY else op.kind for op in g.ops]
