@@ -5,6 +5,7 @@ All decisions are made here in Python; the templates only lay out what this modu
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import jinja2
@@ -97,6 +98,7 @@ class Model:
     const_bytes: int = 0  # every constant array in the generated C (also per-channel multipliers, shifts, tables)
 
 
+@functools.lru_cache(maxsize=1)  # one environment: templates are compiled once per process
 def _env() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
