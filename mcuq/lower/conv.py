@@ -138,6 +138,13 @@ def _symmetric(g: Graph, op: Op, wt: Tensor) -> None:
         raise fail(g, op, f"weights '{wt.name}' must be symmetric (zero point 0); TFLite's int8 kernel ignores it")
 
 
+def _operands(g: Graph, op: Op, weight_rank: int) -> tuple[tuple[str, str, str, str], Tensor, Tensor, Tensor]:
+    """(input, weights, bias or "", output) names, then the checked input, weight and output tensors."""
+    names = (op.inputs[0], op.inputs[1], op.inputs[2] if len(op.inputs) > 2 else "", op.outputs[0])
+    x, y = require_int8(g, op, names[0], names[3])
+    return names, x, _weights(g, op, names[1], weight_rank), y
+
+
 @lowering(OpKind.CONV2D, OpKind.DEPTHWISE_CONV2D)
 def lower_conv2d(g: Graph, op: Op) -> Layer:
     """CONV_2D (weights OHWI) and DEPTHWISE_CONV_2D (weights 1HWC, C = in_ch * depth_multiplier): the same
@@ -145,12 +152,7 @@ def lower_conv2d(g: Graph, op: Op) -> Layer:
     attrs = op.attrs
     depthwise = op.kind == OpKind.DEPTHWISE_CONV2D
     assert isinstance(attrs, DepthwiseConv2DAttrs if depthwise else Conv2DAttrs)
-    x_name, w_name = op.inputs[0], op.inputs[1]
-    b_name = op.inputs[2] if len(op.inputs) > 2 else ""
-    y_name = op.outputs[0]
-    require_int8(g, op, x_name, y_name)
-    x, y = g.tensors[x_name], g.tensors[y_name]
-    wt = _weights(g, op, w_name, 4)
+    (x_name, w_name, b_name, y_name), x, wt, y = _operands(g, op, 4)
     _symmetric(g, op, wt)
     if len(x.shape) != 4:
         raise fail(g, op, f"input must be NHWC (rank 4), has shape {x.shape}")
@@ -204,12 +206,7 @@ def lower_conv2d(g: Graph, op: Op) -> Layer:
 def lower_fully_connected(g: Graph, op: Op) -> Layer:
     attrs = op.attrs
     assert isinstance(attrs, FullyConnectedAttrs)
-    x_name, w_name = op.inputs[0], op.inputs[1]
-    b_name = op.inputs[2] if len(op.inputs) > 2 else ""
-    y_name = op.outputs[0]
-    require_int8(g, op, x_name, y_name)
-    x, y = g.tensors[x_name], g.tensors[y_name]
-    wt = _weights(g, op, w_name, 2)
+    (x_name, w_name, b_name, y_name), x, wt, y = _operands(g, op, 2)
     assert wt.qparams is not None
     units, depth = wt.shape
     if depth < 1 or x.size % depth != 0:
