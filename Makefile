@@ -1,6 +1,7 @@
 # mcuq: `make demo` runs the bundled example end to end, `make test` runs the test suite.
 # Both install what is missing: system packages via apt-get (when run as root or with passwordless sudo),
 # then a virtual environment in .venv with `pip install -e .[test,examples]`.
+# Set-up prints one line per step; the tools' own output is shown only when a step fails.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -9,9 +10,19 @@ STAMP  := $(VENV)/.mcuq-installed
 # host C compiler for tests; the Cortex-M toolchain and QEMU for firmware builds
 APT_PACKAGES := gcc make python3-venv gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang-format cppcheck
 
-.PHONY: all setup system-packages lint-tools plugin demo test bench lint lint-c format format-c clean
+.PHONY: all setup system-packages lint-tools plugin demo test bench fuzz fuzz-ops lint lint-c format format-c clean
 
 all: test
+
+# $(call quietly,COMMAND): runs COMMAND with its output held back. When COMMAND fails, prints that output and
+# fails with its status; when it succeeds, prints only the lines that start with "ERROR" (pip reports a broken
+# dependency set that way and still exits 0).
+quietly = out=$$(mktemp) && if ( $(1) ) >"$$out" 2>&1; then grep '^ERROR' "$$out" >&2; rm -f "$$out"; \
+  else rc=$$?; cat "$$out" >&2; rm -f "$$out"; echo "mcuq: set-up step failed (status $$rc)" >&2; exit $$rc; fi
+# setuptools notes on every editable install of a package-dir layout that a folder named like the package could
+# shadow it: that folder is the package here.
+PIP_ENV := PYTHONWARNINGS='ignore:Editable installation'
+PIP_SPEC := '.[test,examples]'
 
 system-packages:
 	@missing=""; \
@@ -21,19 +32,21 @@ system-packages:
 	command -v qemu-system-arm >/dev/null 2>&1 || missing="$$missing qemu-system-arm"; \
 	command -v clang-format >/dev/null 2>&1 || missing="$$missing clang-format"; \
 	command -v cppcheck >/dev/null 2>&1 || missing="$$missing cppcheck"; \
-	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ -z "$$missing" ]; then echo "mcuq: system packages: all present"; exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; else \
-	  echo "mcuq: missing system packages:$$missing (not root and no passwordless sudo: install them yourself;"; \
-	  echo "      tests that need the Cortex-M toolchain or the C linters are skipped without them)"; exit 0; fi; \
-	echo "mcuq: installing$$missing"; \
-	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null
+	  echo "mcuq: missing system packages:$$missing (not root and no passwordless sudo: install them yourself; tests that need them skip)"; \
+	  exit 0; fi; \
+	echo "mcuq: installing system packages:$$missing"; \
+	$(call quietly,$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing)
 
 $(STAMP): pyproject.toml
-	$(MAKE) --no-print-directory system-packages
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,examples]'
-	touch $@
+	@$(MAKE) --no-print-directory system-packages
+	@test -x $(BIN)/python || { echo "mcuq: creating $(VENV)"; $(call quietly,$(PYTHON) -m venv $(VENV)); }
+	@echo "mcuq: upgrading pip in $(VENV)"
+	@$(call quietly,$(BIN)/python -m pip install -q --upgrade pip)
+	@echo "mcuq: installing Python packages: pip install -e $(PIP_SPEC)"
+	@$(call quietly,$(PIP_ENV) $(BIN)/python -m pip install -q -e $(PIP_SPEC))
+	@touch $@
 
 setup: $(STAMP)
 
@@ -53,6 +66,18 @@ test: setup
 
 bench: plugin
 	$(BIN)/python benchmarks/shared_models.py --write docs/benchmarks.md
+
+# Long fuzz runs (make test runs a few hundred of each): byte-level mutants of digits, KWS and ResNet through the
+# whole pipeline (C under ASan/UBSan, against run_graph and the oracle), and random one-op configurations against
+# the oracle. Seeded: FUZZ_SEED=S reruns the same run; failing inputs are saved under build/fuzz/.
+FUZZ_N ?= 10000
+FUZZ_OPS_N ?= 3000
+FUZZ_SEED ?= 0
+fuzz: setup
+	$(BIN)/python -m tests.fuzz.run mutants --n $(FUZZ_N) --seed $(FUZZ_SEED)
+
+fuzz-ops: setup
+	$(BIN)/python -m tests.fuzz.run ops --n $(FUZZ_OPS_N) --seed $(FUZZ_SEED)
 
 C_SOURCES = $(wildcard runtime_c/include/*.h runtime_c/src/*/*.c runtime_c/src/internal/*.h)
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from .boards import HOST, Board, load_board
 from .codegen.emit import Model, build_model, render, render_host_main
-from .codegen.names import c_identifier
+from .codegen.names import choose_prefix
 from .codegen.project import host_project_files, write_tree
 from .errors import McuqError
 from .firmware.image import FirmwareImage, firmware_image
@@ -49,6 +49,7 @@ class CompiledModel:
     board: str = "host"
     sanitize: bool = False  # build the host runner with -fsanitize=address,undefined
     target: Board | None = None  # the board, when it is not the host (it may come from a user's .toml)
+    notes: tuple[str, ...] = ()  # what compile_model changed from the request (a rewritten prefix), one line each
 
     @property
     def prefix(self) -> str:
@@ -79,14 +80,17 @@ class CompiledModel:
 
         return render_firmware_project(self.firmware_image(), self.target or self.board)
 
-    def write(self, out_dir: str | os.PathLike) -> list[Path]:
-        """Write the C project into ``out_dir`` (see ``project_files``).
+    def write(self, out_dir: str | os.PathLike, force: bool = False) -> list[Path]:
+        """Write the C project into ``out_dir`` (see ``project_files``); returns the paths written.
 
-        Everything is written to a temporary sibling directory first and moved into place at the end, so a
-        failure leaves no half-written output directory; a non-empty directory mcuq did not write is refused.
-        """
-        out = write_tree(self.project_files(), out_dir)
-        return sorted(p for p in out.rglob("*") if p.is_file())
+        Each file goes to a temporary name beside it and is renamed over the old one once all are written, so a
+        failure leaves the previous set; ``.mcuq-manifest`` lists what mcuq wrote, and a later write removes only
+        listed files it no longer writes. Other files are left alone. A non-empty folder mcuq did not write is
+        refused (McuqError) unless ``force``, which still deletes and overwrites nothing of the user's. The
+        generated Makefiles and CMake build under ``out_dir/build/`` (``mcuq.codegen.outdir``)."""
+        files = self.project_files()
+        out = write_tree(files, out_dir, force=force)
+        return sorted(out / rel for rel in files)
 
     def normalise_inputs(self, inputs) -> tuple[list[np.ndarray], int, bool]:
         """Check ``inputs`` against the model: (one array per input with a leading batch axis, batch size,
@@ -129,6 +133,25 @@ class CompiledModel:
         return self._execute(inputs, True)[1]
 
 
+def _check_arguments(model: object, board: object, prefix: object, sanitize: object, dump_ir: object) -> None:
+    """compile_model's arguments by type: a wrong one is a McuqError naming it, not a TypeError deep inside."""
+    wants = (
+        (
+            "model",
+            model,
+            (str, os.PathLike, bytes, bytearray, memoryview, Graph),
+            "a .tflite path, its bytes or a Graph",
+        ),
+        ("board", board, (str, os.PathLike), "a board name or a path to a board .toml"),
+        ("prefix", prefix, (str, type(None)), "a string or None"),
+        ("sanitize", sanitize, (bool, type(None)), "True, False or None"),
+        ("dump_ir", dump_ir, (str, os.PathLike, type(None)), "a folder path or None"),
+    )
+    for name, value, types, what in wants:
+        if not isinstance(value, types):
+            raise McuqError(f"compile_model: {name} must be {what}, got {type(value).__name__}")
+
+
 def compile_model(
     model: str | os.PathLike | bytes | Graph,
     board: str = "host",
@@ -139,16 +162,21 @@ def compile_model(
     """Load, lower, plan and generate C for ``model`` (a .tflite path, its bytes, or an IR graph) for ``board``
     (``mcuq boards`` lists them). For a board other than the host, the model must fit its flash and RAM
     (``FitError`` otherwise, with the numbers). ``dump_ir`` (default ``$MCUQ_DUMP_IR``): a directory that gets
-    the IR graph as text before and after each graph pass (``mcuq.passes``)."""
+    the IR graph as text before and after each graph pass (``mcuq.passes``). ``prefix`` (default: the model
+    file's stem) names the C files and symbols; one that is no C identifier or that clashes with mcuq's runtime or
+    project files (``mcuq.codegen.names.choose_prefix``) is rewritten, and ``notes`` of the result says so."""
+    _check_arguments(model, board, prefix, sanitize, dump_ir)
     b = load_board(board)
     g = load_graph(model)
     verify(g)
     g = run_passes(g, dump_dir=dump_ir)
     layers = lower(g)
     p = plan(g, layers)
+    explicit = prefix is not None
     if prefix is None:
         prefix = Path(str(model)).stem if isinstance(model, (str, os.PathLike)) else (g.name or "model")
-    m = build_model(g, layers, p, c_identifier(prefix))
+    chosen = choose_prefix(prefix, explicit=explicit)
+    m = build_model(g, layers, p, chosen.name)
     cm = CompiledModel(
         graph=g,
         layers=layers,
@@ -158,6 +186,7 @@ def compile_model(
         board=b.name,
         sanitize=_default_sanitize() if sanitize is None else sanitize,
         target=None if b.name == HOST else b,
+        notes=(chosen.note,) if chosen.note else (),
     )
     if b.name != HOST:
         check_fit(b, cm.footprint())

@@ -1,24 +1,26 @@
 """Boards: ``boards/<name>.toml`` -> ``Board`` (the flash/RAM fit check of a model is in ``mcuq.fit``).
 
-Board file schema (one TOML file per board, the file stem is the board's name; unknown keys are errors):
+One TOML file per board; the file stem is the board's name. The fields (types, ranges and the syntax of every
+string: ``mcuq.board_schema``, which refuses anything else, since a board file's strings reach Makefiles and
+command lines):
 
-  name         str   required; equals the file stem
-  description  str   required; one line
-  cpu          str   required; "host" for the machine mcuq runs on, else a GCC -mcpu value ("cortex-m4")
-  emulated     bool  required; true when mcuq runs it in qemu-system-arm
-  notes        str   optional; anything a user should know (memory banks, reserved areas)
-  -- required for every board except the host (optional there):
-  arch         str   architecture ("armv7e-m"); must match cpu for the CPUs in _ARCH
-  cflags       [str] compiler flags selecting the CPU and ABI: -mcpu=<cpu> -mthumb [-mfpu=...] -mfloat-abi=...
-  features     [str] subset of "fpu", "dsp", "mve"; "fpu" exactly when -mfloat-abi=hard
-  flash_size   int   bytes of flash (code + constants) the model may use
-  ram_size     int   bytes of RAM, the largest contiguous bank usable for the arena when there are several
-  vendor       str   who sells it
-  url          str   the datasheet or product page the sizes come from
-  stack_size   int   optional; bytes reserved for the stack (default DEFAULT_STACK_SIZE)
+  name         required; equals the file stem
+  description  required; one line
+  cpu          required; "host" for the machine mcuq runs on, else a GCC -mcpu value ("cortex-m4")
+  emulated     required; true when mcuq runs it in qemu-system-arm
+  notes        optional; anything a user should know (memory banks, reserved areas)
+  -- required for every board except the host (arch, cflags and features are absent there):
+  arch         architecture ("armv7e-m"); must match cpu
+  cflags       compiler flags selecting the CPU and ABI: -mcpu=<cpu> -mthumb [-mfpu=...] -mfloat-abi=...
+  features     subset of "fpu", "dsp", "mve"; "fpu" exactly when -mfloat-abi=hard
+  flash_size   bytes of flash (code + constants) the model may use
+  ram_size     bytes of RAM, the largest contiguous bank usable for the arena when there are several
+  vendor       who sells it
+  url          the datasheet or product page the sizes come from
+  stack_size   optional; bytes reserved for the stack (default DEFAULT_STACK_SIZE)
   -- [qemu]: required when emulated, absent otherwise
-  machine      str   qemu-system-arm -M value
-  icount_step  float optional; guest instructions per SysTick count under -icount shift=0 (TOOLCHAIN.md)
+  machine      qemu-system-arm -M value, one that emulates the board's cpu
+  icount_step  optional; guest instructions per SysTick count under -icount shift=0 (TOOLCHAIN.md)
   -- [memory]: required when emulated (the firmware's linker regions), optional otherwise
   flash = { origin = int, length = int }   length must equal flash_size
   ram   = { origin = int, length = int }   length must equal ram_size
@@ -32,8 +34,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from . import board_schema as schema
 from ._paths import BOARDS
-from .errors import McuqError
+from .board_schema import FEATURES, HOST, BoardError
+
+__all__ = ["DEFAULT_BOARD", "FEATURES", "HOST", "Board", "BoardError", "Region", "board_names", "describe_boards",
+           "list_boards", "load_board", "load_board_file", "parse_board"]  # fmt: skip
 
 try:
     import tomllib
@@ -41,20 +47,8 @@ except ModuleNotFoundError:  # Python 3.10: pip install tomli
     import tomli as tomllib  # type: ignore[no-redef]
 
 DEFAULT_BOARD = "mps2-an386"
-HOST = "host"
-FEATURES = ("dsp", "fpu", "mve")
 DEFAULT_STACK_SIZE = 2048  # deepest runtime kernel frame is 280 B (-fstack-usage, M0+), invoke + main < 200 B
-
-
-_ARCH = {
-    "cortex-m0plus": "armv6-m", "cortex-m0": "armv6-m", "cortex-m3": "armv7-m", "cortex-m4": "armv7e-m",
-    "cortex-m7": "armv7e-m", "cortex-m23": "armv8-m.base", "cortex-m33": "armv8-m.main",
-    "cortex-m55": "armv8.1-m.main", "cortex-m85": "armv8.1-m.main",
-}  # fmt: skip
-
-
-class BoardError(McuqError):
-    """A board name that does not exist, or a board file that does not follow the schema."""
+MAX_FILE_BYTES = 64 * 1024  # a board file is a few hundred bytes; refuse to read a device or a huge file
 
 
 @dataclass(frozen=True)
@@ -99,92 +93,77 @@ class Board:
 
 
 # -- loading ---------------------------------------------------------------------------------------------------
-_TOP = {"name": str, "description": str, "cpu": str, "emulated": bool, "notes": str, "arch": str, "cflags": list,
-        "features": list, "flash_size": int, "ram_size": int, "vendor": str, "url": str, "stack_size": int,
-        "qemu": dict, "memory": dict}  # fmt: skip
-_NOT_HOST = ("arch", "cflags", "features", "flash_size", "ram_size", "vendor", "url")
-_QEMU = {"machine": str, "icount_step": float}
-_REGION = {"origin": int, "length": int}
-
-
-def _check_table(where: str, table: dict[str, Any], schema: dict[str, type], required: tuple[str, ...]) -> None:
-    for key in table:
-        if key not in schema:
-            raise BoardError(f"{where}: unknown key '{key}' (allowed: {', '.join(schema)})")
-    for key in required:
-        if key not in table:
-            raise BoardError(f"{where}: missing key '{key}'")
-    for key, value in table.items():
-        want = schema[key]
-        ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
-        if want is float:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not ok:
-            raise BoardError(f"{where}: key '{key}' must be {want.__name__}, got {type(value).__name__} {value!r}")
-        if want is int and value <= 0 and key != "origin":
-            raise BoardError(f"{where}: key '{key}' must be positive, got {value}")
-        if want is int and value < 0:
-            raise BoardError(f"{where}: key '{key}' must not be negative, got {value}")
-        if want is list and not all(isinstance(v, str) for v in value):
-            raise BoardError(f"{where}: key '{key}' must be a list of strings")
-
-
 def _region(where: str, memory: dict[str, Any], name: str) -> Region:
     table = memory[name]  # present and a table: checked by the caller
-    _check_table(f"{where} [memory.{name}]", table, _REGION, tuple(_REGION))
-    return Region(table["origin"], table["length"])
+    schema.check_table(f"{where} [memory.{name}]", table, schema.REGION, tuple(schema.REGION))
+    region = Region(table["origin"], table["length"])
+    if region.end > schema.LIMIT:
+        raise BoardError(f"{where} [memory.{name}]: origin + length ({region.end:#x}) must not exceed 2^32")
+    return region
+
+
+def _memory(where: str, data: dict[str, Any]) -> tuple[Region | None, Region | None]:
+    if "memory" not in data:
+        return None, None
+    memory = data["memory"]
+    schema.check_table(f"{where} [memory]", memory, schema.MEMORY, ("flash", "ram"))
+    flash, ram = _region(where, memory, "flash"), _region(where, memory, "ram")
+    if flash.origin < ram.end and ram.origin < flash.end:
+        raise BoardError(f"{where} [memory]: the flash and ram regions overlap")
+    for key, region in (("flash_size", flash), ("ram_size", ram)):
+        if data.get(key) != region.length:
+            raise BoardError(f"{where}: key '{key}' ({data.get(key)}) must equal the region's length ({region.length})")
+    return flash, ram
+
+
+def _check_cpu(where: str, data: dict[str, Any]) -> None:
+    """The keys that depend on the cpu: arch, cflags, features and the QEMU machine."""
+    cpu, emulated = data["cpu"], data["emulated"]
+    if cpu == HOST:
+        for key in schema.HOST_ONLY_ABSENT:
+            if key in data:
+                raise BoardError(f"{where}: key '{key}' is for Cortex-M boards; the host board builds with $CC")
+        if emulated:
+            raise BoardError(f"{where}: key 'emulated' must be false for the host")
+        return
+    schema.cflags(where, "cflags", data["cflags"], cpu)
+    if data["arch"] != schema.CPU_ARCH[cpu]:
+        raise BoardError(f"{where}: key 'arch' is {schema.show(data['arch'])} but {cpu} is {schema.CPU_ARCH[cpu]}")
+    if ("-mfloat-abi=hard" in data["cflags"]) != ("fpu" in data["features"]):
+        raise BoardError(f"{where}: key 'features' must list 'fpu' exactly when cflags has -mfloat-abi=hard")
+    machine = data.get("qemu", {}).get("machine")
+    if machine is not None and schema.QEMU_MACHINES[machine] != cpu:
+        raise BoardError(
+            f"{where} [qemu]: key 'machine' {machine} emulates a {schema.QEMU_MACHINES[machine]}, the board's cpu is {cpu}"
+        )
 
 
 def parse_board(data: dict[str, Any], where: str, stem: str | None = None) -> Board:
-    """Validate one board's TOML table (``where`` names the file in error messages)."""
+    """Validate one board's TOML table against ``mcuq.board_schema`` (``where`` names the file in errors)."""
     host = data.get("cpu") == HOST
-    _check_table(where, data, _TOP, ("name", "description", "cpu", "emulated") + (() if host else _NOT_HOST))
-    name, cpu, emulated = data["name"], data["cpu"], data["emulated"]
+    required = ("name", "description", "cpu", "emulated") + (() if host else schema.NOT_HOST)
+    schema.check_table(where, data, schema.TOP, required)
+    name, emulated = data["name"], data["emulated"]
     if stem is not None and name != stem:
         raise BoardError(f"{where}: key 'name' is '{name}' but the file is {stem}.toml; make them equal")
-    cflags = tuple(data.get("cflags", ()))
-    features = tuple(data.get("features", ()))
-    for f in features:
-        if f not in FEATURES:
-            raise BoardError(f"{where}: key 'features' has '{f}'; allowed: {', '.join(FEATURES)}")
-    if len(set(features)) != len(features):
-        raise BoardError(f"{where}: key 'features' lists a feature twice")
-    if not host:
-        if f"-mcpu={cpu}" not in cflags or "-mthumb" not in cflags:
-            raise BoardError(f"{where}: key 'cflags' must contain -mcpu={cpu} and -mthumb")
-        hard = "-mfloat-abi=hard" in cflags
-        if hard != ("fpu" in features):
-            raise BoardError(f"{where}: key 'features' must list 'fpu' exactly when cflags has -mfloat-abi=hard")
-        if cpu in _ARCH and data["arch"] != _ARCH[cpu]:
-            raise BoardError(f"{where}: key 'arch' is '{data['arch']}' but {cpu} is {_ARCH[cpu]}")
-    if host and emulated:
-        raise BoardError(f"{where}: key 'emulated' must be false for the host")
     if emulated != ("qemu" in data):
         raise BoardError(f"{where}: an emulated board needs a [qemu] table, and only an emulated board has one")
-    if emulated and "memory" not in data:
-        raise BoardError(f"{where}: missing table [memory] (flash and ram linker regions) for an emulated board")
     qemu = data.get("qemu", {})
-    if qemu:
-        _check_table(f"{where} [qemu]", qemu, _QEMU, ("machine",))
-    flash_region = ram_region = None
-    if "memory" in data:
-        memory = data["memory"]
-        _check_table(f"{where} [memory]", memory, {"flash": dict, "ram": dict}, ("flash", "ram"))
-        flash_region, ram_region = _region(where, memory, "flash"), _region(where, memory, "ram")
-        for key, region in (("flash_size", flash_region), ("ram_size", ram_region)):
-            if data.get(key) != region.length:
-                raise BoardError(
-                    f"{where}: key '{key}' ({data.get(key)}) must equal the region's length ({region.length})"
-                )
+    if emulated:
+        schema.check_table(f"{where} [qemu]", qemu, schema.QEMU, ("machine",))
+        if "memory" not in data:
+            raise BoardError(f"{where}: missing table [memory] (flash and ram linker regions) for an emulated board")
+    _check_cpu(where, data)
+    flash_region, ram_region = _memory(where, data)
     step = qemu.get("icount_step")
     return Board(
         name=name,
         description=data["description"],
-        cpu=cpu,
+        cpu=data["cpu"],
         emulated=emulated,
         arch=data.get("arch", ""),
-        cflags=cflags,
-        features=tuple(sorted(features)),
+        cflags=tuple(data.get("cflags", ())),
+        features=tuple(sorted(data.get("features", ()))),
         flash_size=data.get("flash_size"),
         ram_size=data.get("ram_size"),
         vendor=data.get("vendor", ""),
@@ -199,13 +178,27 @@ def parse_board(data: dict[str, Any], where: str, stem: str | None = None) -> Bo
 
 
 def load_board_file(path: str | os.PathLike) -> Board:
-    """Load and validate one board file (any path; its stem must equal its ``name``)."""
+    """Load and validate one board file (any path; its stem must equal its ``name``). Every problem, an unreadable,
+    binary or non-UTF-8 file included, is a one-line ``BoardError`` naming the file."""
     p = Path(path)
     try:
         with open(p, "rb") as f:
-            data = tomllib.load(f)
-    except OSError as e:
-        raise BoardError(f"{p}: cannot read the board file ({e.strerror or e})") from None
+            raw = f.read(MAX_FILE_BYTES + 1)
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise BoardError(f"{p}: cannot read the board file ({reason})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise BoardError(f"{p}: not a board file (larger than {MAX_FILE_BYTES:,} bytes)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise BoardError(
+            f"{p}: not a board file: not UTF-8 text (byte {raw[e.start]:#04x} at offset {e.start})"
+        ) from None
+    if "\0" in text:
+        raise BoardError(f"{p}: not a board file: it holds a NUL byte (binary data)")
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise BoardError(f"{p}: not valid TOML ({e})") from None
     return replace(parse_board(data, str(p), p.stem), path=p)
@@ -222,11 +215,17 @@ def _load_builtin(name: str) -> Board:
 
 def load_board(name: str | os.PathLike) -> Board:
     """A board by name (``boards/<name>.toml``), or from a path to a board .toml file of your own."""
+    if not isinstance(name, (str, os.PathLike)):
+        raise BoardError(f"board must be a board name or a path to a .toml file, got {type(name).__name__}")
     s = os.fspath(name)
+    if not isinstance(s, str):
+        raise BoardError(f"board must be a board name or a path to a .toml file, got {schema.show(s)}")
     if s.endswith(".toml") or os.sep in s or "/" in s:
         return load_board_file(s)
     if s not in board_names():
-        raise BoardError(f"unknown board '{s}'; available boards: {', '.join(board_names())} (or a path to a .toml)")
+        raise BoardError(
+            f"unknown board {schema.show(s)}; available boards: {', '.join(board_names())} (or a path to a .toml)"
+        )
     return _load_builtin(s)
 
 

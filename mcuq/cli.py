@@ -11,7 +11,7 @@ import numpy as np
 
 from . import __version__
 from .boards import DEFAULT_BOARD
-from .errors import McuqError
+from .errors import McuqError, OneLineWarnings, printable
 
 EPILOG = """\
 examples:
@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--board", default="host", help="target board (default: host)")
     c.add_argument("-o", "--output-dir", default=None, help="output directory (default: ./<prefix>_mcuq)")
     c.add_argument("--prefix", default=None, help="C name prefix (default: from the model file name)")
+    c.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a non-empty folder that mcuq did not write (its files are left alone; a file where mcuq "
+        "writes one of its own is still refused)",
+    )
     _add_dump_ir(c)
 
     r = sub.add_parser("run", help="compile, build and run the generated C on inputs from .npy files")
@@ -103,41 +109,45 @@ def _compile(args) -> int:
 
     cm = compile_model(args.model, board=args.board, prefix=args.prefix, dump_ir=args.dump_ir)
     out = Path(args.output_dir or f"{cm.prefix}_mcuq")
-    files = cm.write(out)
+    files = cm.write(out, force=args.force)
+    for note in cm.notes:  # after the write: an error stays the only line
+        print(f"mcuq: note: {printable(note)}", file=sys.stderr)
     print(
-        f"{args.model}: {len(cm.layers)} layers, weights {cm.model.weight_bytes} B, "
+        f"{printable(args.model)}: {len(cm.layers)} layers, weights {cm.model.weight_bytes} B, "
         f"arena {cm.plan.arena_size} B (liveness bound {cm.plan.lower_bound} B), board {cm.board}"
     )
     if cm.target is None:
-        what = f"`make -C {out}` builds lib{cm.prefix}.a with the host compiler"
+        what = f"`make -C {out}` builds build/lib{cm.prefix}.a with the host compiler"
     elif cm.target.emulated:
-        what = f"`make -C {out}` builds {cm.prefix}.elf, `make -C {out} run` runs it in QEMU"
+        what = f"`make -C {out}` builds build/{cm.prefix}.elf, `make -C {out} run` runs it in QEMU"
     else:
-        what = f"`make -C {out}` builds lib{cm.prefix}.a with arm-none-eabi-gcc; {out}/README.md says how to use it"
-    print(f"wrote {len(files)} files to {out}/: {what}")
+        what = (
+            f"`make -C {out}` builds build/lib{cm.prefix}.a with arm-none-eabi-gcc; {out}/README.md says how to use it"
+        )
+    print(printable(f"wrote {len(files)} files to {out}/: {what}", 2000))
     return 0
 
 
 def _load_npy(path: str) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise McuqError(f"{path}: no such file") from None
-    except (ValueError, OSError) as e:
-        raise McuqError(f"{path}: not a readable .npy file ({e})") from None
+    from .npyio import load_npy
+
+    return load_npy(path)
 
 
 def _run(args) -> int:
     from .api import compile_model
+    from .npyio import check_output, save_npy
 
+    for path in args.output:  # before any work: a missing folder is found in a second, not after the run
+        check_output(path)
     cm = compile_model(args.model, board=args.board, dump_ir=args.dump_ir)
     if len(args.output) != len(cm.model.outputs):
         raise McuqError(f"{args.model}: the model has {len(cm.model.outputs)} output(s); give --output once per output")
     inputs = [_load_npy(p) for p in args.input]
     outs = cm.run(inputs)
     for path, arr in zip(args.output, outs):
-        np.save(path, arr)
-        print(f"wrote {path}: {arr.dtype} {list(arr.shape)}")
+        save_npy(path, arr)
+        print(f"wrote {printable(path, 2000)}: {arr.dtype} {list(arr.shape)}")
     return 0
 
 
@@ -178,12 +188,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    warnings = OneLineWarnings()  # one printable line per distinct warning, after the command; none on an error
+    log = logging.getLogger("mcuq")
+    held = not args.debug
+    if held:
+        log.addHandler(warnings)
+        log.propagate = False
     try:
-        return COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
+        warnings.flush_to(sys.stderr)
+        return status
     except McuqError as e:
         if args.debug:
             raise
-        print(f"mcuq: error: {e}", file=sys.stderr)
+        warnings.discard()
+        print(f"mcuq: error: {printable(e)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("mcuq: interrupted", file=sys.stderr)
@@ -191,11 +210,17 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # an mcuq bug: say so in one line unless --debug
         if args.debug:
             raise
+        warnings.discard()
         print(
-            f"mcuq: internal error: {type(e).__name__}: {e} (rerun with --debug for a traceback, and please report it)",
+            f"mcuq: internal error: {type(e).__name__}: {printable(e)} (rerun with --debug for a traceback, and "
+            "please report it)",
             file=sys.stderr,
         )
         return 1
+    finally:
+        if held:
+            log.removeHandler(warnings)
+            log.propagate = True
 
 
 if __name__ == "__main__":

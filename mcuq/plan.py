@@ -55,7 +55,8 @@ class Plan:
     scratch: dict[int, int] = field(default_factory=dict)  # layer index -> arena offset of its kernel's scratch
 
     def describe(self) -> list[str]:
-        """Human-readable plan: one line per buffer (arena by offset, then caller-owned), for C comments."""
+        """Human-readable plan: one line per buffer (arena by offset, then caller-owned). Tensor names are as they
+        are: C comments take each line through ``codegen.names.c_comment``, a terminal through ``errors.printable``."""
         lines = [
             f"arena {self.arena_size} bytes (liveness bound {self.lower_bound}, {self.heuristic}, align {self.align})"
         ]
@@ -70,7 +71,7 @@ class Plan:
         for name in sorted(self.external, key=lambda n: (self.external[n], n)):
             if name != self.external[name]:
                 lines.append(f"  caller buffer '{self.external[name]}' holds {name}")
-        return [line.replace("*/", "* /") for line in lines]
+        return lines
 
 
 def plan(g: Graph, layers: tuple[Layer, ...], align: int = 16) -> Plan:

@@ -22,12 +22,17 @@ def normalise_inputs(tensors: Sequence[Tensor], inputs) -> tuple[list[np.ndarray
     batch of them with one extra leading axis."""
     if isinstance(inputs, np.ndarray):
         inputs = [inputs]
+    if inputs is None or isinstance(inputs, (str, bytes, dict)) or not hasattr(inputs, "__iter__"):
+        raise McuqError(
+            f"inputs must be a numpy array or a list of arrays, one per model input ({len(tensors)}); "
+            f"got {type(inputs).__name__}"
+        )
     inputs = list(inputs)
     if len(inputs) != len(tensors):
         raise McuqError(f"the model has {len(tensors)} input(s); {len(inputs)} given")
     arrays, batch, batched = [], None, False
     for want, x in zip(tensors, inputs):
-        x = np.asarray(x)
+        x = _array(want, x)
         if x.dtype != want.dtype.np:
             raise McuqError(f"input '{want.name}': dtype {x.dtype}, the model wants {want.dtype.value}")
         if tuple(x.shape) == want.shape:
@@ -40,11 +45,26 @@ def normalise_inputs(tensors: Sequence[Tensor], inputs) -> tuple[list[np.ndarray
                 f"input '{want.name}': shape {list(x.shape)}, the model wants {list(want.shape)} "
                 "(or a batch of those with one extra leading axis)"
             )
+        if n == 0:
+            raise McuqError(f"input '{want.name}': a batch of 0 records (shape {list(x.shape)}); give at least one")
         if batch is not None and (n, b) != (batch, batched):
             raise McuqError("all inputs must have the same batch size")
         batch, batched = n, b
         arrays.append(np.ascontiguousarray(x))
     return arrays, int(batch or 1), batched
+
+
+def _array(want: Tensor, x: object) -> np.ndarray:
+    """``x`` as an array of numbers, or McuqError naming the input (None, strings and ragged lists are refused)."""
+    if x is None or isinstance(x, (str, bytes, dict)):
+        raise McuqError(f"input '{want.name}': expected an array of {want.dtype.value}, got {type(x).__name__}")
+    try:
+        a = np.asarray(x)
+    except (ValueError, TypeError) as e:
+        raise McuqError(f"input '{want.name}': not an array ({e})") from None
+    if a.dtype.hasobject:
+        raise McuqError(f"input '{want.name}': expected an array of {want.dtype.value}, got an array of Python objects")
+    return a
 
 
 def record_bytes(arrays: Sequence[np.ndarray], n: int) -> Iterator[bytes]:

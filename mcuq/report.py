@@ -1,9 +1,13 @@
-"""Human-readable reports: `mcuq inspect`."""
+"""Human-readable reports: `mcuq inspect`. Every name from the model goes through ``errors.printable`` (one line,
+no escape sequences, cut to a sane length)."""
 
 from __future__ import annotations
 
 from .api import CompiledModel
+from .errors import printable
 from .ir import Tensor
+
+NAME_WIDTH = 120  # characters of a tensor or op name in a table row
 
 
 def _quant(t: Tensor) -> str:
@@ -17,11 +21,11 @@ def _quant(t: Tensor) -> str:
 
 def inspect_lines(cm: CompiledModel) -> list[str]:
     g = cm.graph
-    lines = [f"model: {g.source or g.name}", ""]
+    lines = [f"model: {printable(g.source or g.name)}", ""]
     for kind, names in (("input", g.inputs), ("output", g.outputs)):
         for n in names:
             t = g.tensors[n]
-            lines.append(f"{kind:6s} '{n}': {list(t.shape)} {_quant(t)}")
+            lines.append(f"{kind:6s} '{printable(n, NAME_WIDTH)}': {list(t.shape)} {_quant(t)}")
     lines.append("")
     header = f"{'#':>3}  {'op':<18} {'output shape':<18} {'output quant':<34} {'MACs':>11} {'weights B':>10}  name"
     lines += [header, "-" * len(header)]
@@ -43,7 +47,7 @@ def inspect_lines(cm: CompiledModel) -> list[str]:
         kind = layer.op.type_name + (" (alias)" if layer.alias else "")
         lines.append(
             f"{i:>3}  {kind:<18} {str(list(out.shape)):<18} {_quant(out):<34} {layer.macs:>11,} {wbytes:>10,}  "
-            f"{layer.op.name}"
+            f"{printable(layer.op.name, NAME_WIDTH)}"
         )
     lines += [
         "",
@@ -54,5 +58,5 @@ def inspect_lines(cm: CompiledModel) -> list[str]:
         "",
         "arena plan:",
     ]
-    lines += [f"  {s}" for s in cm.plan.describe()]
+    lines += [f"  {printable(s)}" for s in cm.plan.describe()]
     return lines

@@ -1,6 +1,8 @@
 """Render the generated C (`<prefix>.c`, `<prefix>.h`) from the lowered layers and the arena plan.
 
-All decisions are made here in Python; the templates only lay out what this module computed.
+All decisions are made here in Python; the templates only lay out what this module computed. Every string
+derived from the model (tensor, op and file names) reaches the templates already escaped by ``codegen.names``:
+``c_comment`` for comments, ``c_string`` for string literals, ``Namer``/``choose_prefix`` for identifiers.
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ import numpy as np
 
 from .. import __version__
 from .._paths import TEMPLATES
+from ..errors import join_within
 from ..ir import Graph, Tensor
 from ..kernels import initializer
 from ..lower.base import Layer
 from ..plan import Plan
 from .arrays import ctype_of, format_values
-from .names import Namer, c_identifier
+from .names import Namer, c_comment, c_string, choose_prefix
 
 WEIGHT_ALIGN = 16
+NAME_IN_COMMENT = 64  # characters of one tensor or op name in a layer's comment (the middle goes beyond)
+LAYER_COMMENT = 300  # characters of a layer's comment
 
 
 @dataclass
@@ -29,25 +34,26 @@ class ConstArray:
     ctype: str
     size: int
     body: str
-    comment: str
+    comment: str  # escaped for a C comment
 
 
 @dataclass
 class IOPort:
     index: int
     name: str  # C parameter name
-    tensor: str
+    tensor: str  # the graph's tensor name, as it is (not for the C: see label)
     ctype: str
     shape: tuple[int, ...]
     size: int
     scale: str
     zero_point: int
+    label: str = ""  # the tensor name escaped for a C comment
 
 
 @dataclass
 class CallSite:
     index: int
-    comment: str
+    comment: str  # escaped for a C comment
     kernel: str  # "" for alias layers
     params_name: str
     params_type: str
@@ -56,7 +62,8 @@ class CallSite:
     locals: list[str]
     out_ptr: str
     out_bytes: int
-    op_name: str
+    op_name: str  # the op's name as it is; name_literal is its C string literal's contents
+    name_literal: str = ""
     context: str = ""  # "&<name>" of the mcuq_context passed first, for kernels that take one
 
 
@@ -83,7 +90,7 @@ class Scratch:
 class Model:
     prefix: str
     guard: str
-    source: str
+    source: str  # the model file's name, escaped for a C comment
     version: str
     arrays: list[ConstArray] = field(default_factory=list)
     calls: list[CallSite] = field(default_factory=list)
@@ -93,7 +100,7 @@ class Model:
     outputs: list[IOPort] = field(default_factory=list)
     arena_size: int = 0
     lower_bound: int = 0
-    plan_lines: list[str] = field(default_factory=list)
+    plan_lines: list[str] = field(default_factory=list)  # escaped for C comments
     weight_bytes: int = 0  # constant tensors of the model (weights, biases)
     const_bytes: int = 0  # every constant array in the generated C (also per-channel multipliers, shifts, tables)
 
@@ -116,17 +123,23 @@ def _float_literal(x: float) -> str:
     return s + "f"
 
 
+def _short(name: str) -> str:
+    return join_within(name, NAME_IN_COMMENT)
+
+
 def build_model(g: Graph, layers: tuple[Layer, ...], plan: Plan, prefix: str) -> Model:
-    prefix = c_identifier(prefix)
+    """The generated C's content. ``prefix`` goes through ``choose_prefix`` (a no-op for the prefix that
+    ``compile_model`` chose), so that no caller can name the files after the runtime's."""
+    prefix = choose_prefix(prefix).name
     namer = Namer(reserved=(f"{prefix}_invoke", f"{prefix}_arena", "status"))
     m = Model(
         prefix=prefix,
-        guard=f"{prefix.upper()}_H",
-        source=g.source.rsplit("/", 1)[-1] if g.source else "",
+        guard=f"{prefix.upper()}_MODEL_H",  # prefixes never start with MCUQ (any case): no runtime guard clashes
+        source=c_comment(g.source.rsplit("/", 1)[-1] if g.source else ""),
         version=__version__,
         arena_size=plan.arena_size,
         lower_bound=plan.lower_bound,
-        plan_lines=list(plan.describe()),
+        plan_lines=[c_comment(line) for line in plan.describe()],
     )
 
     ptr: dict[str, str] = {}
@@ -145,6 +158,7 @@ def build_model(g: Graph, layers: tuple[Layer, ...], plan: Plan, prefix: str) ->
                     size=t.size,
                     scale=_float_literal(q.scale[0]) if q else "0.0f",
                     zero_point=q.zero_point[0] if q else 0,
+                    label=c_comment(tname),
                 )
             )
             ptr[tname] = pname
@@ -190,7 +204,8 @@ def build_model(g: Graph, layers: tuple[Layer, ...], plan: Plan, prefix: str) ->
             arr = np.ascontiguousarray(t.data)
             cname = namer(f"w_{name}", 40)
             const_names[key] = cname
-            m.arrays.append(ConstArray(cname, ctype_of(arr), arr.size, format_values(arr), f"{name} {list(t.shape)}"))
+            comment = c_comment(f"{_short(name)} {list(t.shape)}")
+            m.arrays.append(ConstArray(cname, ctype_of(arr), arr.size, format_values(arr), comment))
             m.weight_bytes += arr.nbytes
             m.const_bytes += arr.nbytes
         return const_names[key]
@@ -203,7 +218,9 @@ def build_model(g: Graph, layers: tuple[Layer, ...], plan: Plan, prefix: str) ->
             leaf = path.rsplit(".", 1)[-1]
             aname = namer(f"{base}_{leaf}")
             arr = np.ascontiguousarray(val)
-            m.arrays.append(ConstArray(aname, ctype_of(arr), arr.size, format_values(arr), f"layer {li} {path}"))
+            m.arrays.append(
+                ConstArray(aname, ctype_of(arr), arr.size, format_values(arr), c_comment(f"layer {li} {path}"))
+            )
             m.const_bytes += arr.nbytes
             return aname
 
@@ -212,7 +229,7 @@ def build_model(g: Graph, layers: tuple[Layer, ...], plan: Plan, prefix: str) ->
         local_decls: list[str] = []
         for ai, a in enumerate(layer.args):
             if isinstance(a, tuple):
-                lname = f"{base}_in{ai}"
+                lname = namer(f"{base}_in{ai}")
                 ptrs = ", ".join(_arg(n, layer, tensor_of, const_ref, activation_ptr) for n in a)
                 local_decls.append(f"const int8_t *const {lname}[{len(a)}] = {{{ptrs}}};")
                 args.append(lname)
@@ -221,24 +238,28 @@ def build_model(g: Graph, layers: tuple[Layer, ...], plan: Plan, prefix: str) ->
         out_name = layer.outputs[0]
         out_t = g.tensors[out_name]
         shapes = ", ".join(
-            f"{n}{list(g.tensors[n].shape)}" for a in layer.inputs for n in (a if isinstance(a, tuple) else (a,)) if n
+            f"{_short(n)}{list(g.tensors[n].shape)}"
+            for a in layer.inputs
+            for n in (a if isinstance(a, tuple) else (a,))
+            if n
         )
-        comment = f"{li}: {op.type_name} '{op.name}' ({shapes}) -> {list(out_t.shape)}"
+        comment = f"{li}: {op.type_name} '{_short(op.name)}' ({shapes}) -> {list(out_t.shape)}"
         if layer.macs:
             comment += f", {layer.macs} MACs"
         m.calls.append(
             CallSite(
                 index=li,
-                comment=comment.replace("*/", "* /"),
+                comment=c_comment(comment, LAYER_COMMENT),
                 kernel=layer.kernel_name,
-                params_name=f"{base}_params",
+                params_name=namer(f"{base}_params") if layer.kernel is not None else "",
                 params_type=layer.kernel.params_type if layer.kernel is not None else "",
                 init=init,
                 args=args,
                 locals=local_decls,
                 out_ptr=activation_ptr(out_name, out_t),
                 out_bytes=out_t.nbytes,
-                op_name=op.name.replace("\\", "/").replace('"', "'"),
+                op_name=op.name,
+                name_literal=c_string(op.name),
                 context=context_of(li, layer) if layer.kernel is not None and layer.kernel.context else "",
             )
         )

@@ -2,15 +2,15 @@
 from ``templates/<folder>/`` (the host's Makefile here; the firmware folder's files through
 ``mcuq.firmware.project``, which adds what only a board knows).
 
-A folder is a ``dict`` of relative path -> text, built deterministically, and written by :func:`write_tree`,
-which never overwrites a directory that mcuq did not write (it leaves a marker file in its own).
+A folder is a ``dict`` of relative path -> text, built deterministically, and written in place by
+:func:`mcuq.codegen.outdir.write_tree` (a manifest of what mcuq wrote; a user's file is never deleted). What the
+generated Makefiles and CMake build goes under ``build/``. Board-derived values reach the build files only through
+the quoting filters of ``mcuq.codegen.buildfiles``.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
+import functools
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from .._paths import RUNTIME_C, TEMPLATES
-from ..errors import McuqError
 from ..kernels import sources_of
+from .buildfiles import FILTERS
+from .outdir import BUILD_DIR, MANIFEST, write_tree  # noqa: F401 (re-exported: folders are written through here)
 
 if TYPE_CHECKING:
     from .emit import Model
 
-MARKER = ".mcuq-output"
 HOST_FILES = ("Makefile",)
 
 
@@ -49,8 +49,8 @@ def runtime_sources(kernel_names: Iterable[str]) -> dict[str, str]:
 
 
 # -- templates -----------------------------------------------------------------------------------------------
-def render_templates(folder: str, names: Iterable[str], context: Mapping[str, Any]) -> dict[str, str]:
-    """``templates/<folder>/<name>.j2`` rendered with ``context``, for each of ``names``, by name."""
+@functools.cache  # one environment per template folder: templates are compiled once
+def _env(folder: str) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES / folder)),
         undefined=jinja2.StrictUndefined,
@@ -58,6 +58,14 @@ def render_templates(folder: str, names: Iterable[str], context: Mapping[str, An
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters.update(FILTERS)
+    return env
+
+
+def render_templates(folder: str, names: Iterable[str], context: Mapping[str, Any]) -> dict[str, str]:
+    """``templates/<folder>/<name>.j2`` rendered with ``context``, for each of ``names``, by name. The filters
+    ``make_words``, ``cmake_items`` and ``comment`` (``mcuq.codegen.buildfiles``) quote values for build files."""
+    env = _env(folder)
     return {name: env.get_template(f"{name}.j2").render(**context) for name in names}
 
 
@@ -69,33 +77,7 @@ def model_files(model: Model, files: Mapping[str, str]) -> dict[str, str]:
 
 
 def host_project_files(model: Model, files: Mapping[str, str]) -> dict[str, str]:
-    """The host folder: the model, the runtime it calls, and a Makefile building ``lib<prefix>.a`` with ``cc``."""
+    """The host folder: the model, the runtime it calls, and a Makefile building ``build/lib<prefix>.a`` with ``cc``."""
     out = model_files(model, files)
     out.update(render_templates("host", HOST_FILES, {"prefix": model.prefix}))
-    return out
-
-
-# -- writing -------------------------------------------------------------------------------------------------
-def write_tree(files: Mapping[str, str], out_dir: str | os.PathLike) -> Path:
-    """Write ``files`` into ``out_dir`` through a staging sibling, replacing a directory mcuq wrote before.
-
-    Refuses a non-empty directory without mcuq's marker file, so a user's folder is never overwritten; a
-    failure leaves no half-written output directory."""
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists() and not (out / MARKER).exists() and any(out.iterdir()):
-        raise McuqError(f"{out}: exists and was not written by mcuq; refusing to overwrite it (choose another -o)")
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        for rel, text in files.items():
-            p = stage / rel
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(text)
-        (stage / MARKER).write_text("written by mcuq; `mcuq compile` replaces this directory\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(stage, out)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
     return out

@@ -28,7 +28,7 @@ import numpy as np
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
-from ..errors import BuildError
+from ..errors import BuildError, printable
 from ..records import normalise_inputs
 from . import qemu
 from .elfsize import elf_sizes, format_sizes
@@ -179,6 +179,7 @@ def profile(
 
 
 def _short(name: str, width: int = 48) -> str:
+    name = printable(name, len(name) * 10)  # escaped (terminal-safe, one line) before it is cut
     return name if len(name) <= width else "..." + name[-(width - 3) :]
 
 

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..boards import DEFAULT_STACK_SIZE, Board, Region, load_board
+from ..codegen.buildfiles import unsafe_word
+from ..codegen.names import c_comment
 from ..codegen.project import model_files, render_templates, write_tree
 from ..errors import FitError, McuqError
 from .image import ImageLike, as_image
@@ -125,14 +128,18 @@ def render_firmware_project(
     image = as_image(image)
     m = image.model
     files = model_files(m, image.files)
-    qemu_args = " ".join(qemu_machine_args(b))
+    _check_build_values(b)
+    qemu_argv = qemu_machine_args(b) if b.emulated else []
+    qemu_args = shlex.join(qemu_argv)
     ctx = dict(
         m=m,
         prefix=m.prefix,
-        board_name=b.name,
-        board_desc=b.description,
-        cpu=b.cpu,
+        board_name=c_comment(b.name),  # these three reach comments (C, linker script, Makefile) and the README
+        board_desc=c_comment(b.description),
+        cpu=c_comment(b.cpu),
         cpu_flags=" ".join(b.cflags),
+        cpu_flag_list=tuple(b.cflags),  # the build files quote each one (mcuq.codegen.buildfiles)
+        qemu_argv=tuple(qemu_argv),
         emulated=b.emulated,
         stack_size=int(stack_size or b.stack_size),
         version=__version__,
@@ -150,18 +157,36 @@ def render_firmware_project(
         ram_origin=b.ram_origin,
         ram_length=b.ram_length,
         qemu_args=qemu_args,
-        qemu_example=f"qemu-system-arm {qemu_args} -kernel {m.prefix}.elf </dev/null   # or: make run",
+        qemu_example=f"qemu-system-arm {qemu_args} -kernel build/{m.prefix}.elf </dev/null   # or: make run",
     )
     files.update(render_templates("firmware", EMULATED_FILES if b.emulated else REAL_FILES, ctx))
     return files
 
 
 def write_firmware_project(
-    image: ImageLike, board: str | Board | BoardInfo, out_dir: str | os.PathLike, stack_size: int | None = None
+    image: ImageLike,
+    board: str | Board | BoardInfo,
+    out_dir: str | os.PathLike,
+    stack_size: int | None = None,
+    *,
+    force: bool = False,
 ) -> Path:
-    """Write the firmware folder for ``image`` (a FirmwareImage or a CompiledModel) on ``board`` into ``out_dir``;
-    returns it.
+    """Write the firmware folder for ``image`` (a FirmwareImage or a CompiledModel) on ``board`` into ``out_dir``
+    (``mcuq.codegen.outdir.write_tree``: in place, a user's file is never deleted; ``force`` writes into a
+    non-empty folder mcuq did not write); returns it.
 
-    ``make -C out_dir`` then builds ``<prefix>.elf`` (emulated boards) or ``lib<prefix>.a`` (real boards) with
-    arm-none-eabi-gcc, without mcuq installed."""
-    return write_tree(render_firmware_project(image, board, stack_size), out_dir)
+    ``make -C out_dir`` then builds ``build/<prefix>.elf`` (emulated boards) or ``build/lib<prefix>.a`` (real
+    boards) with arm-none-eabi-gcc, without mcuq installed."""
+    return write_tree(render_firmware_project(image, board, stack_size), out_dir, force=force)
+
+
+def _check_build_values(b: BoardInfo) -> None:
+    """McuqError naming the board and the field when a value cannot be written into the Makefile or the
+    CMakeLists.txt as one quoted word (the quoting filters refuse it too; this says which board and field)."""
+    for what, words, cmake in (("cflags", b.cflags, True), ("qemu machine", (b.machine,), False)):
+        bad = unsafe_word(words, cmake)
+        if bad is not None:
+            raise McuqError(
+                f"board {b.name!r}: {what} value {str(bad)[:60]!r} cannot be written into a build file as one word "
+                "(a control character" + (", ';', '\\', '[' or ']')" if cmake else ")")
+            )

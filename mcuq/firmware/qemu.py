@@ -27,7 +27,8 @@ import numpy as np
 
 from ..boards import Board, load_board
 from ..build import cache_dir
-from ..codegen.project import write_tree
+from ..codegen.outdir import clear_build
+from ..codegen.project import BUILD_DIR, write_tree
 from ..errors import BuildError
 from ..fit import check_fit
 from ..records import record_bytes, record_size, split_records
@@ -109,7 +110,7 @@ def build_firmware(
     extra_cflags: Sequence[str] = (),
 ) -> Path:
     """Write the firmware project for ``image`` (a FirmwareImage or a CompiledModel) into ``workdir`` and build it
-    with make; returns the ELF's path.
+    with make; returns the ELF's path (``workdir/build/<prefix>.elf``, where the generated Makefile builds).
 
     The ELF (and its .map) is cached by the hash of the project files, the make variables and the compiler
     version, so an unchanged model is linked once per machine. Raises FitError when the linker reports that the
@@ -135,9 +136,11 @@ def build_firmware(
         h.update(rel.encode() + b"\0" + text.encode() + b"\0")
     key = h.hexdigest()[:24]
     out = write_tree(files, workdir)
-    elf = out / f"{image.prefix}.elf"
+    clear_build(out)  # objects of an earlier build with other make variables must not be reused
+    elf = out / BUILD_DIR / f"{image.prefix}.elf"
     cached = cache_dir() / "firmware" / key / elf.name
     if cached.exists():
+        elf.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(cached, elf)
         if cached.with_suffix(".map").exists():
             shutil.copyfile(cached.with_suffix(".map"), elf.with_suffix(".map"))

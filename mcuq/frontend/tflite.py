@@ -22,7 +22,8 @@ import tflite
 from .. import ir
 from ..errors import ModelError
 from ..quantize.packing import unpack
-from .tflite_ops import BUILTIN_NAMES, CONVERTERS, TENSOR_TYPES, OpContext
+from .quant_spec import qparams_problem
+from .tflite_ops import BUILTIN_NAMES, CONVERTERS, INPUT_NAMES, OPTIONAL_INPUTS, TENSOR_TYPES, OpContext
 
 SUPPORTED_OPS = tuple(CONVERTERS)
 _CUSTOM = 32  # BuiltinOperator.CUSTOM
@@ -162,11 +163,12 @@ class _Reader:
             raise self.fail(f"{where}: negative dimension in shape {shape}")
         if t.Sparsity() is not None:
             raise self.fail(f"{where}: sparse tensors are not supported")
-        tensor = ir.Tensor(name, shape, dtype, self.qparams(t, shape, where), self.data(t, shape, dtype, where))
+        tensor = ir.Tensor(name, shape, dtype, self.qparams(t, shape, dtype, where), self.data(t, shape, dtype, where))
         self.tensor_cache[i] = tensor
         return tensor
 
-    def qparams(self, t: Any, shape: tuple[int, ...], where: str) -> ir.QParams | None:
+    def qparams(self, t: Any, shape: tuple[int, ...], dtype: ir.DType, where: str) -> ir.QParams | None:
+        """The tensor's quantization, checked against TFLite's spec (``quant_spec``)."""
         q = t.Quantization()
         if q is None:
             return None
@@ -181,9 +183,11 @@ class _Reader:
         axis = int(q.QuantizedDimension())
         if len(shape) <= 1:
             axis = 0  # rank-1 per-channel biases sometimes carry the weights' axis (TFLM accepts them)
-        if scale.size > 1 and not (0 <= axis < len(shape) and shape[axis] == scale.size):
-            raise self.fail(f"{where}: {scale.size} per-channel scales do not match axis {axis} of shape {shape}")
-        return ir.QParams(tuple(float(s) for s in scale), tuple(zps), axis)
+        scales = tuple(float(s) for s in scale)
+        problem = qparams_problem(dtype, shape, scales, zps, axis)
+        if problem:
+            raise self.fail(f"{where}: {problem}")
+        return ir.QParams(scales, tuple(zps), axis)
 
     def data(self, t: Any, shape: tuple[int, ...], dtype: ir.DType, where: str) -> np.ndarray | None:
         b = int(t.Buffer())
@@ -247,6 +251,11 @@ class _Reader:
         )
         kind, convert = CONVERTERS[name]
         attrs, data_pos = convert(ctx)
+        for p in data_pos:
+            if p not in OPTIONAL_INPUTS.get(name, ()) and (p >= len(ins) or ins[p] < 0):
+                names = INPUT_NAMES.get(name, ())
+                what = f"{names[p]} (input {p})" if p < len(names) else f"input {p}"
+                raise self.fail(f"op {i} ({name}): the {what} is missing (tensor index -1); only a bias may be absent")
         inputs = tuple(self.names[ins[p]] if p < len(ins) and ins[p] >= 0 else "" for p in data_pos)
         outputs = tuple(self.names[k] for k in outs)
         return ir.Op(kind, outputs[0], inputs, outputs, attrs, index=i, origin=name)

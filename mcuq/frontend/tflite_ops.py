@@ -246,6 +246,13 @@ def _unary(c: OpContext) -> Converted:
     return ir.NoAttrs(), (0,)
 
 
+# The data inputs that may be absent (tensor index -1, or past the end of the list), by op: the bias of the ops
+# with weights. Every other data input is required: an absent one is refused at import, naming op and input.
+_WITH_WEIGHTS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+OPTIONAL_INPUTS: dict[str, tuple[int, ...]] = dict.fromkeys(_WITH_WEIGHTS, (2,))
+INPUT_NAMES: dict[str, tuple[str, ...]] = dict.fromkeys(_WITH_WEIGHTS, ("input", "weights", "bias"))
+
+
 # TFLite builtin op name -> (the IR kind it becomes, its converter). Several TFLite ops may map onto one kind.
 CONVERTERS: dict[str, tuple[ir.OpKind, Callable[[OpContext], Converted]]] = {
     "CONV_2D": (ir.OpKind.CONV2D, _conv),

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from ..errors import ModelError
-from ..ir import DType, Graph, Op
+from ..ir import DType, Graph, Op, OpKind
 from ..kernels import out_of_range
 from . import conv, elementwise, pool, shape, softmax  # noqa: F401  (register the lowerings)
 from .base import LOWERINGS, Layer, lowering
 
 __all__ = ["LOWERINGS", "Layer", "lower", "lower_op", "lowering", "supported_ops"]
+
+
+# The inputs an op may leave absent (``""``): the bias of the ops with weights.
+OPTIONAL_INPUTS = {OpKind.CONV2D: (2,), OpKind.DEPTHWISE_CONV2D: (2,), OpKind.FULLY_CONNECTED: (2,)}
 
 
 def supported_ops() -> list[str]:
@@ -20,6 +24,10 @@ def lower_op(g: Graph, op: Op) -> Layer:
     fn = LOWERINGS.get(op.kind)
     if fn is None:
         raise ModelError(g.source, f"{op.where}: not supported; supported ops: {', '.join(supported_ops())}")
+    absent = [i for i, name in enumerate(op.inputs) if not name and i not in OPTIONAL_INPUTS.get(op.kind, ())]
+    if absent or not all(op.outputs):
+        what = f"input {absent[0]}" if absent else "an output"
+        raise ModelError(g.source, f"{op.where}: {what} is missing (an empty tensor name); only a bias may be absent")
     layer = fn(g, op)
     check_ranges(g, layer)
     return layer

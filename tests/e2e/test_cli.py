@@ -46,7 +46,7 @@ def test_compile_writes_project_and_is_reproducible(tiny, tmp_path):
         assert (a / f).read_bytes() == (b / f).read_bytes(), f"{f} differs between two compiles"
     # the written project builds on its own with the strict flags
     subprocess.run(["make", "-s", "-C", str(a)], check=True, capture_output=True)
-    assert (a / "libtiny_fc.a").exists()
+    assert (a / "build" / "libtiny_fc.a").exists()
     # recompiling into the same directory replaces it
     assert main(["compile", str(tiny), "-o", str(a), "--prefix", "net"]) == 0
     assert (a / "net.c").exists() and not (a / "tiny_fc.c").exists()

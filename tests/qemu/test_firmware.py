@@ -136,7 +136,7 @@ def test_make_builds_standalone_and_the_elf_runs(digits, tmp_path):
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C"}
     proc = subprocess.run(["make", "-C", str(out)], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    elf = out / f"{cm.prefix}.elf"
+    elf = out / "build" / f"{cm.prefix}.elf"
     with open(elf, "rb") as f:
         syms = {s.name: s for s in ELFFile(f).get_section_by_name(".symtab").iter_symbols()}
         for name in ("mcuq_invoke_begin", "mcuq_invoke_end", "mcuq_layer_begin", "mcuq_layer_end"):
@@ -182,7 +182,7 @@ def test_real_board_folder_is_a_library(digits, board, tmp_path):
     assert f"{cm.prefix}_invoke(" in (out / "README.md").read_text()
     proc = subprocess.run(["make", "-C", str(out), "HOOKS=1"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (out / f"lib{cm.prefix}.a").stat().st_size > 0
+    assert (out / "build" / f"lib{cm.prefix}.a").stat().st_size > 0
     assert f"-mcpu={load_board(board).cpu}" in proc.stdout
 
 
@@ -257,7 +257,7 @@ def test_project_is_deterministic_and_selects_runtime_files(digits):
 
 def test_refuses_to_overwrite_a_foreign_directory(digits, tmp_path):
     (tmp_path / "mine.txt").write_text("user data")
-    with pytest.raises(mcuq.errors.McuqError, match="refusing to overwrite"):
+    with pytest.raises(mcuq.errors.McuqError, match="refusing to write into it"):
         write_firmware_project(digits[0], "mps2-an386", tmp_path)
     assert os.path.exists(tmp_path / "mine.txt")
 

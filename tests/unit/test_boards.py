@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from mcuq import ir
+from mcuq import board_schema, ir
 from mcuq._paths import BOARDS, RUNTIME_C
 from mcuq.api import compile_model
 from mcuq.boards import (
@@ -134,15 +136,24 @@ BAD = [  # (edit of the valid file, text the error must contain)
     (lambda s: 'colour = "red"\n' + s, "unknown key 'colour'"),
     (lambda s: s.replace('cpu = "cortex-m4"\n', ""), "missing key 'cpu'"),
     (lambda s: s.replace('vendor = "Arm"\n', ""), "missing key 'vendor'"),
-    (lambda s: s.replace("flash_size = 0x400000", 'flash_size = "4M"'), "key 'flash_size' must be int, got str"),
-    (lambda s: s.replace("ram_size = 0x400000", "ram_size = true"), "key 'ram_size' must be int, got bool"),
-    (lambda s: s.replace("ram_size = 0x400000", "ram_size = 0"), "key 'ram_size' must be positive"),
-    (lambda s: s.replace("emulated = true", 'emulated = "yes"'), "key 'emulated' must be bool"),
+    (
+        lambda s: s.replace("flash_size = 0x400000", 'flash_size = "4M"'),
+        "key 'flash_size' must be an integer, got str '4M'",
+    ),
+    (
+        lambda s: s.replace("ram_size = 0x400000", "ram_size = true"),
+        "key 'ram_size' must be an integer, got true/false",
+    ),
+    (
+        lambda s: s.replace("ram_size = 0x400000", "ram_size = 0"),
+        "key 'ram_size' must be positive and below 2^32, got 0",
+    ),
+    (lambda s: s.replace("emulated = true", 'emulated = "yes"'), "key 'emulated' must be true or false, got str 'yes'"),
     (lambda s: s.replace('"-mthumb", ', "-mthumb, "), "not valid TOML"),
     (lambda s: s.replace('["dsp", "fpu"]', '["dsp", "fpu", "neon"]'), "key 'features' has 'neon'"),
     (lambda s: s.replace('["dsp", "fpu"]', '["dsp"]'), "'fpu' exactly when cflags has -mfloat-abi=hard"),
     (lambda s: s.replace('"-mcpu=cortex-m4", ', ""), "key 'cflags' must contain -mcpu=cortex-m4"),
-    (lambda s: s.replace('cflags = ["', 'cflags = [1, "'), "key 'cflags' must be a list of strings"),
+    (lambda s: s.replace('cflags = ["', 'cflags = [1, "'), "key 'cflags' must be an array of strings"),
     (lambda s: s.replace('arch = "armv7e-m"', 'arch = "armv7-m"'), "key 'arch' is 'armv7-m' but cortex-m4 is armv7e-m"),
     (lambda s: s.replace("machine = ", "machin = "), "[qemu]: unknown key 'machin'"),
     (lambda s: s.replace('machine = "mps2-an386"\n', ""), "[qemu]: missing key 'machine'"),
@@ -150,9 +161,15 @@ BAD = [  # (edit of the valid file, text the error must contain)
     (lambda s: s[: s.index("[memory]")], "missing table [memory]"),
     (lambda s: s.replace("ram = { origin = 0x20000000, length = 0x400000 }", ""), "[memory]: missing key 'ram'"),
     (lambda s: s.replace("length = 0x400000 }\nram", "length = 0x200000 }\nram"), "'flash_size' (4194304) must equal"),
-    (lambda s: s.replace("origin = 0x20000000", 'origin = "0x20000000"'), "[memory.ram]: key 'origin' must be int"),
+    (
+        lambda s: s.replace("origin = 0x20000000", 'origin = "0x20000000"'),
+        "[memory.ram]: key 'origin' must be an integer",
+    ),
     (lambda s: s.replace("origin = 0x20000000,", "origin = 0x20000000, size = 4,"), "[memory.ram]: unknown key 'size'"),
-    (lambda s: s.replace("icount_step = 40.0", 'icount_step = "40"'), "key 'icount_step' must be float"),
+    (
+        lambda s: s.replace("icount_step = 40.0", 'icount_step = "40"'),
+        "key 'icount_step' must be a number, got str '40'",
+    ),
 ]
 
 
@@ -179,6 +196,144 @@ def test_board_file_name_must_match_its_name(tmp_path):
 def test_missing_board_file(tmp_path):
     with pytest.raises(BoardError, match="cannot read the board file"):
         load_board_file(tmp_path / "nothing.toml")
+
+
+# -- the strict schema: a board file is data, never a command (issue 8) -------------------------------------------
+def _flags(*extra: str) -> Callable[[str], str]:
+    """An edit that appends ``extra`` to the valid file's cflags."""
+    listed = "".join(f", {json.dumps(f)}" for f in extra)
+    return lambda s: s.replace('"-mfloat-abi=hard"]', f'"-mfloat-abi=hard"{listed}]')
+
+
+def _no_memory(s: str) -> str:
+    """The valid file as a compile-only board: no [qemu], no [memory], so the sizes stand alone."""
+    return s[: s.index("[qemu]")].replace("emulated = true", "emulated = false")
+
+
+HOSTILE = [  # (edit of the valid file, text the error must contain)
+    (lambda s: s.replace('cpu = "cortex-m4"', 'cpu = "pentium"'), "key 'cpu' is 'pentium', not a Cortex-M CPU"),
+    (lambda s: _no_memory(s).replace("flash_size = 0x400000", f"flash_size = {2**64}"), "key 'flash_size' must be positive and below 2^32, got 18446744073709551616"),
+    (lambda s: _no_memory(s).replace("ram_size = 0x400000", f"ram_size = {2**32}"), "key 'ram_size' must be positive and below 2^32"),
+    (lambda s: s.replace("\nemulated", f"\nstack_size = {2**40}\nemulated"), "key 'stack_size' must be positive and below 2^32"),
+    (lambda s: s.replace("icount_step = 40.0", "icount_step = nan"), "key 'icount_step' must be a finite positive number below 2^32, got nan"),
+    (lambda s: s.replace("icount_step = 40.0", "icount_step = inf"), "key 'icount_step' must be a finite positive number"),
+    (lambda s: s.replace("icount_step = 40.0", "icount_step = -40.0"), "key 'icount_step' must be a finite positive number"),
+    (lambda s: s.replace("icount_step = 40.0", "icount_step = 0"), "key 'icount_step' must be a finite positive number"),
+    (_flags("$(shell touch FILE)"), "key 'cflags' flag '$(shell touch FILE)' is not a plain compiler flag"),
+    (_flags("-DX=`id`"), "key 'cflags' flag '-DX=`id`' is not a plain compiler flag"),
+    (_flags("-O2; rm -rf ~"), "is not a plain compiler flag"),
+    (_flags("-O2\n"), "key 'cflags' flag '-O2\\n' is not a plain compiler flag"),
+    (_flags('-DX="a"'), "is not a plain compiler flag"),
+    (_flags("-I/etc"), "is not a plain compiler flag"),
+    (_flags("-Wl,--just-symbols=x"), "key 'cflags' flag '-Wl,--just-symbols=x' is not an allowed flag; allowed: -mcpu="),
+    (_flags("-save-temps"), "flag '-save-temps' is not an allowed flag"),
+    (_flags("-fplugin=evil"), "flag '-fplugin=evil' is not allowed: -fplugin loads code into the compiler"),
+    (_flags("-fdump-tree-all"), "flag '-fdump-tree-all' is not allowed"),
+    (_flags("-DFOO=bar"), "flag '-DFOO=bar' is not an allowed flag"),
+    (_flags("-D1X"), "flag '-D1X' is not an allowed flag"),
+    (_flags("-Ox"), "flag '-Ox' is not an allowed flag"),
+    (_flags("-mfpu=neon"), "flag '-mfpu=neon' has an FPU mcuq does not know"),
+    (_flags("-mfloat-abi=weird"), "flag '-mfloat-abi=weird' has an unknown float ABI"),
+    (_flags("-mthumb"), "key 'cflags' lists a flag twice: '-mthumb'"),
+    (_flags("-mcpu=cortex-m7"), "key 'cflags' has more than one -mcpu= flag"),
+    (lambda s: s.replace("-mcpu=cortex-m4", "-mcpu=cortex-m7"), "key 'cflags' must contain -mcpu=cortex-m4"),
+    (_flags(*[f"-DX{i}" for i in range(40)]), "key 'cflags' has 44 flags; at most 32"),
+    (lambda s: s.replace('machine = "mps2-an386"', 'machine = "mps2-an386 -version; touch FILE; true"'), "[qemu]: key 'machine' is 'mps2-an386 -version; touch FILE; true', not a QEMU machine mcuq supports"),
+    (lambda s: s.replace('machine = "mps2-an386"', 'machine = "virt"'), "key 'machine' is 'virt', not a QEMU machine mcuq supports; one of: mps2-an385"),
+    (lambda s: s.replace('machine = "mps2-an386"', 'machine = "mps2-an385"'), "[qemu]: key 'machine' mps2-an385 emulates a cortex-m3, the board's cpu is cortex-m4"),
+    (lambda s: s.replace('description = "', 'description = "two\\nlines '), "key 'description' has a line break or unprintable character ('\\n')"),
+    (lambda s: s.replace('description = "', 'description = "\\u001b[31mred '), "key 'description' has a line break or unprintable character ('\\x1b')"),
+    (lambda s: s.replace('description = "', 'description = "\\u0000'), "key 'description' has a line break or unprintable character ('\\x00')"),
+    (lambda s: s.replace('description = "', f'description = "{"x" * 200}'), "key 'description' is 233 characters long; at most 200"),
+    (lambda s: s.replace('description = "Arm MPS2 AN386, Cortex-M4F (QEMU)"', 'description = "  "'), "key 'description' must not be empty"),
+    (lambda s: s.replace('vendor = "Arm"', 'vendor = "Arm\\r"'), "key 'vendor' has a line break"),
+    (lambda s: s.replace("\nemulated", '\nnotes = "ok\\n\\u001b]0;title\\u0007"\nemulated'), "key 'notes' has a control or unprintable character ('\\x1b')"),
+    (lambda s: s.replace('name = "good"', 'name = "$(id)"'), "key 'name' is '$(id)'; use 1-64 letters, digits"),
+    (lambda s: s.replace('cpu = "cortex-m4"', "cpu = 4"), "key 'cpu' must be a string, got int 4"),
+    (lambda s: s.replace("[qemu]", "[[qemu]]"), "key 'qemu' must be a table, got list"),
+    (lambda s: s.replace("origin = 0x20000000", "origin = -4"), "[memory.ram]: key 'origin' must not be negative"),
+    (lambda s: s.replace("origin = 0x20000000", "origin = 0xFFFFF000"), "[memory.ram]: origin + length (0x1003ff000) must not exceed 2^32"),
+    (lambda s: s.replace("origin = 0x20000000", "origin = 0x00100000"), "[memory]: the flash and ram regions overlap"),
+    (lambda s: s.replace('"Arm"', '"Arm"\n"evil key" = 1'), "unknown key 'evil key'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("edit, message", HOSTILE, ids=[m[:60] for _, m in HOSTILE])
+def test_board_schema_refuses_hostile_or_impossible_values(tmp_path, edit, message):
+    """Every field is checked: known CPUs and QEMU machines, flags of a strict syntax from an allow-list, sizes
+    below 2^32, finite numbers, printable one-line text. The error is one printable line naming file and key."""
+    bad = edit(_valid_toml())
+    p = tmp_path / "good.toml"
+    p.write_text(bad)
+    with pytest.raises(BoardError) as e:
+        load_board_file(p)
+    msg = str(e.value)
+    assert msg.startswith(str(p)) and message in msg, msg
+    assert msg.isprintable() and len(msg) < 400
+
+
+ALLOWED_FLAGS = ("-O2", "-Os", "-DHSE_VALUE=25000000", "-DARM_MATH_CM4", "-DX=0x10u", "-ffunction-sections",
+                 "-fno-common", "-mno-unaligned-access", "-march=armv7e-m", "-fstack-usage")  # fmt: skip
+
+
+def test_board_schema_accepts_ordinary_flags_and_other_cortex_m_machines(tmp_path):
+    p = tmp_path / "good.toml"
+    p.write_text(_flags(*ALLOWED_FLAGS)(_valid_toml()))
+    assert load_board_file(p).cflags[-len(ALLOWED_FLAGS) :] == ALLOWED_FLAGS
+    m3 = (
+        (BOARDS / "mps2-an385.toml")
+        .read_text()
+        .replace('"mps2-an385"', '"lm3s"', 1)
+        .replace('machine = "mps2-an385"', 'machine = "lm3s6965evb"')
+    )
+    (tmp_path / "lm3s.toml").write_text(m3)
+    assert load_board_file(tmp_path / "lm3s.toml").qemu_machine == "lm3s6965evb"
+
+
+def test_board_schema_knows_the_usual_cortex_m_cpus():
+    for cpu in ("cortex-m0", "cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m23", "cortex-m33",
+                "cortex-m35p", "cortex-m55", "cortex-m85"):  # fmt: skip
+        assert cpu in board_schema.CPU_ARCH
+    assert {b.cpu for b in list_boards()} <= set(board_schema.CPU_ARCH) | {"host"}
+    assert {b.qemu_machine for b in list_boards() if b.emulated} <= set(board_schema.QEMU_MACHINES)
+
+
+def test_host_board_file_has_no_compiler_flags(tmp_path):
+    p = tmp_path / "myhost.toml"
+    p.write_text('name = "myhost"\ndescription = "h"\ncpu = "host"\nemulated = false\ncflags = ["-O2"]\n')
+    with pytest.raises(BoardError, match=r"myhost.toml: key 'cflags' is for Cortex-M boards; the host board builds"):
+        load_board_file(p)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"\x7fELF\x02\x01\x01\x00\xff\xfe" + bytes(range(256)), "not a board file: not UTF-8 text (byte 0xff at offset 8)"),
+        (b'name = "good"\x00\n', "not a board file: it holds a NUL byte"),
+        (b"\xff\xfename", "not UTF-8 text (byte 0xff at offset 0)"),
+        (b"x = 1\n" * 20000, "not a board file (larger than 65,536 bytes)"),
+        (b"[[[", "not valid TOML"),
+    ],
+    ids=["elf", "nul", "utf16-bom", "huge", "garbage"],
+)
+def test_binary_or_non_utf8_board_file_is_a_one_line_error(tmp_path, content, message):
+    p = tmp_path / "good.toml"
+    p.write_bytes(content)
+    with pytest.raises(BoardError) as e:
+        load_board_file(p)
+    msg = str(e.value)
+    assert msg.startswith(f"{p}: ") and message in msg and msg.isprintable(), msg
+
+
+def test_board_that_is_a_directory_or_not_a_name(tmp_path):
+    (tmp_path / "dir.toml").mkdir()
+    with pytest.raises(BoardError, match=r"dir.toml: cannot read the board file \(Is a directory\)"):
+        load_board(str(tmp_path / "dir.toml"))
+    with pytest.raises(BoardError, match=r"cannot read the board file \(embedded null byte\)"):
+        load_board("a\x00b.toml")
+    for wrong in (None, 3, b"host"):
+        with pytest.raises(BoardError, match="board must be a board name or a path to a .toml file"):
+            load_board(wrong)
 
 
 # -- fit check ----------------------------------------------------------------------------------------------------

@@ -62,8 +62,11 @@ def require() -> None:
         pytest.skip("tflite-runtime==2.14.0 (the oracle) is not installed")
 
 
-def run(model: str | os.PathLike | bytes, batches: list[list[np.ndarray]], all_tensors: bool = False) -> list[dict]:
-    """Run ``batches`` (each a list of input arrays, one per model input) through the oracle.
+def run(
+    model: str | os.PathLike | bytes, batches: list[list[np.ndarray]], all_tensors: bool = False, timeout: float = 600
+) -> list[dict]:
+    """Run ``batches`` (each a list of input arrays, one per model input) through the oracle (``timeout`` seconds at
+    most: subprocess.TimeoutExpired beyond).
 
     Returns one dict per batch entry: ``{"outputs": [arrays]}`` and, with ``all_tensors``, ``"tensors"``:
     {tflite tensor index: array} for every tensor the interpreter kept.
@@ -83,7 +86,7 @@ def run(model: str | os.PathLike | bytes, batches: list[list[np.ndarray]], all_t
             [sys.executable, "-c", _CHILD, str(model_path), str(req), str(out)],
             capture_output=True,
             text=True,
-            timeout=600,
+            timeout=timeout,
         )
         if proc.returncode != 0:
             raise RuntimeError(f"oracle failed (rc {proc.returncode}):\n{proc.stderr[-3000:]}")

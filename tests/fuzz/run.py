@@ -1,0 +1,194 @@
+"""Long fuzz runs: ``make fuzz`` (mutants of real models) and ``make fuzz-ops`` (random one-op configurations).
+
+    python -m tests.fuzz.run mutants [--n 10000] [--seed 0] [--jobs J] [--model digits] [--out build/fuzz]
+    python -m tests.fuzz.run ops [--n 3000] [--seed 0] [--jobs J] [--out build/fuzz]
+
+Mutant ``i`` of a run is seed ``seed + i`` of model ``i mod (number of models)``: digits (examples/), and KWS
+and ResNet from the shared models folder when present. A run prints the counts by outcome and every failing seed
+with its cause, saves each failing mutant (or one-op model) under ``--out`` for reproduction, and exits 1 if
+anything failed. ``--seed S --n 1 --model M`` reruns one mutant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.conftest import models_dir
+
+from .pool import ROOT, Pool
+from .summary import mutant_summary, ops_summary
+
+MUTANT_TIMEOUT = 300.0  # seconds per mutant (compile, build, run, oracle, CLI)
+OPS_CHUNK = 21  # configurations per task: one of each op kind
+OPS_TIMEOUT = 900.0  # seconds per chunk
+
+
+def fuzz_models() -> dict[str, Path]:
+    """The models to mutate, by short name: digits always, KWS and ResNet when ../shared/models has them."""
+    models = {"digits": ROOT / "examples" / "digits_cnn.tflite"}
+    shared = models_dir() / "mlperf_tiny"
+    for name, file in (("kws", "kws_ref_model.tflite"), ("resnet", "pretrainedResnet_quant.tflite")):
+        if (shared / file).is_file():
+            models[name] = shared / file
+    return models
+
+
+def _jobs(jobs: int | None) -> int:
+    return jobs or os.cpu_count() or 2
+
+
+def run_mutants(
+    n: int,
+    seed: int = 0,
+    *,
+    jobs: int | None = None,
+    models: dict[str, Path] | None = None,
+    oracle: bool = True,
+    cli_every: int = 8,
+    log_dir: Path | None = None,
+    progress: Callable[[list[dict]], None] | None = None,
+) -> list[dict]:
+    """Judge mutants ``seed .. seed + n - 1`` (``judge.Outcome`` dicts, by seed). Every ``cli_every``-th mutant is
+    also compiled with the CLI."""
+    models = models or fuzz_models()
+    names = list(models)
+    tasks = []
+    for i in range(n):
+        name = names[i % len(names)]
+        cli = bool(cli_every) and i % cli_every == 0
+        s = seed + i
+        tasks.append({"id": i, "task": "mutant", "model": name, "path": str(models[name]), "seed": s, "oracle": oracle,
+                      "cli": cli})  # fmt: skip
+    out: list[dict] = []
+    for done in Pool(_jobs(jobs), MUTANT_TIMEOUT, log_dir).run(tasks):
+        t = done.task
+        if done.error:
+            cause = done.error.split(":", 1)[0]
+            res = {"model": t["model"], "seed": t["seed"], "kind": "failure", "cause": cause, "detail": done.error}
+        else:
+            res = dict(done.result)
+        out.append(res)
+        if progress:
+            progress(out)
+    return sorted(out, key=lambda r: r["seed"])
+
+
+def run_ops(
+    n: int,
+    seed: int = 0,
+    *,
+    start: int = 0,
+    jobs: int | None = None,
+    oracle: bool = True,
+    log_dir: Path | None = None,
+    progress: Callable[[list[dict]], None] | None = None,
+) -> list[dict]:
+    """Check configurations ``start .. start + n - 1`` of the run ``seed`` (``opcheck.OpOutcome`` dicts)."""
+    from .opgen import KINDS
+
+    tasks = []
+    for k, first in enumerate(range(start, start + n, OPS_CHUNK)):
+        count = min(OPS_CHUNK, start + n - first)
+        tasks.append({"id": k, "task": "ops", "seed": seed, "start": first, "count": count, "oracle": oracle})
+    out: list[dict] = []
+    for done in Pool(_jobs(jobs), OPS_TIMEOUT, log_dir).run(tasks):
+        t = done.task
+        if done.error:
+            for i in range(t["start"], t["start"] + t["count"]):
+                kind = KINDS[i % len(KINDS)]
+                out.append({"seed": seed, "index": i, "kind": kind, "verdict": "failure", "detail": done.error})
+        else:
+            out.extend(done.result)
+        if progress:
+            progress(out)
+    return sorted(out, key=lambda r: r["index"])
+
+
+def save_mutants(failures: list[dict], out_dir: Path, models: dict[str, Path] | None = None) -> Path:
+    """Write each failing mutant as ``<model>-<seed>.tflite`` and the list as failures.json; returns the folder."""
+    from .mutate import mutant
+
+    models = models or fuzz_models()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for f in failures:
+        data, _ = mutant(models[f["model"]].read_bytes(), f["seed"])
+        (out_dir / f"{f['model']}-{f['seed']}.tflite").write_bytes(data)
+    (out_dir / "failures.json").write_text(json.dumps(failures, indent=1))
+    return out_dir
+
+
+def save_ops(failures: list[dict], out_dir: Path) -> Path:
+    """Write each failing configuration as ``op-<seed>-<index>-<kind>.tflite`` and the list as failures.json."""
+    from mcuq.frontend.tflite_writer import write
+
+    from .opgen import draw
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for f in failures:
+        (out_dir / f"op-{f['seed']}-{f['index']}-{f['kind']}.tflite").write_bytes(
+            write(draw(f["seed"], f["index"]).graph)
+        )
+    (out_dir / "failures.json").write_text(json.dumps(failures, indent=1))
+    return out_dir
+
+
+def _progress(every: int, total: int, what: str, t0: float) -> Callable[[list[dict]], None]:
+    """A progress line on stderr each time another ``every`` results are in."""
+    shown = [0]
+
+    def report(done: list[dict]) -> None:
+        if len(done) >= shown[0] + every or len(done) == total:
+            shown[0] = len(done)
+            bad = sum(1 for d in done if d.get("kind", d.get("verdict")) == "failure")
+            print(f"  {len(done)}/{total} {what}, {bad} failing, {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
+
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tests.fuzz.run", description=__doc__.split("\n\n")[0])
+    p.add_argument("what", choices=("mutants", "ops"))
+    p.add_argument("--n", type=int, default=None, help="mutants (default 10000) or configurations (default 3000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--start", type=int, default=0, help="ops: the first configuration index")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: the number of CPUs)")
+    p.add_argument("--model", action="append", help="mutants: only these models (digits, kws, resnet)")
+    p.add_argument("--no-oracle", action="store_true", help="do not compare with tflite-runtime")
+    p.add_argument("--out", type=Path, default=ROOT / "build" / "fuzz", help="failing inputs and worker logs")
+    args = p.parse_args(argv)
+    t0 = time.time()
+    if args.what == "mutants":
+        models = fuzz_models()
+        if args.model:
+            models = {m: models[m] for m in args.model}
+        n = 10000 if args.n is None else args.n
+        every = max(1, min(1000, n // 10))
+        res = run_mutants(
+            n, args.seed, jobs=args.jobs, models=models, oracle=not args.no_oracle, log_dir=args.out / "logs",
+            progress=_progress(every, n, "mutants", t0),
+        )  # fmt: skip
+        failures = [r for r in res if r["kind"] == "failure"]
+        print("\n".join(mutant_summary(res, sorted(models), time.time() - t0)))
+        if failures:
+            print(f"failing mutants saved in {save_mutants(failures, args.out / 'mutants', models)}")
+    else:
+        n = 3000 if args.n is None else args.n
+        res = run_ops(
+            n, args.seed, start=args.start, jobs=args.jobs, oracle=not args.no_oracle, log_dir=args.out / "logs",
+            progress=_progress(max(1, min(500, n // 10)), n, "configurations", t0),
+        )  # fmt: skip
+        failures = [r for r in res if r["verdict"] == "failure"]
+        print("\n".join(ops_summary(res, time.time() - t0)))
+        if failures:
+            print(f"failing configurations saved in {save_ops(failures, args.out / 'ops')}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
