@@ -308,7 +308,10 @@ def test_host_board_file_has_no_compiler_flags(tmp_path):
 @pytest.mark.parametrize(
     "content, message",
     [
-        (b"\x7fELF\x02\x01\x01\x00\xff\xfe" + bytes(range(256)), "not a board file: not UTF-8 text (byte 0xff at offset 8)"),
+        (
+            b"\x7fELF\x02\x01\x01\x00\xff\xfe" + bytes(range(256)),
+            "not a board file: not UTF-8 text (byte 0xff at offset 8)",
+        ),
         (b'name = "good"\x00\n', "not a board file: it holds a NUL byte"),
         (b"\xff\xfename", "not UTF-8 text (byte 0xff at offset 0)"),
         (b"x = 1\n" * 20000, "not a board file (larger than 65,536 bytes)"),
