@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 
 NAME_LIMIT = 300  # characters: one name, or one message, as shown on a terminal
+MESSAGE_LIMIT = 1000  # characters: a ModelError's message (file, op, names and the reason, escaped)
 ELLIPSIS = "..."
 
 
@@ -28,9 +29,11 @@ class ModelError(McuqError):
     """
 
     def __init__(self, source: str, message: str) -> None:
+        # Model-derived text (names, shapes) is made one printable line of bounded length here, so that the
+        # exception itself is safe to show anywhere, not only through the CLI.
         self.source = source
-        self.message = message
-        super().__init__(f"{source}: {message}" if source else message)
+        self.message = printable(message, MESSAGE_LIMIT)
+        super().__init__(printable(f"{source}: {message}" if source else message, MESSAGE_LIMIT))
 
 
 class BuildError(McuqError):

@@ -7,6 +7,7 @@ from ..ir import DType, Graph, Op, OpKind
 from ..kernels import out_of_range
 from . import conv, elementwise, pool, shape, softmax  # noqa: F401  (register the lowerings)
 from .base import LOWERINGS, Layer, lowering
+from .common import ActivationRangeError
 
 __all__ = ["LOWERINGS", "Layer", "lower", "lower_op", "lowering", "supported_ops"]
 
@@ -28,7 +29,10 @@ def lower_op(g: Graph, op: Op) -> Layer:
     if absent or not all(op.outputs):
         what = f"input {absent[0]}" if absent else "an output"
         raise ModelError(g.source, f"{op.where}: {what} is missing (an empty tensor name); only a bias may be absent")
-    layer = fn(g, op)
+    try:
+        layer = fn(g, op)
+    except ActivationRangeError as e:
+        raise ModelError(g.source, f"{op.where}: {e}") from None
     check_ranges(g, layer)
     return layer
 

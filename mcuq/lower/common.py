@@ -19,6 +19,10 @@ def max_abs_offset(zero_point: int) -> int:
     return max(INT8_MAX - zero_point, zero_point - INT8_MIN)
 
 
+class ActivationRangeError(ValueError):
+    """A fused activation's bound cannot be quantized (``lower_op`` reports it naming the op)."""
+
+
 def activation_bounds(act: Activation, out: Tensor) -> tuple[int, int]:
     """TFLite's CalculateActivationRangeQuantized for an int8 output: fused activation -> clamp bounds.
 
@@ -28,7 +32,17 @@ def activation_bounds(act: Activation, out: Tensor) -> tuple[int, int]:
     zp = out.zero_point
 
     def quantize(f: float) -> int:
-        return zp + tflite_round(float(np.float32(f) / scale))
+        # TFLite 2.14 kernel_util.cc Quantize(): round(f / scale) in float32 must lie within int32 (as floats),
+        # else Prepare fails (no_integer_overflow_from_quantization); mcuq refuses the same models.
+        with np.errstate(over="ignore"):
+            q = np.float32(np.float32(f) / scale)
+        tmp = tflite_round(float(q)) if np.isfinite(q) else None
+        if tmp is None or not -(2.0**31) <= float(np.float32(tmp)) <= 2.0**31:
+            raise ActivationRangeError(
+                f"output scale {float(scale):g} is too small for the fused {act.value} activation: {f:g} / scale "
+                "overflows int32 (TFLite refuses this model too)"
+            )
+        return zp + tmp
 
     lo, hi = INT8_MIN, INT8_MAX
     if act == Activation.RELU:

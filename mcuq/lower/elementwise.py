@@ -11,6 +11,8 @@ adding leading 1s) or its broadcast path, so one kernel with compile-time stride
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..ir import Graph, Op, OpKind, Tensor
@@ -91,11 +93,15 @@ def add_params(g: Graph, op: Op) -> AddParams:
     same for int8 SUB (input2's multiplier stays positive: the kernel subtracts)."""
     t1, t2, out = require_int8(g, op, *op.inputs, *op.outputs)
     s1, s2, so = np.float32(t1.scale), np.float32(t2.scale), np.float32(out.scale)
-    twice_max = float(np.float32(2.0) * max(s1, s2))  # float32 (exact), then widened to double
+    with np.errstate(over="ignore"):  # an overflow to inf is refused below, with the op named
+        twice_max = float(np.float32(2.0) * max(s1, s2))  # float32 (exact), then widened to double
+        shifted_out = float(np.float32(1 << ADD_LEFT_SHIFT) * so)
+    if not (math.isfinite(twice_max) and math.isfinite(shifted_out)):
+        raise fail(g, op, f"scales {float(s1):g}, {float(s2):g}, {float(so):g} overflow float32 in TFLite's rescaling")
     reals = {
         "input1": float(s1) / twice_max,
         "input2": float(s2) / twice_max,
-        "output": twice_max / float(np.float32(1 << ADD_LEFT_SHIFT) * so),
+        "output": twice_max / shifted_out,
     }
     q: dict[str, tuple[int, int]] = {}
     for k, real in reals.items():
