@@ -8,20 +8,14 @@
 static int8_t sub_one(const void *params, int8_t x1, int8_t x2)
 {
     const mcuq_add_params *p = (const mcuq_add_params *)params;
-    const int32_t scaled1 =
-        mcuq_arithmetic_input(x1, p->input1_zp, p->left_shift, p->input1_multiplier, p->input1_shift);
-    const int32_t scaled2 =
-        mcuq_arithmetic_input(x2, p->input2_zp, p->left_shift, p->input2_multiplier, p->input2_shift);
-    return mcuq_arithmetic_output(p, scaled1 - scaled2);
+    return mcuq_arithmetic_output(p, mcuq_arithmetic_input1(p, x1) - mcuq_arithmetic_input2(p, x2));
 }
 
 mcuq_status mcuq_sub_s8(const mcuq_add_params *params, const int8_t *input1, const int8_t *input2, int8_t *output)
 {
-    if (params == NULL || input1 == NULL || input2 == NULL || output == NULL) {
-        return MCUQ_ERR_ARGUMENT;
-    }
-    if (mcuq_arithmetic_params_invalid(params)) {
-        return MCUQ_ERR_ARGUMENT;
+    const mcuq_status status = mcuq_arithmetic_check(params, input1, input2, output);
+    if (status != MCUQ_OK) {
+        return status;
     }
     return mcuq_broadcast_apply(&params->broadcast, params, input1, input2, output, sub_one);
 }

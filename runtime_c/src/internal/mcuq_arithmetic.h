@@ -11,12 +11,20 @@
 #include "mcuq_fixedpoint.h"
 #include "mcuq_util.h"
 
-/* Nonzero when a shift or the activation range of p is outside what the helpers below accept. */
-static inline int32_t mcuq_arithmetic_params_invalid(const mcuq_add_params *p)
+/* The argument checks of ADD and SUB: MCUQ_ERR_ARGUMENT for a NULL pointer, or a shift or activation range
+ * outside what the helpers below accept. */
+static inline mcuq_status mcuq_arithmetic_check(const mcuq_add_params *p, const int8_t *input1, const int8_t *input2,
+                                                const int8_t *output)
 {
-    return p->left_shift < 0 || p->left_shift > MCUQ_ADD_MAX_LEFT_SHIFT || p->input1_shift < -31 ||
-           p->input1_shift > 0 || p->input2_shift < -31 || p->input2_shift > 0 || p->output_shift < -31 ||
-           p->output_shift > 0 || p->activation.min > p->activation.max;
+    if (p == NULL || input1 == NULL || input2 == NULL || output == NULL) {
+        return MCUQ_ERR_ARGUMENT;
+    }
+    if (p->left_shift < 0 || p->left_shift > MCUQ_ADD_MAX_LEFT_SHIFT || p->input1_shift < -31 || p->input1_shift > 0 ||
+        p->input2_shift < -31 || p->input2_shift > 0 || p->output_shift < -31 || p->output_shift > 0 ||
+        p->activation.min > p->activation.max) {
+        return MCUQ_ERR_ARGUMENT;
+    }
+    return MCUQ_OK;
 }
 
 /* One input on the common scale: (x - zp) * 2^left_shift * multiplier * 2^shift (shift <= 0). |x - zp| <= 255 and
@@ -26,6 +34,17 @@ static inline int32_t mcuq_arithmetic_input(int8_t x, int32_t zp, int32_t left_s
 {
     const int32_t shifted = (x - zp) * ((int32_t)1 << left_shift);
     return mcuq_multiply_by_quantized_multiplier_smaller_than_one_exp(shifted, multiplier, shift);
+}
+
+/* input1 on the common scale (ADD and SUB combine it with mcuq_arithmetic_input2). */
+static inline int32_t mcuq_arithmetic_input1(const mcuq_add_params *p, int8_t x)
+{
+    return mcuq_arithmetic_input(x, p->input1_zp, p->left_shift, p->input1_multiplier, p->input1_shift);
+}
+
+static inline int32_t mcuq_arithmetic_input2(const mcuq_add_params *p, int8_t x)
+{
+    return mcuq_arithmetic_input(x, p->input2_zp, p->left_shift, p->input2_multiplier, p->input2_shift);
 }
 
 /* The combined value (below 2^29 in magnitude) on the output scale, offset by output_zp and clamped. */
