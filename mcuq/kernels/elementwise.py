@@ -88,7 +88,7 @@ def _elementwise(name: str, params: type[CStruct], code_bytes: int) -> Kernel:
     return register(Kernel(name, params, (f"elementwise/{name}.c",), code_bytes=code_bytes, in_place=True))
 
 
-ADD_S8 = _elementwise("mcuq_add_s8", AddParams, 832)
+ADD_S8 = _elementwise("mcuq_add_s8", AddParams, 828)
 SUB_S8 = _elementwise("mcuq_sub_s8", AddParams, 828)
 MUL_S8 = _elementwise("mcuq_mul_s8", MulParams, 620)
 REQUANTIZE_S8 = _elementwise("mcuq_requantize_s8", RequantizeParams, 348)
