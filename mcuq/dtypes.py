@@ -10,7 +10,7 @@ import numpy as np
 class DType(enum.Enum):
     """Element types. INT4, INT2 and INT1 are signed and *packed* (``bits`` < 8), little end first in a byte as
     TFLite packs int4; their ``Tensor.data`` holds unpacked int8 values (``np``), converted to and from the packed
-    ``uint8_t`` bytes by ``mcuq.quantize.packing``."""
+    ``uint8_t`` bytes by ``mcuq.quant.packing``."""
 
     INT8 = "int8"
     UINT8 = "uint8"

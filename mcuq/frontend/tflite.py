@@ -21,7 +21,7 @@ import tflite
 
 from .. import ir
 from ..errors import ModelError
-from ..quantize.packing import unpack
+from ..quant.packing import unpack
 from .quant_spec import qparams_problem
 from .tflite_ops import BUILTIN_NAMES, CONVERTERS, INPUT_NAMES, OPTIONAL_INPUTS, TENSOR_TYPES, OpContext
 

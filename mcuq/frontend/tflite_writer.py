@@ -22,7 +22,7 @@ import numpy as np
 import tflite
 
 from .. import ir
-from ..quantize.packing import pack
+from ..quant.packing import pack
 from .tflite_ops import ACTIVATIONS, BUILTIN_CODES, CONVERTERS, PADDINGS, TENSOR_TYPES
 
 _ACT = {v: k for k, v in ACTIVATIONS.items()}

@@ -27,7 +27,7 @@ import numpy as np
 from ..ir import Activation, DType, Graph, Op, OpKind, Tensor
 from ..kernels.elementwise import HARD_SWISH_S8, LUT_S8, REQUANTIZE_S8, HardSwishParams, LutParams, RequantizeParams
 from ..kernels.types import ActivationRange
-from ..quantize.fixedpoint import INT32_MAX, quantize_multiplier
+from ..quant.fixedpoint import INT32_MAX, quantize_multiplier
 from .base import Layer, fail, lowering
 from .common import INT8_MAX, INT8_MIN, activation_range, max_abs_offset, require_int8
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..ir import Activation, DType, Graph, Op, Tensor
 from ..kernels.types import ActivationRange
-from ..quantize.fixedpoint import tflite_round
+from ..quant.fixedpoint import tflite_round
 from .base import fail
 
 INT8_MIN, INT8_MAX = -128, 127

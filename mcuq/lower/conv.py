@@ -34,7 +34,7 @@ from ..kernels.conv import (
     FullyConnectedParams,
 )
 from ..kernels.types import Dims, PerChannelQuant
-from ..quantize.fixedpoint import INT32_MAX, quantize_multiplier
+from ..quant.fixedpoint import INT32_MAX, quantize_multiplier
 from .base import Layer, fail, lowering
 from .common import activation_range, require_int8
 from .window import window

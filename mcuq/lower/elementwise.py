@@ -17,7 +17,7 @@ import numpy as np
 
 from ..ir import Graph, Op, OpKind, Tensor
 from ..kernels.elementwise import ADD_S8, MCUQ_BROADCAST_DIMS, MUL_S8, SUB_S8, AddParams, Broadcast, MulParams
-from ..quantize.fixedpoint import INT32_MAX, quantize_multiplier, quantize_multiplier_smaller_than_one_exp
+from ..quant.fixedpoint import INT32_MAX, quantize_multiplier, quantize_multiplier_smaller_than_one_exp
 from . import activations  # noqa: F401  (registers QUANTIZE, RELU, RELU6, SIGMOID, TANH, HARD_SWISH)
 from .base import Layer, fail, lowering
 from .common import activation_range, max_abs_offset, require_int8

@@ -26,7 +26,7 @@ import numpy as np
 from ..ir import Graph, MeanAttrs, Op, OpKind, Pool2DAttrs, Tensor
 from ..kernels.pool import AVERAGE_POOL2D_S8, MAX_POOL2D_S8, MEAN_MAX_DIMS, MEAN_S8, MeanParams, Pool2DParams
 from ..kernels.types import Dims
-from ..quantize.fixedpoint import INT32_MAX, quantize_multiplier
+from ..quant.fixedpoint import INT32_MAX, quantize_multiplier
 from .base import Layer, fail, lowering
 from .common import activation_range, require_int8
 from .window import window

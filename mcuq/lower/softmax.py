@@ -23,7 +23,7 @@ import numpy as np
 
 from ..ir import Graph, Op, OpKind, SoftmaxAttrs
 from ..kernels.softmax import SOFTMAX_MAX_DEPTH, SOFTMAX_S8, SoftmaxParams
-from ..quantize.fixedpoint import quantize_multiplier_greater_than_one
+from ..quant.fixedpoint import quantize_multiplier_greater_than_one
 from .base import Layer, fail, lowering
 from .common import require_int8
 

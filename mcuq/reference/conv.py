@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..quantize.fixedpoint import multiply_by_quantized_multiplier
+from ..quant.fixedpoint import multiply_by_quantized_multiplier
 from .base import reference
 
 

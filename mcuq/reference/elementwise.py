@@ -7,7 +7,7 @@ import numpy as np
 
 from ..kernels.elementwise import AddParams, Broadcast
 from ..kernels.types import ActivationRange
-from ..quantize.fixedpoint import (
+from ..quant.fixedpoint import (
     multiply_by_quantized_multiplier,
     multiply_by_quantized_multiplier_smaller_than_one_exp,
 )

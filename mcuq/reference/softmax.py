@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..quantize import fixedpoint as fp
+from ..quant import fixedpoint as fp
 from .base import reference
 
 SCALED_DIFF_INTEGER_BITS = 5

@@ -17,7 +17,7 @@ from mcuq.errors import ModelError
 from mcuq.lower import lower
 from mcuq.lower.conv import per_tensor_fc_multiplier
 from mcuq.lower.window import out_size, pad_before
-from mcuq.quantize.fixedpoint import quantize_multiplier
+from mcuq.quant.fixedpoint import quantize_multiplier
 from tests.util import oracle
 from tests.util.harness import random_int8, three_way
 
@@ -268,7 +268,7 @@ def test_effective_scale_float_width_matches_oracle(kind: ir.OpKind, per_channel
     assert ours == (f32 if (kind == F and not per_channel) else f64)
     other = f64 if ours == f32 else f32
     # Accumulator values whose outputs differ between the two multipliers (in the unclipped range).
-    from mcuq.quantize.fixedpoint import multiply_by_quantized_multiplier as mbqm
+    from mcuq.quant.fixedpoint import multiply_by_quantized_multiplier as mbqm
 
     real = ours[0] * 2.0 ** (ours[1] - 31)
     near = np.round((np.arange(-120, 120) + 0.5) / real).astype(np.int64)  # next to each rounding boundary

@@ -215,7 +215,7 @@ def test_sub_uses_add_parameters_and_its_own_kernel() -> None:
 def test_sub_tie_case_separates_sub_from_negated_add(name: str) -> None:
     """In each tie case, ADD with input2_multiplier negated differs from TFLite's SUB on some (x1, x2) pair after
     the clamp, so the oracle comparison of that case checks which rounding the kernel does."""
-    from mcuq.quantize.fixedpoint import multiply_by_quantized_multiplier_smaller_than_one_exp as mbqm
+    from mcuq.quant.fixedpoint import multiply_by_quantized_multiplier_smaller_than_one_exp as mbqm
 
     p = lower(SUB_CASES[name])[0].params
     x = np.arange(-128, 128, dtype=np.int64)

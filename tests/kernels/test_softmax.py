@@ -21,7 +21,7 @@ from mcuq._paths import RUNTIME_C
 from mcuq.errors import ModelError
 from mcuq.lower import lower
 from mcuq.lower.softmax import calculate_input_radius, preprocess_softmax_scaling
-from mcuq.quantize import fixedpoint as fp
+from mcuq.quant import fixedpoint as fp
 from tests.util.harness import random_int8, three_way
 
 N_RANDOM = 8

@@ -10,7 +10,7 @@ import pytest
 
 from mcuq._paths import RUNTIME_C
 from mcuq.build import SANITIZE_FLAGS, host_cc
-from mcuq.quantize import fixedpoint as fp
+from mcuq.quant import fixedpoint as fp
 
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
 

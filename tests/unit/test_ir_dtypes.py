@@ -9,7 +9,7 @@ from mcuq import ir
 from mcuq.errors import ModelError
 from mcuq.frontend.tflite import load
 from mcuq.frontend.tflite_writer import write
-from mcuq.quantize.packing import pack, unpack
+from mcuq.quant.packing import pack, unpack
 
 D = ir.DType
 

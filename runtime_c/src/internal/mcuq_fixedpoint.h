@@ -1,6 +1,6 @@
 /* Fixed-point helpers with TFLite's exact semantics (gemmlowp double rounding).
  *
- * Names mirror TFLite's and mcuq/quantize/fixedpoint.py, which is the numpy mirror of this file:
+ * Names mirror TFLite's and mcuq/quant/fixedpoint.py, which is the numpy mirror of this file:
  *   SaturatingRoundingDoublingHighMul -> mcuq_saturating_rounding_doubling_high_mul
  *   RoundingDivideByPOT               -> mcuq_rounding_divide_by_pot
  *   MultiplyByQuantizedMultiplier     -> mcuq_multiply_by_quantized_multiplier
@@ -62,7 +62,7 @@ static inline int32_t mcuq_multiply_by_quantized_multiplier_greater_than_one(int
 
 /* ------------------------------------------------------------------------------------------------------------
  * softmax section: gemmlowp fixed-point helpers used by TFLite's int8 reference Softmax and its GetReciprocal,
- * mirrored name for name by the "softmax section" of mcuq/quantize/fixedpoint.py. A raw int32 x of a
+ * mirrored name for name by the "softmax section" of mcuq/quant/fixedpoint.py. A raw int32 x of a
  * Q(k).(31-k) number means x / 2^(31-k). The plain additions below cannot overflow on the value ranges these
  * functions receive (gemmlowp relies on the same bounds).
  * ------------------------------------------------------------------------------------------------------------ */
