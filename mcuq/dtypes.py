@@ -1,4 +1,5 @@
-"""Element types of the IR (re-exported by ``mcuq.ir``): whole-byte integers, float32 and packed sub-byte integers."""
+"""Element types of the IR (re-exported by ``mcuq.ir``): whole-byte integers, float32, float16 (constant weights of
+float models, which ``passes/fold.py`` turns into float32) and packed sub-byte integers."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ class DType(enum.Enum):
     INT32 = "int32"
     INT64 = "int64"
     FLOAT32 = "float32"
+    FLOAT16 = "float16"
     BOOL = "bool"
     INT4 = "int4"
     INT2 = "int2"
@@ -54,6 +56,7 @@ class DType(enum.Enum):
 
     @property
     def ctype(self) -> str:
-        """The C element type of an array or arena view of this dtype (``uint8_t`` bytes for packed types)."""
-        special = {"float32": "float", "bool": "uint8_t"}
+        """The C element type of an array or arena view of this dtype (``uint8_t`` bytes for packed types, the raw
+        ``uint16_t`` bits for float16)."""
+        special = {"float32": "float", "float16": "uint16_t", "bool": "uint8_t"}  # C99 has no half: its bits
         return "uint8_t" if self.packed else special.get(self.value, f"{self.value}_t")

@@ -94,6 +94,7 @@ class OpKind(enum.Enum):
     CONCAT = "concat"
     TRANSPOSE = "transpose"
     QUANTIZE = "quantize"  # (re)quantize to the output's quantization
+    DEQUANTIZE = "dequantize"  # integer or float16 -> float32; float graphs only (passes/fold.py folds constant ones)
     SIGMOID = "sigmoid"
     TANH = "tanh"
     RELU = "relu"
@@ -195,7 +196,7 @@ class TransposeAttrs:
 
 @dataclass(frozen=True)
 class NoAttrs:
-    """Ops without attributes (QUANTIZE, SIGMOID, TANH, RELU, RELU6, HARD_SWISH, COPY)."""
+    """Ops without attributes (QUANTIZE, DEQUANTIZE, SIGMOID, TANH, RELU, RELU6, HARD_SWISH, COPY)."""
 
 
 Attrs = (

@@ -30,6 +30,7 @@ ACTIVATIONS: dict[int, ir.Activation] = {
 PADDINGS: dict[int, ir.Padding] = {tflite.Padding.SAME: ir.Padding.SAME, tflite.Padding.VALID: ir.Padding.VALID}
 TENSOR_TYPES: dict[int, ir.DType] = {
     tflite.TensorType.FLOAT32: ir.DType.FLOAT32,
+    tflite.TensorType.FLOAT16: ir.DType.FLOAT16,  # constant weights of float16 models, read by a DEQUANTIZE
     tflite.TensorType.INT32: ir.DType.INT32,
     tflite.TensorType.UINT8: ir.DType.UINT8,
     tflite.TensorType.INT64: ir.DType.INT64,
@@ -271,6 +272,7 @@ CONVERTERS: dict[str, tuple[ir.OpKind, Callable[[OpContext], Converted]]] = {
     "CONCATENATION": (ir.OpKind.CONCAT, _concat),
     "TRANSPOSE": (ir.OpKind.TRANSPOSE, _transpose),
     "QUANTIZE": (ir.OpKind.QUANTIZE, _unary),
+    "DEQUANTIZE": (ir.OpKind.DEQUANTIZE, _unary),
     "LOGISTIC": (ir.OpKind.SIGMOID, _unary),
     "TANH": (ir.OpKind.TANH, _unary),
     "RELU": (ir.OpKind.RELU, _unary),

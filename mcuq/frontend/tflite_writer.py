@@ -52,6 +52,19 @@ _INT8_VERSION: dict[str, int] = {
 }
 
 
+def _dequantize_version(t: ir.Tensor) -> int:
+    """DEQUANTIZE's version by input type, from op_version.cc: int4 6; int16 or float16 3; int8 2, per-channel
+    int8 4 (op_version.cc now writes 5, which tflite-runtime 2.14's reference resolver does not register; it runs
+    per-channel int8 at version 4 with the same bits); uint8 1."""
+    if t.dtype is ir.DType.INT4:
+        return 6
+    if t.dtype in (ir.DType.INT16, ir.DType.FLOAT16):
+        return 3
+    if t.dtype is ir.DType.INT8:
+        return 4 if t.qparams is not None and t.qparams.per_channel else 2
+    return 1
+
+
 def _broadcasts_beyond_4d(g: ir.Graph, op: ir.Op) -> bool:
     """op_version.cc's SUB rule: inputs of different shapes, one of rank > 4, make version 3."""
     s1, s2 = (_shape(g, n) for n in op.inputs[:2])
@@ -235,6 +248,8 @@ class _Writer:
             version = _INT8_VERSION[builtin]
         if op.kind is ir.OpKind.QUANTIZE and first is not None and first.dtype is ir.DType.FLOAT32:
             version = 1
+        if op.kind is ir.OpKind.DEQUANTIZE and first is not None:
+            version = _dequantize_version(first)
         if op.kind is ir.OpKind.FULLY_CONNECTED and isinstance(op.attrs, ir.FullyConnectedAttrs):
             version = max(version, 5) if op.attrs.keep_num_dims else version
         if builtin == "SUB" and _broadcasts_beyond_4d(self.graph, op):
@@ -329,6 +344,7 @@ _OPTIONS: dict[str, tuple[str | None, _Fields]] = {
     "CONCATENATION": ("ConcatenationOptions", lambda a, g, op: [("Axis", a.axis)] + _act(a)),
     "TRANSPOSE": ("TransposeOptions", lambda a, g, op: []),
     "QUANTIZE": ("QuantizeOptions", lambda a, g, op: []),
+    "DEQUANTIZE": (None, lambda a, g, op: []),
     "LOGISTIC": (None, lambda a, g, op: []),
     "TANH": (None, lambda a, g, op: []),
     "RELU": (None, lambda a, g, op: []),

@@ -2,7 +2,8 @@
 
 A pass never mutates its input (``ir.Graph`` and ``ir.Op`` are frozen; a pass builds new ones with
 ``dataclasses.replace``) and returns its input unchanged when it has nothing to do. ``PIPELINE`` is the order
-``compile_model`` runs them in. With a dump directory (``--dump-ir DIR`` or ``MCUQ_DUMP_IR=DIR``) the graph is
+``compile_model`` runs them in; ``FLOAT_PIPELINE`` (``fold.py``) is what ``mcuq.quantize`` runs on a float32
+graph before calibration. With a dump directory (``--dump-ir DIR`` or ``MCUQ_DUMP_IR=DIR``) the graph is
 written as text before the first pass (``00-input.txt``) and after each pass (``01-<pass>.txt``, ...).
 """
 
@@ -18,8 +19,19 @@ from ..errors import McuqError
 from ..ir import Graph
 from .copies import reshape_to_copy
 from .dump import format_graph
+from .fold import FLOAT_PIPELINE, fold_batchnorm, fold_dequantize, fold_relu
 
-__all__ = ["PIPELINE", "Pass", "format_graph", "reshape_to_copy", "run_passes"]
+__all__ = [
+    "FLOAT_PIPELINE",
+    "PIPELINE",
+    "Pass",
+    "fold_batchnorm",
+    "fold_dequantize",
+    "fold_relu",
+    "format_graph",
+    "reshape_to_copy",
+    "run_passes",
+]
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,8 @@ BLAS blocking (reproducible on every machine) and at least as close to the exact
 TFLite's float32 rounding only (about 1e-6 relative). Elementwise ADD, MUL, the activations on one value,
 PAD, CONCAT, TRANSPOSE and RESHAPE come out bit-exact: a product or sum of two float32 values is exact in
 float64 or (for sums of very different magnitude) rounds to the same float32 as IEEE float32 arithmetic.
-QUANTIZE (float -> integer) divides in float32 as TFLite's AffineQuantize does.
+QUANTIZE (float -> integer) divides in float32 as TFLite's AffineQuantize does; DEQUANTIZE (integer or float16 ->
+float32) is bit-exact too (``dequantize_values``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ..ir import (
     OpKind,
     PadAttrs,
     SoftmaxAttrs,
+    Tensor,
     TransposeAttrs,
 )
 from ..lower.window import out_size, pad_before
@@ -241,4 +243,48 @@ def quantize(g: Graph, op: Op, ins: list) -> np.ndarray:
     return np.clip(q, info.min, info.max).astype(t.dtype.np).reshape(t.shape)
 
 
-__all__ = ["FLOAT_OPS", "FloatFn", "float_op"]
+# Integer types DEQUANTIZE reads with their quantization parameters (INT4 is held unpacked in int8 arrays).
+_DEQUANTIZABLE = (DType.INT8, DType.UINT8, DType.INT16, DType.INT4)
+
+
+def dequantize_problem(t: Tensor) -> str | None:
+    """Why DEQUANTIZE cannot read ``t`` (None: it can): float16, or a quantized int8/uint8/int16/int4 tensor."""
+    if t.dtype is DType.FLOAT16:
+        return None
+    if t.dtype not in _DEQUANTIZABLE:
+        return f"input '{t.name}' is {t.dtype.value}; DEQUANTIZE reads float16, int8, uint8, int16 or int4"
+    if t.qparams is None:
+        return f"input '{t.name}' ({t.dtype.value}) has no quantization parameters"
+    q = t.qparams
+    if q.per_channel and not (0 <= q.axis < len(t.shape) and t.shape[q.axis] == len(q.scale)):
+        return f"input '{t.name}': {len(q.scale)} scales do not match axis {q.axis} of shape {list(t.shape)}"
+    return None
+
+
+def dequantize_values(t: Tensor, x: np.ndarray) -> np.ndarray:
+    """``x`` (values of tensor ``t``) as float32, as TFLite's Dequantize computes them: float16 widens exactly;
+    integers give ``scale * (q - zero_point)`` per tensor or per channel along ``qparams.axis``. The product of
+    a float32 scale and an integer below 2^17 is exact in float64, so one rounding to float32 gives what
+    TFLite's float (per-channel) and double (per-tensor) products give. ``dequantize_problem(t)`` must be None."""
+    if t.dtype is DType.FLOAT16:
+        return np.asarray(x, dtype=np.float16).astype(np.float32)
+    assert t.qparams is not None
+    shape = [1] * len(t.shape)
+    if t.qparams.per_channel:
+        shape[t.qparams.axis] = len(t.qparams.scale)
+    scale = np.asarray(t.qparams.scale, dtype=np.float32).astype(np.float64).reshape(shape)
+    zp = np.asarray(t.qparams.zero_point, dtype=np.int64).reshape(shape)
+    return (scale * (np.asarray(x, dtype=np.int64) - zp)).astype(np.float32)
+
+
+@float_op(OpKind.DEQUANTIZE)
+def dequantize(g: Graph, op: Op, ins: list) -> np.ndarray:
+    """A DEQUANTIZE that passes left (its input is an activation, or a constant no pass folded)."""
+    t = g.tensors[op.inputs[0]]
+    problem = dequantize_problem(t)
+    if problem is not None:
+        raise ModelError(g.source, f"{op.where}: {problem}")
+    return _out(g, op, dequantize_values(t, ins[0]))
+
+
+__all__ = ["FLOAT_OPS", "FloatFn", "dequantize_problem", "dequantize_values", "float_op"]

@@ -133,7 +133,10 @@ def bind_inputs(g: Graph, inputs: Any) -> dict[str, np.ndarray]:
 
 
 def _is_float(g: Graph, op: Op) -> bool:
-    """The op's path: its first non-constant input's dtype (the first input if all are constant)."""
+    """The op's path: its first non-constant input's dtype (the first input if all are constant). DEQUANTIZE
+    (integer or float16 in, float32 out) has a float kernel only: it always takes the float path."""
+    if op.kind is OpKind.DEQUANTIZE:
+        return True
     names = [n for n in op.inputs if n]
     first = next((n for n in names if not g.tensors[n].is_const), names[0] if names else None)
     return first is not None and g.tensors[first].dtype is DType.FLOAT32

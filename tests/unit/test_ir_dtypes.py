@@ -23,6 +23,7 @@ BITS = {
     D.INT16: 16,
     D.INT32: 32,
     D.FLOAT32: 32,
+    D.FLOAT16: 16,
     D.INT64: 64,
 }
 
@@ -43,6 +44,7 @@ def test_every_dtype_has_bits() -> None:
         (D.INT32, np.int32, "int32_t"),
         (D.INT64, np.int64, "int64_t"),
         (D.FLOAT32, np.float32, "float"),
+        (D.FLOAT16, np.float16, "uint16_t"),
         (D.BOOL, np.bool_, "uint8_t"),
         (D.INT4, np.int8, "uint8_t"),
         (D.INT2, np.int8, "uint8_t"),

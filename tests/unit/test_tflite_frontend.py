@@ -155,6 +155,9 @@ CASES: dict[str, Callable[[], ir.Graph]] = {
     "transpose": _unary(K.TRANSPOSE, (1, 2, 3, 4), (1, 4, 2, 3), ir.TransposeAttrs((0, 3, 1, 2)), q(0.1, 0), q(0.1, 0)),
     "quantize": _unary(K.QUANTIZE, (1, 6), (1, 6), ir.NoAttrs(), None, q(0.02, -10), F32),
     "requantize": _unary(K.QUANTIZE, (1, 6), (1, 6), ir.NoAttrs(), q(0.05, 3), q(0.02, -10)),
+    "dequantize": lambda: one_op(
+        K.DEQUANTIZE, ir.NoAttrs(), [act("x", (1, 6), q(0.05, 3))], act("y", (1, 6), None, F32)
+    ),
     "logistic": _unary(K.SIGMOID, (1, 9), (1, 9), ir.NoAttrs(), q(0.1, 0), q(1 / 256, -128)),
     "tanh": _unary(K.TANH, (1, 9), (1, 9), ir.NoAttrs(), q(0.05, 4), q(1 / 128, 0)),
     "relu": _unary(K.RELU, (1, 9), (1, 9), ir.NoAttrs(), q(0.05, 4), q(0.04, -128)),
