@@ -6,6 +6,7 @@ bytes (C order, native little-endian); the runner writes each record's outputs t
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -14,12 +15,46 @@ from .errors import McuqError
 from .ir import Tensor
 
 
-def normalise_inputs(tensors: Sequence[Tensor], inputs) -> tuple[list[np.ndarray], int, bool]:
-    """Check ``inputs`` against the model's input ``tensors``: (one array per input with a leading batch axis,
-    batch size, whether the caller gave a batch). Wrong count, dtype or shape raise McuqError naming the input.
+class Batching(enum.IntEnum):
+    """How the caller gave its inputs, and so how outputs are shaped. ``ONE`` is 0, so that ``if batched:`` still
+    reads as "a batch was given"."""
 
-    ``inputs``: one array per input (or one array for a single-input model), each of the input's shape or a
-    batch of them with one extra leading axis."""
+    ONE = 0  # each input of exactly its shape S: one record, outputs of their own shapes
+    BATCH = 1  # (N, *S): outputs (N, *out)
+    UNIT_DROPPED = 2  # (N, *S[1:]) for an input with S[0] == 1: outputs drop their own leading 1 too
+
+
+def accepted_forms(shape: Sequence[int]) -> str:
+    """The input shapes ``normalise_inputs`` accepts for a model input of ``shape``, for messages."""
+    s = list(shape)
+    forms = f"{s} (one record) or [N, {', '.join(map(str, s))}] (N records)"
+    if s and s[0] == 1:
+        forms += f" or [N{''.join(', ' + str(d) for d in s[1:])}] (N records without the leading 1)"
+    return forms
+
+
+def _batching(want: Tensor, shape: tuple[int, ...]) -> tuple[int, Batching] | None:
+    """(records, form) of an array of ``shape`` given for input ``want``, or None when it fits no form. The shape S
+    itself is one record even when it also reads as N=1 records of S[1:]."""
+    s = tuple(want.shape)
+    if shape == s:
+        return 1, Batching.ONE
+    if shape[1:] == s:
+        return shape[0], Batching.BATCH
+    if s and s[0] == 1 and len(shape) == len(s) and shape[1:] == s[1:]:
+        return shape[0], Batching.UNIT_DROPPED
+    return None
+
+
+def normalise_inputs(tensors: Sequence[Tensor], inputs) -> tuple[list[np.ndarray], int, Batching]:
+    """Check ``inputs`` against the model's input ``tensors``: (one array per input with a leading batch axis,
+    batch size, how the caller gave them, a :class:`Batching` that is falsy for one unbatched record). Wrong
+    count, dtype or shape raise McuqError naming the input.
+
+    ``inputs``: one array per input (or one array for a single-input model), each of the input's shape S, a batch
+    (N, *S), or, for an input with S[0] == 1, a batch (N, *S[1:]) whose records omit that 1 (the calibration
+    files' form, so that one array serves both). Batched inputs may mix the two batch forms; the outputs then
+    drop their leading 1 (:func:`shape_outputs`)."""
     if isinstance(inputs, np.ndarray):
         inputs = [inputs]
     if inputs is None or isinstance(inputs, (str, bytes, dict)) or not hasattr(inputs, "__iter__"):
@@ -30,28 +65,35 @@ def normalise_inputs(tensors: Sequence[Tensor], inputs) -> tuple[list[np.ndarray
     inputs = list(inputs)
     if len(inputs) != len(tensors):
         raise McuqError(f"the model has {len(tensors)} input(s); {len(inputs)} given")
-    arrays, batch, batched = [], None, False
+    arrays: list[np.ndarray] = []
+    counts: set[int] = set()
+    forms: set[Batching] = set()
     for want, x in zip(tensors, inputs):
         x = _array(want, x)
         if x.dtype != want.dtype.np:
             raise McuqError(f"input '{want.name}': dtype {x.dtype}, the model wants {want.dtype.value}")
-        if tuple(x.shape) == want.shape:
-            n, b = 1, False
-            x = x.reshape((1, *want.shape))
-        elif tuple(x.shape[1:]) == want.shape:
-            n, b = x.shape[0], True
-        else:
-            raise McuqError(
-                f"input '{want.name}': shape {list(x.shape)}, the model wants {list(want.shape)} "
-                "(or a batch of those with one extra leading axis)"
-            )
+        found = _batching(want, tuple(x.shape))
+        if found is None:
+            raise McuqError(f"input '{want.name}': shape {list(x.shape)}, the model wants {accepted_forms(want.shape)}")
+        n, form = found
         if n == 0:
             raise McuqError(f"input '{want.name}': a batch of 0 records (shape {list(x.shape)}); give at least one")
-        if batch is not None and (n, b) != (batch, batched):
-            raise McuqError("all inputs must have the same batch size")
-        batch, batched = n, b
-        arrays.append(np.ascontiguousarray(x))
-    return arrays, int(batch or 1), batched
+        counts.add(n)
+        forms.add(form)
+        arrays.append(np.ascontiguousarray(x).reshape((n, *want.shape)))
+    if len(counts) > 1 or (Batching.ONE in forms and len(forms) > 1):
+        raise McuqError("all inputs must have the same batch size")
+    return arrays, int(counts.pop() if counts else 1), max(forms, default=Batching.ONE)
+
+
+def shape_outputs(arrays: Sequence[np.ndarray], batching: Batching) -> list[np.ndarray]:
+    """The runner's outputs (each with a leading batch axis) shaped as the caller gave the inputs: one record loses
+    the batch axis, a batch keeps it, and a batch without the leading 1 drops each output's own leading 1."""
+    if batching == Batching.ONE:
+        return [a[0] for a in arrays]
+    if batching == Batching.UNIT_DROPPED:
+        return [a.reshape((a.shape[0], *a.shape[2:])) if a.ndim >= 2 and a.shape[1] == 1 else a for a in arrays]
+    return list(arrays)
 
 
 def _array(want: Tensor, x: object) -> np.ndarray:
