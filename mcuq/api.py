@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,7 +21,11 @@ from .ir import Graph, Tensor, verify
 from .lower import Layer, lower
 from .passes import run_passes
 from .plan import Plan, plan
-from .records import normalise_inputs
+from .quant.edge import dequantize_outputs, prepare_inputs
+from .records import normalise_inputs, shape_outputs
+
+if TYPE_CHECKING:
+    from .quant.ptq import QuantizedModel
 
 
 def _default_sanitize() -> bool:
@@ -92,23 +97,25 @@ class CompiledModel:
         out = write_tree(files, out_dir, force=force)
         return sorted(out / rel for rel in files)
 
-    def normalise_inputs(self, inputs) -> tuple[list[np.ndarray], int, bool]:
+    def normalise_inputs(self, inputs, labels: list[str] | None = None) -> tuple[list[np.ndarray], int, bool]:
         """Check ``inputs`` against the model: (one array per input with a leading batch axis, batch size,
-        whether the caller gave a batch). Wrong count, dtype or shape raise McuqError naming the input."""
-        return normalise_inputs(self.input_tensors, inputs)
+        whether the caller gave a batch). float32 arrays for a quantized input are quantized first, as TFLite's
+        QUANTIZE does (``mcuq.quant.edge``). Wrong count, dtype or shape raise McuqError naming the input
+        (``labels``, one per input, name them in the messages of quantization: the CLI passes file paths)."""
+        return normalise_inputs(self.input_tensors, prepare_inputs(self.input_tensors, inputs, labels))
 
     def _execute(self, inputs, want_layers: bool) -> tuple[list[np.ndarray], dict[str, np.ndarray] | None]:
-        arrays, n, batched = self.normalise_inputs(inputs)
+        arrays, n, batched = self.normalise_inputs(inputs)  # float32 inputs quantized here
         if self.board != HOST:
             outs = self._run_in_qemu(arrays, n, want_layers)
-            return [a if batched else a[0] for a in outs], None
+            return shape_outputs(outs, batched), None
         program = HostProgram.of(self.prefix, {**self.files, "runner.c": render_host_main(self.model)}, self.sanitize)
         per_layer = tuple(self.graph.tensors[layer.outputs[0]] for layer in self.layers) if want_layers else None
         outs, layer_outs = run_host(program, arrays, n, self.output_tensors, per_layer)
         layers = None
         if layer_outs is not None:
-            layers = {layer.outputs[0]: a if batched else a[0] for layer, a in zip(self.layers, layer_outs)}
-        return [a if batched else a[0] for a in outs], layers
+            layers = dict(zip((layer.outputs[0] for layer in self.layers), shape_outputs(layer_outs, batched)))
+        return shape_outputs(outs, batched), layers
 
     def _run_in_qemu(self, arrays: list[np.ndarray], n: int, want_layers: bool) -> list[np.ndarray]:
         if want_layers:
@@ -123,24 +130,51 @@ class CompiledModel:
             )
         return run_batch(self.firmware_image(), b, arrays, n)
 
-    def run(self, inputs) -> list[np.ndarray]:
-        """Run the generated C on the host. ``inputs``: one array per model input (or one array for a
-        single-input model), each with the input's shape or a batch of them with one extra leading axis."""
-        return self._execute(inputs, False)[0]
+    def run(self, inputs, float_output: bool = False) -> list[np.ndarray]:
+        """Run the generated C (on the host, or in QEMU for an emulated board). ``inputs``: one array per model
+        input (or one array for a single-input model), each with the input's shape or a batch of them with one
+        extra leading axis. An int8 input takes int8 values as they are, or float32 real values, which are
+        quantized with the input's scale and zero point exactly as TFLite's QUANTIZE does. ``float_output``:
+        return the outputs as float32 real values (TFLite's DEQUANTIZE) instead of int8."""
+        outs = self._execute(inputs, False)[0]
+        return dequantize_outputs(self.output_tensors, outs) if float_output else outs
 
     def run_layers(self, inputs) -> dict[str, np.ndarray]:
         """Every layer's output tensor, by tensor name, as computed by the generated C."""
         return self._execute(inputs, True)[1]
 
 
+_MODEL_TYPES = (str, os.PathLike, bytes, bytearray, memoryview, Graph)
+
+
+def _quantized_graph(model: object) -> Graph | None:
+    """The int8 graph of a ``mcuq.quantize`` result, None for anything else. The quantizer is imported only when
+    ``model`` is none of the usual types, so that compiling an int8 file does not load it."""
+    if isinstance(model, _MODEL_TYPES):
+        return None
+    from .quant.ptq import QuantizedModel
+
+    return model.graph if isinstance(model, QuantizedModel) else None
+
+
+def _default_prefix(model: object, g: Graph) -> str:
+    """The model file's stem; for a quantized model, the name of the float model it came from."""
+    if isinstance(model, (str, os.PathLike)):
+        return Path(str(model)).stem
+    qm_float = getattr(model, "float_graph", None)
+    return (qm_float.name if isinstance(qm_float, Graph) else "") or g.name or "model"
+
+
 def _check_arguments(model: object, board: object, prefix: object, sanitize: object, dump_ir: object) -> None:
     """compile_model's arguments by type: a wrong one is a McuqError naming it, not a TypeError deep inside."""
+    if _quantized_graph(model) is not None:
+        model = model.graph
     wants = (
         (
             "model",
             model,
-            (str, os.PathLike, bytes, bytearray, memoryview, Graph),
-            "a .tflite path, its bytes or a Graph",
+            _MODEL_TYPES,
+            "a .tflite path, its bytes, a Graph or a QuantizedModel (mcuq.quantize)",
         ),
         ("board", board, (str, os.PathLike), "a board name or a path to a board .toml"),
         ("prefix", prefix, (str, type(None)), "a string or None"),
@@ -153,28 +187,29 @@ def _check_arguments(model: object, board: object, prefix: object, sanitize: obj
 
 
 def compile_model(
-    model: str | os.PathLike | bytes | Graph,
+    model: str | os.PathLike | bytes | Graph | QuantizedModel,
     board: str = "host",
     prefix: str | None = None,
     sanitize: bool | None = None,
     dump_ir: str | os.PathLike | None = None,
 ) -> CompiledModel:
-    """Load, lower, plan and generate C for ``model`` (a .tflite path, its bytes, or an IR graph) for ``board``
-    (``mcuq boards`` lists them). For a board other than the host, the model must fit its flash and RAM
-    (``FitError`` otherwise, with the numbers). ``dump_ir`` (default ``$MCUQ_DUMP_IR``): a directory that gets
+    """Load, lower, plan and generate C for ``model`` (a .tflite path, its bytes, an IR graph, or what
+    ``mcuq.quantize`` returns for a float model) for ``board`` (``mcuq boards`` lists them). A float32 model is
+    quantized first: ``compile_model(mcuq.quantize(path, calib))``. For a board other than the host, the model
+    must fit its flash and RAM (``FitError`` otherwise, with the numbers). ``dump_ir`` (default ``$MCUQ_DUMP_IR``): a directory that gets
     the IR graph as text before and after each graph pass (``mcuq.passes``). ``prefix`` (default: the model
     file's stem) names the C files and symbols; one that is no C identifier or that clashes with mcuq's runtime or
     project files (``mcuq.codegen.names.choose_prefix``) is rewritten, and ``notes`` of the result says so."""
     _check_arguments(model, board, prefix, sanitize, dump_ir)
     b = load_board(board)
-    g = load_graph(model)
+    g = _quantized_graph(model) or load_graph(model)
     verify(g)
     g = run_passes(g, dump_dir=dump_ir)
     layers = lower(g)
     p = plan(g, layers)
     explicit = prefix is not None
     if prefix is None:
-        prefix = Path(str(model)).stem if isinstance(model, (str, os.PathLike)) else (g.name or "model")
+        prefix = _default_prefix(model, g)
     chosen = choose_prefix(prefix, explicit=explicit)
     m = build_model(g, layers, p, chosen.name)
     cm = CompiledModel(

@@ -44,14 +44,16 @@ def lower(g: Graph) -> tuple[Layer, ...]:
 
 
 def check_quantized(g: Graph) -> None:
-    """Reject float graphs with a clear error before lowering (post-training quantization is separate)."""
+    """Reject float graphs with a clear error before lowering, saying how to quantize them: the commands that
+    compile take --calib (``mcuq.cli``), and ``mcuq.quantize`` is the same in Python."""
     for op in g.ops:
         for name in (*op.inputs, *op.outputs):
             if name and g.tensors[name].dtype == DType.FLOAT32:
                 raise ModelError(
                     g.source,
-                    f"{op.where}: tensor '{name}' is float32. mcuq compiles int8-quantized models; quantize this "
-                    "float model first (post-training quantization with calibration data).",
+                    f"{op.where}: tensor '{name}' is float32, and mcuq compiles int8 models: add --calib DATA "
+                    "(calibration samples: .npy, .npz or a folder of .npy) to quantize it first, or run `mcuq "
+                    "quantize` (in Python, mcuq.quantize(model, calib))",
                 )
 
 
