@@ -28,6 +28,7 @@ import argparse
 import io
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -132,18 +133,30 @@ def backward(p: dict[str, np.ndarray], f: dict[str, np.ndarray], y: np.ndarray) 
 
 
 def train(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Adam with a cosine-decayed learning rate and a little weight decay."""
-    p = init_params(rng)
+    """This network's parameters after ``EPOCHS`` of ``adam``."""
+    return adam(init_params(rng), lambda p, xb, yb: backward(p, forward(p, xb), yb), x, y, rng, EPOCHS)
+
+
+Grads = Callable[[dict[str, np.ndarray], np.ndarray, np.ndarray], dict[str, np.ndarray]]
+
+
+def adam(
+    p: dict[str, np.ndarray], grads_of: Grads, x: np.ndarray, y: np.ndarray, rng: np.random.Generator, epochs: int
+) -> dict[str, np.ndarray]:
+    """Adam with a cosine-decayed learning rate and a little weight decay (on the parameters named "w...").
+
+    ``grads_of(p, x_batch, y_batch)`` gives the loss gradients of a network's parameters ``p``; the batches come
+    from ``rng`` (one permutation per epoch). Shared with tests/util/digits_float.py, which trains another net."""
     m = {k: np.zeros_like(v) for k, v in p.items()}
     v = {k: np.zeros_like(v) for k, v in p.items()}
     steps_per_epoch = (len(x) + BATCH - 1) // BATCH
-    total, t = EPOCHS * steps_per_epoch, 0
+    total, t = epochs * steps_per_epoch, 0
     b1, b2, eps, wd = 0.9, 0.999, 1e-8, 1e-4
-    for _ in range(EPOCHS):
+    for _ in range(epochs):
         order = rng.permutation(len(x))
         for s in range(steps_per_epoch):
             idx = order[s * BATCH : (s + 1) * BATCH]
-            grads = backward(p, forward(p, x[idx]), y[idx])
+            grads = grads_of(p, x[idx], y[idx])
             t += 1
             lr = 0.5 * 0.01 * (1.0 + np.cos(np.pi * (t - 1) / total))
             for k in p:
