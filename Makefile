@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.mcuq-installed
 # host C compiler for tests; the Cortex-M toolchain and QEMU for firmware builds
 APT_PACKAGES := gcc make python3-venv gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang-format cppcheck
 
-.PHONY: all setup system-packages lint-tools plugin demo test bench fuzz fuzz-ops lint lint-c format format-c clean
+.PHONY: all setup system-packages lint-tools plugin demo test bench bench-ptq fuzz fuzz-ops lint lint-c format format-c clean
 
 all: test
 
@@ -66,6 +66,12 @@ test: setup
 
 bench: plugin
 	$(BIN)/python benchmarks/shared_models.py --write docs/benchmarks.md
+
+# mcuq's post-training quantization against the TFLite converter and AI Edge Quantizer on the same calibration data
+# (the PTQ section of docs/benchmarks.md). TensorFlow and AI Edge Quantizer go into build/bench-ptq-venv, made on
+# first use, never into $(VENV).
+bench-ptq: setup
+	$(BIN)/python benchmarks/ptq.py --write docs/benchmarks.md
 
 # Long fuzz runs (make test runs a few hundred of each): byte-level mutants of digits, KWS and ResNet through the
 # whole pipeline (C under ASan/UBSan, against run_graph and the oracle), and random one-op configurations against

@@ -119,6 +119,17 @@ def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
 
 
+# Sections of the same file that other benchmarks write (benchmarks/ptq.py, `make bench-ptq`): kept, with all that
+# follows them, when this script rewrites the file.
+KEPT_SECTIONS = ("## Post-training quantization",)
+
+
+def kept_sections(md: Path) -> str:
+    lines = md.read_text().splitlines(keepends=True) if md.exists() else []
+    start = next((i for i, line in enumerate(lines) if line.rstrip() in KEPT_SECTIONS), len(lines))
+    return "\n" + "".join(lines[start:]) if start < len(lines) else ""
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--write", metavar="MD", help="also write the table into this markdown file")
@@ -139,7 +150,7 @@ def main() -> int:
     if args.write:
         md = Path(args.write)
         md.parent.mkdir(parents=True, exist_ok=True)
-        md.write_text(text)
+        md.write_text(text + kept_sections(md))
         print(f"wrote {md}")
     return 0
 
