@@ -167,6 +167,11 @@ def _require_supported(g: Graph) -> None:
                 g.source,
                 f"{op.where}: cannot be quantized to int8 by mcuq; supported ops: {', '.join(supported_ops())}",
             )
+        for name in op.inputs:
+            t = g.tensors[name] if name else None
+            if t is not None and t.is_const and not np.isfinite(_float_data(g, t)).all():
+                raise ModelError(g.source, f"{op.where}: constant '{name}' holds NaN or inf; a float model to quantize "
+                                 "needs finite weights")  # fmt: skip
         for name in op.outputs:
             if g.tensors[name].dtype is not DType.FLOAT32:
                 raise ModelError(g.source, f"{op.where}: output '{name}' is {g.tensors[name].dtype.value}, not float32")
@@ -552,7 +557,7 @@ class _Calibrator:
         if op.kind in WEIGHTED:
             return self._quantize_weights(op, qt, qenv)
         for name in op.inputs:
-            if name and g.tensors[name].is_const and name not in qt:
+            if name and name not in qt and g.tensors[name].is_const:
                 data = _float_data(g, g.tensors[name])
                 lo, hi = float(min(data.min(initial=0.0), 0.0)), float(max(data.max(initial=0.0), 0.0))
                 s, z = choose_qparams(lo, hi)
