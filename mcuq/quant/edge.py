@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import McuqError
 from ..ir import DType, Tensor
+from .values import affine_quantize
 
 __all__ = ["dequantize_output", "dequantize_outputs", "is_quantized", "prepare_inputs", "quantize_input"]
 
@@ -46,12 +47,6 @@ def _need_quantized(t: Tensor, what: str) -> tuple[np.float32, int]:
     return np.float32(t.qparams.scale[0]), int(t.qparams.zero_point[0])
 
 
-def _round_half_away(x: np.ndarray) -> np.ndarray:
-    """``std::round`` of float32 values, in double (where ``|x| + 0.5`` is exact for every float32 ``x``)."""
-    d = x.astype(np.float64)
-    return np.sign(d) * np.floor(np.abs(d) + 0.5)
-
-
 def quantize_input(tensor: Tensor, x: np.ndarray, label: str | None = None) -> np.ndarray:
     """``x`` (float32 real values, any shape) as ``tensor``'s integers: TFLite's QUANTIZE, bit for bit.
 
@@ -65,10 +60,7 @@ def quantize_input(tensor: Tensor, x: np.ndarray, label: str | None = None) -> n
     if a.size and not np.isfinite(a).all():
         bad = "NaN" if np.isnan(a).any() else "infinity"
         raise McuqError(f"{where}: holds {bad}; only finite float32 values can be quantized")
-    with np.errstate(over="ignore"):  # a tiny scale overflows to +-inf, which the clamp saturates as intended
-        q = _round_half_away(a / scale)  # float32 / float32 -> float32, as `val / scale` in AffineQuantize
-    lo, hi = tensor.dtype.int_range
-    return np.clip(q + zp, lo, hi).astype(tensor.dtype.np)  # integers (or +-inf) in double, clamped before the cast
+    return affine_quantize(a, scale, zp, tensor.dtype)
 
 
 def dequantize_output(tensor: Tensor, q: np.ndarray) -> np.ndarray:

@@ -36,6 +36,7 @@ from ..ir import (
     TransposeAttrs,
 )
 from ..lower.window import out_size, pad_before
+from ..quant.values import affine_quantize
 from ..registry import registrar
 
 FloatFn = Callable[[Graph, Op, list], np.ndarray]
@@ -236,11 +237,7 @@ def quantize(g: Graph, op: Op, ins: list) -> np.ndarray:
     t = g.tensors[op.outputs[0]]
     if t.dtype not in (DType.INT8, DType.UINT8, DType.INT16) or t.qparams is None or t.qparams.per_channel:
         raise ModelError(g.source, f"{op.where}: float QUANTIZE needs a per-tensor quantized integer output")
-    q = np.asarray(ins[0], dtype=np.float32) / np.float32(t.scale)
-    q = q.astype(np.float64)  # exact; +0.5 below cannot round
-    q = np.copysign(np.floor(np.abs(q) + 0.5), q) + t.zero_point
-    info = np.iinfo(t.dtype.np)
-    return np.clip(q, info.min, info.max).astype(t.dtype.np).reshape(t.shape)
+    return affine_quantize(np.asarray(ins[0], dtype=np.float32), t.scale, t.zero_point, t.dtype).reshape(t.shape)
 
 
 # Integer types DEQUANTIZE reads with their quantization parameters (INT4 is held unpacked in int8 arrays).

@@ -1,4 +1,4 @@
-"""The quantizer's own rules (mcuq/quant/ptq.py): shared and fixed quantization, the concat requantize, bias
+"""The quantizer's own rules (mcuq/quant/ptq.py, calibrator.py, batch.py): shared and fixed quantization, the concat requantize, bias
 correction, batched and per-sample calibration agreeing, and its refusals."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import pytest
 import mcuq
 from mcuq import ir
 from mcuq.errors import McuqError, ModelError
-from mcuq.quant import ptq
+from mcuq.quant import batch, calibrator
+from mcuq.quant.values import affine_quantize
 from mcuq.reference import run_graph
 from tests.util.float_models import Builder
 from tests.util.tiny import tiny_fc_graph
@@ -46,7 +47,7 @@ def test_concat_input_with_fixed_quantization_is_requantized():
         t = g.tensors[name]
         assert (t.scale, t.zero_point) == (dst.scale, dst.zero_point)
     cm = mcuq.compile_model(g)
-    x = ptq._quantize_values(_data((1, 8), 4, seed=9), g.tensors[g.inputs[0]].scale, g.tensors[g.inputs[0]].zero_point)
+    x = affine_quantize(_data((1, 8), 4, seed=9), g.tensors[g.inputs[0]].scale, g.tensors[g.inputs[0]].zero_point)
     want = np.stack([run_graph(g, [xi])[g.outputs[0]] for xi in x])
     assert np.array_equal(cm.run(x)[0], want)
 
@@ -79,13 +80,13 @@ def test_bias_correction_removes_the_mean_shift_of_weight_rounding():
         errs = []
         for xi in x:
             f = run_graph(g, [xi])[y].astype(np.float64)
-            qi = run_graph(q, [ptq._quantize_values(xi, xin.scale, xin.zero_point)])[y]
+            qi = run_graph(q, [affine_quantize(xi, xin.scale, xin.zero_point)])[y]
             errs.append((qi.astype(np.float64) - yt.zero_point) * yt.scale - f)
         shifts[bc] = np.abs(np.mean(errs, axis=0)).max()
     assert shifts[True] < 0.5 * shifts[False], shifts
 
 
-def test_batched_and_per_sample_calibration_agree():
+def test_batched_and_per_sample_calibration_agree(monkeypatch):
     """A TRANSPOSE that moves the batch axis makes the graph unbatchable: the per-sample path must give the same
     model as the batched one on the equivalent graph without it."""
     b = Builder("t", 2)
@@ -93,16 +94,11 @@ def test_batched_and_per_sample_calibration_agree():
     c = b.conv(x, 5, act=A.RELU6)
     y = b.fc(b.reshape(c, (1, 80)), 6)
     g = b.graph(y)
-    assert ptq._batchable(g)
+    assert batch.batchable(g)
     data = _data((1, 4, 4, 3), 6)
     batched = mcuq.quantize(g, data).tflite_bytes()
-    original = ptq._batchable
-    try:
-        ptq._batchable = lambda _g: False  # force the per-sample path
-        per_sample = mcuq.quantize(g, data).tflite_bytes()
-    finally:
-        ptq._batchable = original
-    assert batched == per_sample
+    monkeypatch.setattr(batch, "batchable", lambda _g: False)  # force the per-sample path
+    assert mcuq.quantize(g, data).tflite_bytes() == batched
 
 
 def test_transpose_of_the_batch_axis_calibrates_sample_by_sample():
@@ -110,7 +106,7 @@ def test_transpose_of_the_batch_axis_calibrates_sample_by_sample():
     x = b.input((1, 3, 4))
     t = b.transpose(x, (1, 0, 2))
     g = b.graph(b.fc(b.reshape(t, (1, 12)), 2))
-    assert not ptq._batchable(g)
+    assert not batch.batchable(g)
     qm = mcuq.quantize(g, _data((1, 3, 4), 5))
     assert qm.report.sqnr_db is not None and qm.report.sqnr_db > 30
 
@@ -138,7 +134,7 @@ def test_unknown_method_and_option_types_are_refused():
 
 
 def test_working_memory_limit_names_the_numbers(monkeypatch):
-    monkeypatch.setenv(ptq.WORK_MEMORY_ENV, "1000")
+    monkeypatch.setenv(calibrator.WORK_MEMORY_ENV, "1000")
     with pytest.raises(McuqError, match=r"12 samples needs about .* GiB .* give fewer samples or raise \$MCUQ_CALIB"):
         mcuq.quantize(tiny_fc_graph(dtype=ir.DType.FLOAT32), _data((1, 8)))
 
