@@ -239,7 +239,20 @@ def save_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 
 def _save(path: str | os.PathLike, fill) -> Path:
+    """A regular file (or none yet) is replaced atomically; a symbolic link is followed, so the link stays and its
+    target is what gets replaced; a device or a pipe (/dev/null, /dev/stdout) is written into, never replaced."""
     p = check_output(path)
+    real = Path(os.path.realpath(p))
+    if real.exists() and not real.is_file():
+        if real.is_dir():
+            raise McuqError(f"{os.fspath(path)}: is a folder; give a file name for the output")
+        try:
+            with open(real, "wb") as f:
+                fill(f)
+        except OSError as e:
+            raise McuqError(f"{os.fspath(path)}: cannot write ({_reason(e)})") from None
+        return p
+    p = check_output(real) if real != p else p
     tmp = p.with_name(f".{p.name}.{secrets.token_hex(4)}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for any new file

@@ -16,12 +16,16 @@ from .ir import Tensor
 
 
 class Batching(enum.IntEnum):
-    """How the caller gave its inputs, and so how outputs are shaped. ``ONE`` is 0, so that ``if batched:`` still
-    reads as "a batch was given"."""
+    """How the caller gave its inputs, and so how outputs are shaped (``shape_outputs``); ``single``: one record."""
 
     ONE = 0  # each input of exactly its shape S: one record, outputs of their own shapes
     BATCH = 1  # (N, *S): outputs (N, *out)
     UNIT_DROPPED = 2  # (N, *S[1:]) for an input with S[0] == 1: outputs drop their own leading 1 too
+    ONE_UNIT_DROPPED = 3  # S[1:] for an input with S[0] == 1: one record (a calibration sample), outputs (*out[1:])
+
+    @property
+    def single(self) -> bool:
+        return self in (Batching.ONE, Batching.ONE_UNIT_DROPPED)
 
 
 def accepted_forms(shape: Sequence[int]) -> str:
@@ -30,6 +34,7 @@ def accepted_forms(shape: Sequence[int]) -> str:
     forms = f"{s} (one record) or [N, {', '.join(map(str, s))}] (N records)"
     if s and s[0] == 1:
         forms += f" or [N{''.join(', ' + str(d) for d in s[1:])}] (N records without the leading 1)"
+        forms += f" or {s[1:]} (one record without it)"
     return forms
 
 
@@ -43,6 +48,8 @@ def _batching(want: Tensor, shape: tuple[int, ...]) -> tuple[int, Batching] | No
         return shape[0], Batching.BATCH
     if s and s[0] == 1 and len(shape) == len(s) and shape[1:] == s[1:]:
         return shape[0], Batching.UNIT_DROPPED
+    if s and s[0] == 1 and shape == s[1:]:
+        return 1, Batching.ONE_UNIT_DROPPED
     return None
 
 
@@ -52,8 +59,8 @@ def normalise_inputs(tensors: Sequence[Tensor], inputs) -> tuple[list[np.ndarray
     count, dtype or shape raise McuqError naming the input.
 
     ``inputs``: one array per input (or one array for a single-input model), each of the input's shape S, a batch
-    (N, *S), or, for an input with S[0] == 1, a batch (N, *S[1:]) whose records omit that 1 (the calibration
-    files' form, so that one array serves both). Batched inputs may mix the two batch forms; the outputs then
+    (N, *S), or, for an input with S[0] == 1, a batch (N, *S[1:]) whose records omit that 1, or one such record
+    S[1:] (the calibration files' forms, so that one array or sample file serves both). Batched inputs may mix the two batch forms; the outputs then
     drop their leading 1 (:func:`shape_outputs`)."""
     if isinstance(inputs, np.ndarray):
         inputs = [inputs]
@@ -81,8 +88,11 @@ def normalise_inputs(tensors: Sequence[Tensor], inputs) -> tuple[list[np.ndarray
         counts.add(n)
         forms.add(form)
         arrays.append(np.ascontiguousarray(x).reshape((n, *want.shape)))
-    if len(counts) > 1 or (Batching.ONE in forms and len(forms) > 1):
+    singles = {f.single for f in forms}
+    if len(counts) > 1 or len(singles) > 1:
         raise McuqError("all inputs must have the same batch size")
+    if singles == {True}:  # one record each: its outputs drop their leading 1 when any input was given without it
+        return arrays, 1, Batching.ONE_UNIT_DROPPED if Batching.ONE_UNIT_DROPPED in forms else Batching.ONE
     return arrays, int(counts.pop() if counts else 1), max(forms, default=Batching.ONE)
 
 
@@ -91,6 +101,8 @@ def shape_outputs(arrays: Sequence[np.ndarray], batching: Batching) -> list[np.n
     the batch axis, a batch keeps it, and a batch without the leading 1 drops each output's own leading 1."""
     if batching == Batching.ONE:
         return [a[0] for a in arrays]
+    if batching == Batching.ONE_UNIT_DROPPED:
+        return [a[0, 0] if a.ndim >= 2 and a.shape[1] == 1 else a[0] for a in arrays]
     if batching == Batching.UNIT_DROPPED:
         return [a.reshape((a.shape[0], *a.shape[2:])) if a.ndim >= 2 and a.shape[1] == 1 else a for a in arrays]
     return list(arrays)

@@ -51,9 +51,10 @@ def check_quantized(g: Graph) -> None:
             if name and g.tensors[name].dtype == DType.FLOAT32:
                 raise ModelError(
                     g.source,
-                    f"{op.where}: tensor '{name}' is float32, and mcuq compiles int8 models: add --calib DATA "
-                    "(calibration samples: .npy, .npz or a folder of .npy) to quantize it first, or run `mcuq "
-                    "quantize` (in Python, mcuq.quantize(model, calib))",
+                    # the hint first: a long op or tensor name must not push it out of a shortened line
+                    "a float32 model: add --calib DATA to quantize it (or run `mcuq quantize`; in Python "
+                    "mcuq.quantize(model, calib)); DATA: calibration samples (.npy, .npz or a folder of .npy); "
+                    f"mcuq compiles int8 models, and tensor '{name}' of {op.where} is float32",
                 )
 
 

@@ -96,8 +96,8 @@ def batchable(g: Graph) -> bool:
             return False
         if op.kind is OpKind.TRANSPOSE and a.perm[0] != 0:
             return False
-        if op.kind is OpKind.CONCAT and a.axis == 0:
-            return False
+        if op.kind is OpKind.CONCAT and (a.axis == 0 or any(g.tensors[n].is_const for n in op.inputs)):
+            return False  # a constant input has batch 1
         if op.kind is OpKind.PAD and tuple(a.paddings[0]) != (0, 0):
             return False
         if op.kind is OpKind.FULLY_CONNECTED:

@@ -34,6 +34,7 @@ Every problem is one line (McuqError): ``what`` (``--calib`` on the command line
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -54,6 +55,8 @@ DEFAULT_MAX_BYTES = 2 << 30
 SAMPLE_SUFFIXES = (".npy", ".npz")
 _FINITE_CHUNK = 1 << 20  # elements checked for NaN/inf at once (bounds the temporary boolean array)
 _POSITIONAL = re.compile(r"arr_(\d+)")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -200,6 +203,13 @@ def _numbers(x: object, inp: _Input, where: _Where) -> np.ndarray:
         raise where.error(f"input '{inp.name}'", f"not an array ({e})") from None
     if a.dtype.kind not in "fiu":
         raise where.error(f"input '{inp.name}'", f"dtype {a.dtype}; calibration data must be float or integer numbers")
+    if a.dtype.kind in "iu":
+        log.warning(
+            "calibration data for input '%s' is %s: its integers are used as float32 values unchanged; check that the "
+            "float model expects that scale (0..255 pixels, say, rather than 0..1)",
+            inp.name,
+            a.dtype,
+        )
     return a
 
 

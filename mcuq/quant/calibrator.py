@@ -7,6 +7,7 @@ layer's output."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -33,6 +34,23 @@ from .values import (
 CALIBRATION_METHODS = ("minmax", "percentile", "mse", "kl")  # and "auto": all of them, chosen per tensor
 WORK_MEMORY_ENV = "MCUQ_CALIB_MEMORY"
 DEFAULT_WORK_MEMORY = 4 << 30  # bytes of activations held at once during calibration
+# Working memory per byte of live float32 activations: the float model's values, the int8 ones, the float64
+# temporaries of the float kernels and the candidates of one op (measured peaks: 8-15x on VWW, ResNet, a CNN).
+MEMORY_FACTOR = 16
+_UNITS = {"": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30}
+
+
+def work_memory_limit() -> int:
+    """``$MCUQ_CALIB_MEMORY`` in bytes (a number with an optional K/KiB, M/MiB or G/GiB suffix), else 4 GiB."""
+    text = os.environ.get(WORK_MEMORY_ENV, "").strip()
+    if not text:
+        return DEFAULT_WORK_MEMORY
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([a-zA-Z]*)", text)
+    unit = _UNITS.get(m.group(2).lower()) if m else None
+    if m is None or unit is None:
+        raise McuqError(f"${WORK_MEMORY_ENV}={text!r}: give a size in bytes, such as 8GiB, 512MiB or 1000000")
+    return int(float(m.group(1)) * unit)
+
 
 # TFLite's fixed output quantization (scale, zero point) for int8.
 FIXED_OUTPUT = {
@@ -96,10 +114,12 @@ class Calibrator:
 
         steps = progress(range(2 * len(self.g.ops) + 2), total=2 * len(self.g.ops) + 2, desc="calibrating", unit="op")
         tick = iter(steps)
-        stats = self._observe(tick)
-        self._plan_groups()
-        self._choose_ranges(stats)
-        graph, layers, outputs = self._build(tick, stats)
+        # A float model that overflows is refused by name (_check_finite); numpy's own warnings would only add lines.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            stats = self._observe(tick)
+            self._plan_groups()
+            self._choose_ranges(stats)
+            graph, layers, outputs = self._build(tick, stats)
         for _ in tick:  # finish the bar
             pass
         report = QuantReport.build(layers, outputs, method=self.opts.method, bias_correction=self.opts.bias_correction,
@@ -108,13 +128,13 @@ class Calibrator:
 
     def _check_memory(self) -> None:
         per_sample = peak_live_bytes(self.g, self.last_read)
-        need = per_sample * self.n * 3  # float reference + quantized int8 + candidates during one op
-        limit = int(os.environ.get(WORK_MEMORY_ENV, DEFAULT_WORK_MEMORY) or DEFAULT_WORK_MEMORY)
+        need = per_sample * self.n * MEMORY_FACTOR
+        limit = work_memory_limit()
         if need > limit:
             raise McuqError(
                 f"calibration with {self.n} samples needs about {need / 2**30:.1f} GiB of working memory "
-                f"({per_sample:,} bytes of live activations per sample); give fewer samples or raise "
-                f"${WORK_MEMORY_ENV} (bytes, now {limit:,})"
+                f"({per_sample:,} bytes of live float32 activations per sample); give fewer samples or raise "
+                f"${WORK_MEMORY_ENV} (now {limit:,} bytes)"
             )
 
     # ------------------------------------------------------------------------------------ 1. float statistics
@@ -277,16 +297,21 @@ class Calibrator:
         return self.batch.int_op(op, tensors, qenv)
 
     def _run_widening(self, op: Op, qt, qenv, lo: float, hi: float) -> tuple[float, int, np.ndarray]:
-        """Run with the range (lo, hi); a range the kernel cannot rescale to (a lowering error) is widened."""
+        """Run with the range (lo, hi); a range the kernel cannot rescale to (a lowering error) is widened 4x at a
+        time; the lowering's error is raised when no range within float32 works."""
         err: ModelError | None = None
         for _ in range(WIDEN_TRIES):
-            s, z = choose_qparams(lo, hi)
+            try:
+                s, z = choose_qparams(lo, hi)
+            except ValueError:  # widened beyond what a float32 scale holds
+                break
             try:
                 return s, z, self._run(op, qt, qenv, s, z)
             except ModelError as e:
                 err = e
                 lo, hi = lo * 4.0, hi * 4.0 if hi > 0 or lo < 0 else 1.0
-        assert err is not None
+        if err is None:
+            raise ModelError(self.g.source, f"{op.where}: its output range [{lo:g}, {hi:g}] has no int8 scale")
         raise err
 
     # ------------------------------------------------------------------------------------ constants
@@ -352,14 +377,13 @@ class Calibrator:
             s_w = weight_scales(w, axis, per_channel, b, s_in)  # a corrected bias may need more room
             wq = quantize_symmetric(w, s_w, axis)
         qparams = QParams(tuple(float(v) for v in s_w), (0,) * len(s_w), axis if per_channel else 0)
-        qt[w_name] = Tensor(w_name, wt.shape, DType.INT8, qparams, readonly(wq))
-        bias_scales = np.float32(s_in) * s_w.astype(np.float32)
-        bias_scales = np.broadcast_to(bias_scales, (channels,)).astype(np.float64)
+        wq_name = _place(qt, Tensor(w_name, wt.shape, DType.INT8, qparams, readonly(wq)), op, g.tensors)
+        bias_scales = (np.float32(s_in) * s_w.astype(np.float32)).astype(np.float64)  # one, or one per channel
         bq = np.clip(round_half_away(b / bias_scales), -INT32_MAX, INT32_MAX).astype(np.int32)
+        bqp = QParams(tuple(float(v) for v in bias_scales), (0,) * len(bias_scales), 0)
         bname = b_name or _fresh(f"{op.name}/bias", g.tensors, qt)
-        qt[bname] = Tensor(bname, (channels,), DType.INT32,
-                           QParams(tuple(float(v) for v in bias_scales), (0,) * channels, 0), readonly(bq))  # fmt: skip
-        return op if b_name else replace(op, inputs=(*op.inputs[:2], bname))
+        bq_name = _place(qt, Tensor(bname, (channels,), DType.INT32, bqp, readonly(bq)), op, g.tensors)
+        return replace(op, inputs=(x_name, wq_name, bq_name))
 
     def _weight_error_shift(self, op: Op, w: np.ndarray, w_deq: np.ndarray, qt, qenv) -> np.ndarray:
         """Per output channel, the mean over the calibration data (samples and positions) of ``(W_q - W) x``, with
@@ -397,6 +421,20 @@ def _check_finite(g: Graph, op: Op, out: np.ndarray) -> None:
             g.source,
             f"{op.where}: the float model computes inf or NaN on the calibration data; check the data's scale",
         )
+
+
+def _place(qt: dict[str, Tensor], t: Tensor, op: Op, taken: dict[str, Tensor]) -> str:
+    """Put the constant ``t`` into ``qt`` under its name, or, when another op already quantized a constant of that
+    name differently (a weight or bias shared by two layers), under a new name for ``op``; returns the name."""
+    old = qt.get(t.name)
+    if old is None:
+        qt[t.name] = t
+        return t.name
+    if old.qparams == t.qparams and old.dtype is t.dtype and np.array_equal(old.data, t.data):
+        return t.name
+    name = _fresh(f"{t.name}/{op.name}", qt, taken)
+    qt[name] = replace(t, name=name)
+    return name
 
 
 def _fresh(base: str, *spaces: dict) -> str:

@@ -50,13 +50,17 @@ def _need_quantized(t: Tensor, what: str) -> tuple[np.float32, int]:
 def quantize_input(tensor: Tensor, x: np.ndarray, label: str | None = None) -> np.ndarray:
     """``x`` (float32 real values, any shape) as ``tensor``'s integers: TFLite's QUANTIZE, bit for bit.
 
-    NaN and infinity are refused (TFLite leaves their conversion undefined); other dtypes are refused rather than
-    converted, because float64 data rounded to float32 first could differ from what the user checked."""
+    float16 and float64 values are rounded to float32 first, as the float model's own float32 input would hold them
+    (and as calibration data is read), so one array serves calibration and ``mcuq run``. NaN and infinity are
+    refused (TFLite leaves their conversion undefined); integers of another type are refused rather than guessed
+    at (uint8 pixels for an int8 input may be raw values or already quantized)."""
     scale, zp = _need_quantized(tensor, "input")
     where = label or f"input '{tensor.name}'"
     a = np.asarray(x)
-    if a.dtype != _REAL:
+    if a.dtype.kind != "f":
         raise McuqError(f"{where}: dtype {a.dtype}; give float32 real values to quantize, or {tensor.dtype.value}")
+    with np.errstate(over="ignore"):
+        a = a.astype(_REAL)  # float64 beyond float32's range becomes inf, refused below
     if a.size and not np.isfinite(a).all():
         bad = "NaN" if np.isnan(a).any() else "infinity"
         raise McuqError(f"{where}: holds {bad}; only finite float32 values can be quantized")

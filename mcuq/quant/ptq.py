@@ -98,6 +98,11 @@ def quantize(
         raise McuqError(f"unknown calibration method {method!r}; choose one of {', '.join(METHODS)}")
     if not isinstance(per_channel_fc, bool) or not isinstance(bias_correction, bool):
         raise McuqError("quantize: per_channel_fc and bias_correction must be True or False")
+    if isinstance(model, QuantizedModel):
+        raise McuqError("quantize: the model is already quantized (a QuantizedModel); to quantize its float model "
+                        "again, pass its .float_graph")  # fmt: skip
+    if not isinstance(model, (str, os.PathLike, bytes, bytearray, memoryview, Graph)):
+        raise McuqError(f"quantize: model must be a .tflite path, its bytes or a Graph, got {type(model).__name__}")
     g = model if isinstance(model, Graph) else load(model)
     verify(g)
     _require_float(g)

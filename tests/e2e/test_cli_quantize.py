@@ -247,12 +247,28 @@ def test_run_with_float_inputs_equals_run_with_inputs_quantized_by_hand(capsys, 
     np.testing.assert_array_equal(f, dequantize_output(g.tensors["y"], b))
 
 
-def test_run_refuses_float64_inputs_for_an_int8_input_naming_the_file(capsys, tmp_path, float_fc, calib):
-    np.save(tmp_path / "x64.npy", np.zeros((1, 8)))
-    argv = ["run", str(float_fc), "--calib", str(calib), "--input", str(tmp_path / "x64.npy")]
+def test_run_takes_the_calibration_arrays_forms_and_dtype(capsys, tmp_path, float_fc, calib):
+    """One array serves both: float64 values (numpy's default, accepted as calibration data) and a single sample
+    without the batch dimension run as they calibrate, and equal the same values given as float32 [1, 8]."""
+    x = np.random.default_rng(5).normal(size=(8,))
+    np.save(tmp_path / "x64.npy", x)  # float64, shape [8] for the input [1, 8]
+    np.save(tmp_path / "x32.npy", x.astype(np.float32).reshape(1, 8))
+    outs = {}
+    for name in ("x64", "x32"):
+        argv = ["run", str(float_fc), "--calib", str(calib), "--input", str(tmp_path / f"{name}.npy")]
+        assert main([*argv, "--output", str(tmp_path / f"y_{name}.npy")]) == 0
+        outs[name] = np.load(tmp_path / f"y_{name}.npy")
+    capsys.readouterr()
+    assert outs["x64"].shape == (4,) and outs["x32"].shape == (1, 4)  # the output drops its leading 1 as well
+    np.testing.assert_array_equal(outs["x64"], outs["x32"][0])
+
+
+def test_run_refuses_integer_inputs_of_another_type_naming_the_file(capsys, tmp_path, float_fc, calib):
+    np.save(tmp_path / "x16.npy", np.zeros((1, 8), dtype=np.int16))
+    argv = ["run", str(float_fc), "--calib", str(calib), "--input", str(tmp_path / "x16.npy")]
     assert main([*argv, "--output", str(tmp_path / "y.npy")]) == 2
     line = _one_error_line(capsys)
-    assert "x64.npy (input 'x'): dtype float64; give float32" in line
+    assert "x16.npy (input 'x'): dtype int16; give float32" in line
 
 
 def test_inspect_with_calib_prints_the_quantization_report(capsys, float_fc, calib):

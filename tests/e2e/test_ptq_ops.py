@@ -145,8 +145,8 @@ def check_weights(g: ir.Graph, op: ir.Op, per_channel: bool) -> None:
     else:
         assert len(w.qparams.scale) == 1, f"{op.where}: per-tensor weights expected"
     assert b.dtype is ir.DType.INT32 and b.shape == (channels,)
-    want = np.float32(x.scale) * np.asarray(w.qparams.scale, np.float32)
-    np.testing.assert_allclose(np.broadcast_to(want, (channels,)), b.qparams.scale, rtol=1e-6, err_msg=op.where)
+    want = np.float32(x.scale) * np.asarray(w.qparams.scale, np.float32)  # one scale per weight scale
+    np.testing.assert_allclose(want, b.qparams.scale, rtol=1e-6, err_msg=op.where)
 
 
 @pytest.mark.parametrize("name", CASES)

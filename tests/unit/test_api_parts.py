@@ -89,8 +89,8 @@ def test_firmware_image_and_records(cm):
     assert isinstance(image, FirmwareImage) and as_image(cm).prefix == as_image(image).prefix == "tiny"
     assert [t.name for t in image.inputs] == ["x"] and [t.name for t in image.outputs] == ["y"]
     assert image.footprint == cm.footprint()
-    with pytest.raises(McuqError, match=r"input 'x': shape \[8\], the model wants \[1, 8\]"):
-        normalise_inputs(image.inputs, [np.zeros(8, np.int8)])
+    with pytest.raises(McuqError, match=r"input 'x': shape \[7\], the model wants \[1, 8\]"):
+        normalise_inputs(image.inputs, [np.zeros(7, np.int8)])
     arrays, n, batched = normalise_inputs(image.inputs, np.zeros((3, 1, 8), np.int8))
     assert (len(arrays), n, batched) == (1, 3, True)
 

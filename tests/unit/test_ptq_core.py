@@ -151,3 +151,15 @@ def test_report_rows_and_json():
 
     d = json.loads(r.to_json())
     assert len(d["layers"]) == len(r.layers) and d["method"] == "auto"
+
+
+def test_integer_calibration_data_is_used_as_is_with_a_warning(caplog):
+    """uint8 pixels for a float input are taken at face value (0..255); the user is told, in one warning."""
+    from mcuq.quant.calib import load_calibration
+
+    g = tiny_fc_graph(dtype=ir.DType.FLOAT32)
+    pixels = np.random.default_rng(0).integers(0, 256, size=(4, 8), dtype=np.uint8)
+    with caplog.at_level("WARNING", logger="mcuq"):
+        cs = load_calibration(pixels, g)
+    assert cs.arrays[0].max() == pixels.max()  # no rescaling
+    assert any("is uint8" in r.getMessage() and "0..255" in r.getMessage() for r in caplog.records)

@@ -66,7 +66,8 @@ def test_dequantize_is_the_float32_product_for_every_int8_value():
     [
         (np.array([[np.nan] * 8], dtype=np.float32), "holds NaN"),
         (np.array([[np.inf] * 8], dtype=np.float32), "holds infinity"),
-        (np.zeros((1, 8), dtype=np.float64), "dtype float64; give float32 real values to quantize, or int8"),
+        (np.full((1, 8), 1e300, dtype=np.float64), "holds infinity"),  # beyond float32
+        (np.zeros((1, 8), dtype=np.uint8), "dtype uint8; give float32 real values to quantize, or int8"),
         (np.zeros((1, 8), dtype=np.int16), "dtype int16; give float32"),
     ],
 )

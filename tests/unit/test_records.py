@@ -56,9 +56,11 @@ def test_a_wrong_shape_lists_every_accepted_form():
         normalise_inputs([X], rand(5, 4, 4))
     assert str(e.value) == (
         "input 'x': shape [5, 4, 4], the model wants [1, 4, 4, 1] (one record) or [N, 1, 4, 4, 1] (N records) or "
-        "[N, 4, 4, 1] (N records without the leading 1)"
+        "[N, 4, 4, 1] (N records without the leading 1) or [4, 4, 1] (one record without it)"
     )
-    assert accepted_forms((1,)) == "[1] (one record) or [N, 1] (N records) or [N] (N records without the leading 1)"
+    assert accepted_forms((1,)) == (
+        "[1] (one record) or [N, 1] (N records) or [N] (N records without the leading 1) or [] (one record without it)"
+    )
     with pytest.raises(McuqError, match=r"a batch of 0 records \(shape \[0, 4, 4, 1\]\)"):
         normalise_inputs([X], rand(0, 4, 4, 1))
 
@@ -91,3 +93,13 @@ def test_compiled_model_runs_the_dropped_form_and_shapes_its_outputs():
     np.testing.assert_array_equal(y, y_batch[:, 0])
     assert cm.run(x[:1])[0].shape == (1, 4)  # [1, 8] is the input's own shape: one record, the output's own shape
     assert cm.run_layers(x)["y"].shape == (3, 4)
+
+
+def test_one_record_without_the_leading_1_gives_outputs_without_it():
+    """A calibration sample file (S[1:]) runs as one record; its outputs drop their own leading 1 as well."""
+    arrays, n, form = normalise_inputs([X], rand(4, 4, 1))
+    assert (n, form) == (1, Batching.ONE_UNIT_DROPPED) and arrays[0].shape == (1, 1, 4, 4, 1)
+    out = np.arange(10, dtype=np.int8).reshape(1, 1, 10)  # the runner's output: batch 1 of [1, 10]
+    assert shape_outputs([out], form)[0].shape == (10,)
+    with pytest.raises(McuqError, match="same batch size"):
+        normalise_inputs([X, V], [rand(4, 4, 1), rand(2, 3)])  # one record and a batch do not mix
