@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
 from . import __version__
 from .boards import DEFAULT_BOARD
+from .cli_quant import add_quant_options, model_for, quantize_command, sqnr_note
 from .errors import McuqError, OneLineWarnings, printable
-from .ir import DType
-from .passes import DUMP_ENV
 
 EPILOG = """\
 examples:
@@ -45,50 +43,6 @@ def _add_dump_ir(p: argparse.ArgumentParser, help: str | None = None) -> None:
     p.add_argument("--dump-ir", metavar="DIR", default=None, help=help or default)
 
 
-# The choices of --calib-method and its default: mcuq.quant.ptq's METHODS and DEFAULT_METHOD (a test keeps them
-# equal). Repeated here so that building the parser does not import the quantizer.
-CALIB_METHODS = ("minmax", "percentile", "mse", "kl", "auto")
-DEFAULT_CALIB_METHOD = "kl"
-QUANT_OPTIONS = ("calib_method", "per_tensor_fc", "no_bias_correction")
-
-CALIB_HELP = (
-    "calibration samples: a .npy with a leading sample axis (a sample may omit a batch dimension of 1), a .npz "
-    "with one such array per model input (by input name or in input order), or a folder of .npy files, one sample "
-    "each; float32, finite"
-)
-
-
-def _add_quant_options(p: argparse.ArgumentParser, required: bool) -> None:
-    """The options of post-training quantization: all of ``mcuq quantize``, and optional on the commands that
-    compile (a float32 model given with --calib is quantized first and then handled as an int8 model)."""
-    g = p.add_argument_group(
-        "post-training quantization",
-        None
-        if required
-        else "A float32 model needs --calib: mcuq quantizes it to int8 first (as `mcuq quantize` does), then "
-        "continues as for an int8 model. For an int8 model, --calib is ignored (a note says so).",
-    )
-    g.add_argument("--calib", metavar="DATA", required=required, default=None, help=CALIB_HELP)
-    g.add_argument(
-        "--calib-method",
-        choices=CALIB_METHODS,
-        default=None,
-        help="how activation ranges are chosen from the calibration data: min/max, a percentile, the least mean "
-        "squared error, the least KL divergence, or auto: per tensor, the method with the least error there "
-        f"(default: {DEFAULT_CALIB_METHOD})",
-    )
-    g.add_argument(
-        "--per-tensor-fc",
-        action="store_true",
-        help="one weight scale per fully-connected layer (default: one per output channel)",
-    )
-    g.add_argument(
-        "--no-bias-correction",
-        action="store_true",
-        help="do not correct the biases for the mean output shift that weight rounding causes",
-    )
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mcuq",
@@ -118,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         help="the int8 model to write (default: ./<model>_int8.tflite, in the current folder)",
     )
     q.add_argument("--report", metavar="REPORT.json", default=None, help="also write the report as JSON")
-    _add_quant_options(q, required=True)
+    add_quant_options(q, required=True)
     _add_dump_ir(
         q,
         "write the float graph as text to DIR (created if missing) before and after each folding pass, and the "
@@ -136,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
         help="write into a non-empty folder that mcuq did not write (its files are left alone; a file where mcuq "
         "writes one of its own is still refused)",
     )
-    _add_quant_options(c, required=False)
+    add_quant_options(c, required=False)
     _add_dump_ir(c)
 
     r = sub.add_parser("run", help="compile, build and run the generated C on inputs from .npy files")
@@ -163,12 +117,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write the outputs as float32 real values ((q - zero_point) * scale, TFLite's DEQUANTIZE) instead of int8",
     )
-    _add_quant_options(r, required=False)
+    add_quant_options(r, required=False)
     _add_dump_ir(r)
 
     i = sub.add_parser("inspect", help="print ops, shapes, quantization, MACs, weight bytes and the arena plan")
     i.add_argument("model", help="a .tflite file (int8, or float32 with --calib)")
-    _add_quant_options(i, required=False)
+    add_quant_options(i, required=False)
     _add_dump_ir(i)
 
     b = sub.add_parser(
@@ -186,107 +140,24 @@ def _parser() -> argparse.ArgumentParser:
         help="one per model input, int8 or float32 as for `mcuq run` (default: a seeded random input)",
     )
     b.add_argument("--json", action="store_true", help="machine-readable output")
-    _add_quant_options(b, required=False)
+    add_quant_options(b, required=False)
     _add_dump_ir(b)
 
     sub.add_parser("boards", help="list the boards: CPU, flash, RAM, emulated or compile-only")
     return p
 
 
-def _quant_option_flags(args) -> list[str]:
-    return [f"--{o.replace('_', '-')}" for o in QUANT_OPTIONS if getattr(args, o)]
-
-
-def _sub_dump(dump_ir: str | None) -> str:
-    """Where quantization's IR dumps go when a compiling command also dumps: DIR/quantize/, so that the float
-    passes do not overwrite the int8 passes' files ("" turns them off)."""
-    d = dump_ir if dump_ir is not None else os.environ.get(DUMP_ENV) or None
-    return str(Path(d) / "quantize") if d else ""
-
-
-def _quantize_model(model, args, dump_ir):
-    from .quant.ptq import quantize
-
-    method = {} if args.calib_method is None else {"method": args.calib_method}
-    return quantize(
-        model,
-        args.calib,
-        per_channel_fc=not args.per_tensor_fc,
-        bias_correction=not args.no_bias_correction,
-        dump_ir=dump_ir,
-        **method,
-    )
-
-
-def _model_for(args):
-    """(what compile_model gets, the QuantizedModel or None): the model file as it is, or with --calib and a
-    float32 model, its int8 version. --calib for an int8 model is ignored with a note; a float model without
-    --calib is refused by lowering, whose message says to add --calib."""
-    if args.calib is None:
-        flags = _quant_option_flags(args)
-        if flags:
-            raise McuqError(f"{flags[0]} needs --calib DATA (calibration samples to quantize a float32 model with)")
-        return args.model, None
-    from .api import load_graph
-
-    g = load_graph(args.model)
-    if not any(g.tensors[n].dtype is DType.FLOAT32 for n in g.inputs):
-        dtypes = "/".join(sorted({g.tensors[n].dtype.value for n in g.inputs}))
-        args.notes.append(f"{args.model}: the model is already quantized ({dtypes} inputs); --calib is ignored")
-        return g, None
-    qm = _quantize_model(g, args, _sub_dump(args.dump_ir))
-    return qm, qm
-
-
-def _sqnr_note(args, qm) -> None:
-    r = qm.report
-    sqnr = "exact" if r.sqnr_db is None else f"{r.sqnr_db:.1f} dB"
-    args.notes.append(
-        f"quantized {args.model} with --calib {args.calib} ({r.samples} samples, method {r.method}): end-to-end "
-        f"SQNR {sqnr}; `mcuq inspect` with the same options shows each layer"
-    )
-
-
-def _quantize(args) -> int:
-    from .npyio import check_output
-
-    out = check_output(args.output or f"{Path(args.model).stem}_int8.tflite")  # before any work
-    report = check_output(args.report) if args.report else None
-    _refuse_overwriting(args.model, args.calib, out, report)
-    qm = _quantize_model(args.model, args, args.dump_ir)
-    qm.save(out)
-    if report is not None:
-        from .npyio import save_bytes  # temporary file beside it, then rename
-
-        save_bytes(report, qm.report.to_json().encode())
-    print(qm.report.table())
-    shown = printable(out, 2000) + (f" and {printable(report, 2000)}" if report is not None else "")
-    print(f"wrote {shown}: int8, {len(qm.graph.ops)} ops")
-    return 0
-
-
-def _refuse_overwriting(model: str, calib: str, out: Path, report: Path | None) -> None:
-    """-o and --report may not name the float model or the calibration data, nor each other: one would be lost."""
-    named = [("the model", Path(model)), ("--calib", Path(calib)), ("-o", out)]
-    if report is not None:
-        named.append(("--report", report))
-    for i, (what, p) in enumerate(named):
-        for other, q in named[i + 1 :]:
-            if os.path.abspath(p) == os.path.abspath(q) or (p.exists() and q.exists() and os.path.samefile(p, q)):
-                raise McuqError(f"{printable(q, 2000)}: {other} names the same file as {what}; give another path")
-
-
 def _compile(args) -> int:
     from .api import compile_model
 
-    model, qm = _model_for(args)
+    model, qm = model_for(args)
     cm = compile_model(model, board=args.board, prefix=args.prefix, dump_ir=args.dump_ir)
     out = Path(args.output_dir or f"{cm.prefix}_mcuq")
     files = cm.write(out, force=args.force)
     for note in cm.notes:  # after the write: an error stays the only line
         print(f"mcuq: note: {printable(note)}", file=sys.stderr)
     if qm is not None:
-        _sqnr_note(args, qm)
+        sqnr_note(args, qm)
     print(
         f"{printable(args.model)}: {len(cm.layers)} layers, weights {cm.model.weight_bytes} B, "
         f"arena {cm.plan.arena_size} B (liveness bound {cm.plan.lower_bound} B), board {cm.board}"
@@ -317,7 +188,7 @@ def _run(args) -> int:
 
     for path in args.output:  # before any work: a missing folder is found in a second, not after the run
         check_output(path)
-    model, qm = _model_for(args)
+    model, qm = model_for(args)
     cm = compile_model(model, board=args.board, dump_ir=args.dump_ir)
     if len(args.output) != len(cm.model.outputs):
         raise McuqError(f"{args.model}: the model has {len(cm.model.outputs)} output(s); give --output once per output")
@@ -325,7 +196,7 @@ def _run(args) -> int:
         _check_float_output(args.model, cm.output_tensors)
     outs = cm.run(_load_inputs(cm, args.input), float_output=args.float_output)
     if qm is not None:
-        _sqnr_note(args, qm)
+        sqnr_note(args, qm)
     for path, arr in zip(args.output, outs):
         save_npy(path, arr)
         print(f"wrote {printable(path, 2000)}: {arr.dtype} {list(arr.shape)}")
@@ -348,7 +219,7 @@ def _inspect(args) -> int:
     from .api import compile_model
     from .report import inspect_lines
 
-    model, qm = _model_for(args)
+    model, qm = model_for(args)
     cm = compile_model(model, dump_ir=args.dump_ir)
     print("\n".join(inspect_lines(cm)))
     if qm is not None:
@@ -361,12 +232,12 @@ def _bench(args) -> int:
     from .api import compile_model
     from .firmware.profile import format_text, profile, to_json
 
-    model, qm = _model_for(args)
+    model, qm = model_for(args)
     cm = compile_model(model, board=args.board, sanitize=False, dump_ir=args.dump_ir)
     inputs = _load_inputs(cm, args.input) if args.input else None
     p = profile(cm, cm.target or args.board, inputs=inputs)
     if qm is not None:
-        _sqnr_note(args, qm)
+        sqnr_note(args, qm)
     print(to_json(p) if args.json else format_text(p))
     return 0
 
@@ -379,7 +250,7 @@ def _boards(args) -> int:
 
 
 COMMANDS = {
-    "quantize": _quantize,
+    "quantize": quantize_command,
     "compile": _compile,
     "run": _run,
     "inspect": _inspect,

@@ -15,7 +15,8 @@ import pytest
 import mcuq
 from mcuq import ir
 from mcuq.api import compile_model
-from mcuq.cli import CALIB_METHODS, DEFAULT_CALIB_METHOD, main
+from mcuq.cli import main
+from mcuq.cli_quant import CALIB_METHODS, DEFAULT_CALIB_METHOD
 from mcuq.frontend import load
 from mcuq.quant.edge import dequantize_output, quantize_input
 from tests.util import oracle
