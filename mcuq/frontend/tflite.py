@@ -29,6 +29,15 @@ SUPPORTED_OPS = tuple(CONVERTERS)
 _CUSTOM = 32  # BuiltinOperator.CUSTOM
 
 
+def _stored_builtin_code(oc: Any) -> int:
+    """OperatorCode.builtin_code as the file stores it (0 when absent). The tflite package's ``BuiltinCode()``
+    returns deprecated_builtin_code instead whenever the stored value is below 127, so an op code that sets only
+    builtin_code (AI Edge Quantizer writes the QUANTIZE and DEQUANTIZE it inserts so) would read as 0, ADD.
+    TFLite's rule is the larger of the two fields."""
+    off = oc._tab.Offset(10)  # builtin_code is field 3 of OperatorCode: vtable slot 4 + 2 * 3
+    return int(struct.unpack_from("<i", oc._tab.Bytes, oc._tab.Pos + off)[0]) if off else 0
+
+
 class _Invalid(Exception):
     """A structural problem found while parsing; becomes 'not a valid TFLite flatbuffer: ...'."""
 
@@ -122,7 +131,7 @@ class _Reader:
 
     def opcode(self, i: int) -> str:
         oc = self.model.OperatorCodes(i)
-        code = max(int(oc.DeprecatedBuiltinCode()), int(oc.BuiltinCode()))
+        code = max(int(oc.DeprecatedBuiltinCode()), _stored_builtin_code(oc))
         if code == _CUSTOM:
             custom = (oc.CustomCode() or b"").decode("utf-8", "replace")
             return f"CUSTOM:{custom}"

@@ -337,6 +337,15 @@ def test_only_deprecated_builtin_code(monkeypatch: pytest.MonkeyPatch) -> None:
     assert g.ops[0].kind is K.CONV2D
 
 
+def test_only_builtin_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    """New writers (AI Edge Quantizer) may set only builtin_code, below 127 too: it must not read as 0 = ADD (the
+    tflite package's BuiltinCode() substitutes deprecated_builtin_code there)."""
+    oc = importlib.import_module("tflite.OperatorCode")
+    monkeypatch.setattr(oc, "AddDeprecatedBuiltinCode", lambda b, c: None)
+    g = load(write(CASES["conv"]()))
+    assert g.ops[0].kind is K.CONV2D
+
+
 @pytest.mark.parametrize(
     ("code", "needle"), [(32, "custom op"), (66, "op 0 (SIN): not supported"), (250, "unknown builtin code 250")]
 )
