@@ -1,16 +1,20 @@
 """The data of `make bench-ptq`: calibration and evaluation sets, made the same way for every quantizer.
 
-numpy only (scikit-learn for the digits), so that both sides of the benchmark import it: `benchmarks/ptq.py` in
+numpy only (scikit-learn for digits and cancer), so that both sides of the benchmark import it: `benchmarks/ptq.py` in
 mcuq's .venv and `benchmarks/ptq_ref.py` in the TensorFlow environment. `ptq.py` makes the sets once and saves them
 with `save`; `ptq_ref.py` reads that file, so both sides see the very same float32 arrays. Every array of samples
 has the model input's exact shape after its leading sample axis.
 
 - digits: scikit-learn's 8x8 digits (bundled), the shuffle and split of examples/train_digits.py (seed 0, last 360
-  images held out); the training images train the float CNN, the first N_CALIB of them calibrate.
+  images held out); the training images train the two float CNNs (digits and digits2), the first N_CALIB of them
+  calibrate.
 - ad: MLPerf Tiny AD01's test clip (200 log-mel frames x 128); an input is 5 consecutive frames flattened, stride
   1, so 196 windows: windows 0-99 calibrate, windows 100-195 evaluate.
 - hello_world: x uniform in [0, 2 pi) (seeded), the model's target is sin(x); N_CALIB calibrate, 1000 others
   evaluate.
+- cancer: scikit-learn's breast cancer set (bundled; 569 samples, 30 features, 2 classes), shuffled with seed 0, the
+  last CANCER_N_TEST held out; features standardised with the training samples' mean and standard deviation; the
+  training samples train the float MLP, the first N_CALIB of them calibrate.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ AD_FRAMES, AD_MELS, AD_WINDOW = 200, 128, 5
 AD_CALIB = range(0, 100)
 AD_TEST = range(100, 196)
 HELLO_N_TEST = 1000
+CANCER_N_TEST = 169
 AD_DATA = "mlperf_tiny/testdata/ad_normal_id_01_00000000_hist_librosa.bin"
 
 
@@ -71,9 +76,28 @@ def hello_world() -> dict[str, np.ndarray]:
     return {"hello_calib": x[:N_CALIB], "hello_test": x[N_CALIB:]}
 
 
+def cancer() -> dict[str, np.ndarray]:
+    """Train and test split of scikit-learn's breast cancer set as [N, 1, 30] float32 with int64 labels (1 benign).
+    The scaling comes from the training samples only (in float64), so the held-out ones stay unseen."""
+    from sklearn.datasets import load_breast_cancer
+
+    d = load_breast_cancer()
+    order = np.random.default_rng(SEED).permutation(len(d.target))
+    x, y = d.data[order].astype(np.float64), d.target[order].astype(np.int64)
+    train = x[:-CANCER_N_TEST]
+    x = ((x - train.mean(axis=0)) / train.std(axis=0)).astype(np.float32)[:, None, :]
+    return {
+        "cancer_x_train": x[:-CANCER_N_TEST],
+        "cancer_y_train": y[:-CANCER_N_TEST],
+        "cancer_calib": x[:N_CALIB],
+        "cancer_test": x[-CANCER_N_TEST:],
+        "cancer_labels": y[-CANCER_N_TEST:],
+    }
+
+
 def make_all(models: Path) -> dict[str, np.ndarray]:
     """Every set, keyed as ``save`` stores them."""
-    return {**digits(), **ad(models), **hello_world()}
+    return {**digits(), **ad(models), **hello_world(), **cancer()}
 
 
 def save(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -10,12 +10,15 @@ WORK_DIR holds data.npz (benchmarks/ptq_data.py), hello_float.tflite (a copy of 
 and, for the two fully connected stacks that exist only as float .tflite files, {ad,hello}_fc.npz (weights
 [out, in], biases, fused activations, read by mcuq's frontend). Writes:
   digits_float.tflite           the digits CNN trained here in Keras (fixed seeds), converted to float TFLite
+  digits2_float.tflite          a second digits CNN (two branches, ReLU6, hard-swish, concatenation, max pool,
+                                global average pool), trained and converted the same way
+  cancer_float.tflite           an MLP on the breast cancer set (tanh and logistic hidden layers), the same way
   {ad,hello}_float_tf.tflite    the stacks rebuilt in Keras and converted to float TFLite (builtin_code and a
                                 SignatureDef, which AI Edge Quantizer needs; ad01_fp32.tflite has neither)
   {m}_tfconv.tflite             TFLite converter, full int8 (int8 input and output), representative_dataset = the
                                 calibration samples in order
   {m}_aieq.tflite               AI Edge Quantizer, recipe static_wi8_ai8 as shipped (moving-average ranges), on
-                                digits_float, ad_float_tf and the shipped hello_world_float
+                                the float models made here, ad_float_tf and the shipped hello_world_float
   {m}_aieq_minmax.tflite        the same recipe with AI Edge Quantizer's min_max_update ranges (plain min/max)
   versions.json                 the versions of tensorflow, ai-edge-quantizer and keras
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -37,6 +41,7 @@ import ptq_data  # noqa: E402
 
 SEED = ptq_data.SEED
 EPOCHS = 40
+CANCER_EPOCHS = 60
 BATCH = 32
 SIGNATURE = "serving_default"
 
@@ -67,18 +72,55 @@ def digits_net(batch: int | None):
     )
 
 
-def digits_keras(x_train: np.ndarray, y_train: np.ndarray):
-    """The digits CNN trained with fixed seeds and TensorFlow's deterministic ops (a rerun gives the same weights),
-    returned at batch 1: the converters then write static shapes, which mcuq and TFLM want."""
+def digits2_net(batch: int | None):
+    """A digits CNN in another style, for ops the first lacks: a 3x3 and a 5x5 convolution side by side (the second
+    with hard-swish, which the converter writes as HARD_SWISH), concatenated, a ReLU6 after the concatenation (a
+    RELU6 op of its own), 2x2 max pool, 3x3 convolution with ReLU6 (fused), global average pool (MEAN), dense,
+    softmax."""
+    import keras
+
+    x = keras.Input(batch_shape=(batch, 8, 8, 1))
+    a = keras.layers.Conv2D(8, 3, padding="same")(x)
+    b = keras.layers.Conv2D(8, 5, padding="same")(x)
+    b = keras.layers.Activation("hard_swish")(b)
+    y = keras.layers.Concatenate()([a, b])
+    y = keras.layers.ReLU(max_value=6.0)(y)
+    y = keras.layers.MaxPooling2D(2)(y)
+    y = keras.layers.Conv2D(24, 3, padding="same")(y)
+    y = keras.layers.ReLU(max_value=6.0)(y)
+    y = keras.layers.GlobalAveragePooling2D()(y)
+    y = keras.layers.Dense(10)(y)
+    return keras.Model(x, keras.layers.Softmax()(y))
+
+
+def cancer_net(batch: int | None):
+    """The tabular model: 30 standardised features -> dense 16 tanh -> dense 8 logistic -> dense 2 -> softmax."""
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.Input(batch_shape=(batch, 30)),
+            keras.layers.Dense(16, activation="tanh"),
+            keras.layers.Dense(8, activation="sigmoid"),
+            keras.layers.Dense(2),
+            keras.layers.Softmax(),
+        ]
+    )
+
+
+def trained(net: Callable, x_train: np.ndarray, y_train: np.ndarray, epochs: int):
+    """``net`` trained with fixed seeds and TensorFlow's deterministic ops (a rerun gives the same weights), returned
+    at batch 1: the converters then write static shapes, which mcuq and TFLM want. ``x_train`` has the samples'
+    leading batch-1 axis (ptq_data's layout), which Keras's batches replace."""
     import keras
 
     tf = _tf()
     keras.utils.set_random_seed(SEED)
     tf.config.experimental.enable_op_determinism()
-    model = digits_net(None)
+    model = net(None)
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
-    model.fit(x_train[:, 0], y_train, batch_size=BATCH, epochs=EPOCHS, shuffle=True, verbose=0)
-    one = digits_net(1)
+    model.fit(x_train[:, 0], y_train, batch_size=BATCH, epochs=epochs, shuffle=True, verbose=0)
+    one = net(1)
     one.set_weights(model.get_weights())
     return one
 
@@ -162,11 +204,18 @@ def main(argv: list[str]) -> int:
         (work / name).write_bytes(blob)
         print(f"ptq_ref: wrote {name} ({len(blob):,} bytes)", flush=True)
 
-    digits = digits_keras(data["digits_x_train"], data["digits_y_train"])
+    digits = (data["digits_x_train"], data["digits_y_train"], EPOCHS)
     # (Keras model, calibration, name of the float .tflite made here, the float .tflite that AI Edge
     # Quantizer reads: the one made here unless the shipped one is readable, as hello_world_float.tflite is)
     models = {
-        "digits": (digits, data["digits_calib"], "digits_float.tflite", None),
+        "digits": (trained(digits_net, *digits), data["digits_calib"], "digits_float.tflite", None),
+        "digits2": (trained(digits2_net, *digits), data["digits_calib"], "digits2_float.tflite", None),
+        "cancer": (
+            trained(cancer_net, data["cancer_x_train"], data["cancer_y_train"], CANCER_EPOCHS),
+            data["cancer_calib"],
+            "cancer_float.tflite",
+            None,
+        ),
         "ad": (fc_keras(work / "ad_fc.npz"), data["ad_calib"], "ad_float_tf.tflite", None),
         "hello": (fc_keras(work / "hello_fc.npz"), data["hello_calib"], "hello_float_tf.tflite", "hello_float"),
     }
