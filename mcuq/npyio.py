@@ -40,15 +40,37 @@ def _header(f, path: str) -> tuple[tuple[int, ...], bool, np.dtype]:
     try:
         version = npy_format.read_magic(f)
         if version == (1, 0):
-            return npy_format.read_array_header_1_0(f, max_header_size=MAX_HEADER_BYTES)
-        if version == (2, 0):
-            return npy_format.read_array_header_2_0(f, max_header_size=MAX_HEADER_BYTES)
-        read = getattr(npy_format, "_read_array_header", None)  # format 3.0 (utf-8 field names) has no public reader
-        if read is None:
-            raise ValueError(f"format version {version[0]}.{version[1]} is not supported")
-        return read(f, version, max_header_size=MAX_HEADER_BYTES)
-    except (ValueError, EOFError, OSError, SyntaxError, TypeError) as e:
-        raise McuqError(f"{path}: not a readable .npy file ({_reason(e)})") from None
+            header = npy_format.read_array_header_1_0(f, max_header_size=MAX_HEADER_BYTES)
+        elif version == (2, 0):
+            header = npy_format.read_array_header_2_0(f, max_header_size=MAX_HEADER_BYTES)
+        else:
+            read = getattr(npy_format, "_read_array_header", None)  # format 3.0 has no public reader
+            if read is None:
+                raise ValueError(f"format version {version[0]}.{version[1]} is not supported")
+            header = read(f, version, max_header_size=MAX_HEADER_BYTES)
+    except zipfile.BadZipFile:  # a .npz member that fails its CRC: load_npz says so
+        raise
+    except Exception as e:  # numpy's header parser raises what its tokenizer and literal_eval raise
+        raise McuqError(f"{path}: not a readable .npy file ({_header_reason(e)})") from None
+    return _valid_header(header, path)
+
+
+def _header_reason(e: BaseException) -> str:
+    """A short reason that quotes nothing of the file (numpy's messages may hold raw header bytes, object reprs
+    with addresses, or advice to allow pickle)."""
+    text = _reason(e)
+    if "max_header_size" in text or "too large" in text.lower():
+        return f"its header is longer than {MAX_HEADER_BYTES:,} bytes"
+    if isinstance(e, (EOFError, OSError)) or "magic" in text or "format version" in text:
+        return text.splitlines()[0] if text else type(e).__name__
+    return "its header is not a valid .npy header"
+
+
+def _valid_header(header, path: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    shape, fortran, dtype = header
+    if not isinstance(shape, tuple) or any(type(d) is not int for d in shape):  # bool is an int to isinstance
+        raise McuqError(f"{path}: not a readable .npy file (its shape is not a tuple of integers)")
+    return shape, bool(fortran), dtype
 
 
 def _open_regular(path: str | os.PathLike, shown: str, kind: str, nofollow: bool) -> BinaryIO:

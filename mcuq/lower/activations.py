@@ -86,10 +86,11 @@ def lut_table(
     """TFLite's LUTPopulate<int8_t> / PopulateLookupTable: table[(uint8)x] = clamp(round(fn(s_in * (x - zp_in))
     / s_out) + zp_out), every step in float32. Returns int8[256] indexed by the input's bit pattern."""
     vals = np.arange(INT8_MIN, INT8_MAX + 1, dtype=np.int32)
-    inverse_scale = np.float32(1.0) / np.float32(out_scale)
-    dequantized = np.float32(in_scale) * (vals - in_zp).astype(np.float32)
-    transformed = fn(dequantized).astype(np.float32)
-    rescaled = _round_half_away(transformed * inverse_scale)  # float32 product, rounded
+    with np.errstate(over="ignore", invalid="ignore"):  # huge scales saturate to +-inf, clamped below as in TFLite
+        inverse_scale = np.float32(1.0) / np.float32(out_scale)
+        dequantized = np.float32(in_scale) * (vals - in_zp).astype(np.float32)
+        transformed = fn(dequantized).astype(np.float32)
+        rescaled = _round_half_away(transformed * inverse_scale)  # float32 product, rounded
     quantized = np.clip(rescaled + out_zp, INT8_MIN, INT8_MAX).astype(np.int32)  # exact: small integers
     table = np.zeros(256, dtype=np.int8)
     table[vals.astype(np.int8).view(np.uint8)] = quantized.astype(np.int8)

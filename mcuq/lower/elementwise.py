@@ -140,7 +140,10 @@ def lower_sub(g: Graph, op: Op) -> Layer:
 def lower_mul(g: Graph, op: Op) -> Layer:
     """reference_integer_ops::Mul / BroadcastMul4DSlow with mul.cc's Prepare."""
     t1, t2, out = require_int8(g, op, *op.inputs, *op.outputs)
-    real = float(np.float32(np.float32(t1.scale) * np.float32(t2.scale)) / np.float32(out.scale))
+    with np.errstate(over="ignore"):  # float32, as mul.cc; an overflow to inf is refused below
+        real = float(np.float32(np.float32(t1.scale) * np.float32(t2.scale)) / np.float32(out.scale))
+    if not np.isfinite(real):
+        raise fail(g, op, f"scales {t1.scale:g} x {t2.scale:g} / {out.scale:g} overflow float32 in TFLite's rescaling")
     mult, shift = quantize_multiplier(real)
     if shift > 30:
         raise fail(g, op, f"output rescale factor {real:.6g} is too large")

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..errors import ModelError
 from ..ir import Graph, Op, OpKind, Tensor
 from ..lower import lower_op
 from ..reference import run_layer
@@ -43,6 +44,15 @@ class BatchRunner:
         return Graph(self.g.name, ts, (op,), ins, op.outputs, source=self.g.source)
 
     def float_op(self, op: Op, tensors: dict[str, Tensor], env: dict[str, np.ndarray]) -> np.ndarray:
+        """The op's float kernel on all samples. A kernel that fails on a malformed op (shapes that do not fit, which
+        the float kernels do not all check) is a ModelError naming the op, not a traceback."""
+        try:
+            return self._float_op(op, tensors, env)
+        except (ValueError, IndexError, TypeError, MemoryError) as e:
+            what = "needs more memory than there is" if isinstance(e, MemoryError) else f"fails ({e})"
+            raise ModelError(self.g.source, f"{op.where}: its float kernel {what}; check its tensor shapes") from None
+
+    def _float_op(self, op: Op, tensors: dict[str, Tensor], env: dict[str, np.ndarray]) -> np.ndarray:
         fn = FLOAT_OPS[op.kind]
         if self.batched:
             g1 = self.graph_for(op, tensors)

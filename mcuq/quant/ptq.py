@@ -42,7 +42,7 @@ from ..ir import (
     verify,
 )
 from ..reference.float_ops import FLOAT_OPS
-from .calibrator import CALIBRATION_METHODS, Calibrator, Options
+from .calibrator import CALIBRATION_METHODS, WEIGHTED, Calibrator, Options
 from .report import QuantReport
 from .values import float_data
 
@@ -139,9 +139,19 @@ def _require_float(g: Graph) -> None:
 
 
 def _require_supported(g: Graph) -> None:
+    """What calibration needs before it runs a float kernel: ops mcuq lowers, float32 outputs, finite constants,
+    non-empty tensors, weights that are constants of the right shape, outputs that some op computes."""
     from ..lower import LOWERINGS, supported_ops
 
+    for name in g.outputs:
+        if name in g.inputs:
+            raise ModelError(g.source, f"tensor '{name}' is both a graph input and a graph output; nothing computes it")
+    for name, t in g.tensors.items():
+        if t.size == 0:
+            raise ModelError(g.source, f"tensor '{name}' of shape {list(t.shape)} holds no values")
     for op in g.ops:
+        if op.kind in WEIGHTED:
+            _check_weights(g, op)
         if op.kind not in LOWERINGS or op.kind not in FLOAT_OPS or op.kind is OpKind.QUANTIZE:
             raise ModelError(
                 g.source,
@@ -155,6 +165,35 @@ def _require_supported(g: Graph) -> None:
         for name in op.outputs:
             if g.tensors[name].dtype is not DType.FLOAT32:
                 raise ModelError(g.source, f"{op.where}: output '{name}' is {g.tensors[name].dtype.value}, not float32")
+
+
+WEIGHTED_RANK = {OpKind.CONV2D: 4, OpKind.DEPTHWISE_CONV2D: 4, OpKind.FULLY_CONNECTED: 2}
+
+
+def _check_weights(g: Graph, op) -> None:
+    """Constant weights of the layout the float kernels read (OHWI, 1HWC, [out, in]) and a bias per channel."""
+    names = [n for n in op.inputs[1:3] if n]
+    if len(op.inputs) < 2 or not op.inputs[1]:
+        raise ModelError(g.source, f"{op.where}: has no weights")
+    for what, name in zip(("weights", "bias"), names):
+        if not g.tensors[name].is_const:
+            raise ModelError(g.source, f"{op.where}: its {what} '{name}' are not a constant tensor")
+    x, w = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]]
+    if len(w.shape) != WEIGHTED_RANK[op.kind]:
+        raise ModelError(g.source, f"{op.where}: weights '{w.name}' have shape {list(w.shape)}, "
+                         f"expected rank {WEIGHTED_RANK[op.kind]}")  # fmt: skip
+    if op.kind is OpKind.FULLY_CONNECTED:
+        channels, ok = w.shape[0], w.shape[1] > 0 and x.size % w.shape[1] == 0
+    elif op.kind is OpKind.CONV2D:
+        channels, ok = w.shape[0], len(x.shape) == 4 and w.shape[3] == x.shape[3]
+    else:
+        channels, ok = w.shape[3], len(x.shape) == 4 and w.shape[0] == 1 and w.shape[3] % max(x.shape[3], 1) == 0
+    if not ok:
+        raise ModelError(g.source, f"{op.where}: weights of shape {list(w.shape)} do not fit its input of shape "
+                         f"{list(x.shape)}")  # fmt: skip
+    if len(names) > 1 and g.tensors[names[1]].size != channels:
+        b = g.tensors[names[1]]
+        raise ModelError(g.source, f"{op.where}: bias '{b.name}' has {b.size} values for {channels} output channels")
 
 
 class _one_blas_thread:

@@ -176,17 +176,41 @@ def softmax(g: Graph, op: Op, ins: list) -> np.ndarray:
 
 @float_op(OpKind.ADD)
 def add(g: Graph, op: Op, ins: list) -> np.ndarray:
+    _expect(g, op, _broadcast(g, op, ins))
     return _out(g, op, _f64(ins[0]) + _f64(ins[1]))
 
 
 @float_op(OpKind.SUB)
 def sub(g: Graph, op: Op, ins: list) -> np.ndarray:
+    _expect(g, op, _broadcast(g, op, ins))
     return _out(g, op, _f64(ins[0]) - _f64(ins[1]))
 
 
 @float_op(OpKind.MUL)
 def mul(g: Graph, op: Op, ins: list) -> np.ndarray:
+    _expect(g, op, _broadcast(g, op, ins))
     return _out(g, op, _f64(ins[0]) * _f64(ins[1]))
+
+
+def _broadcast(g: Graph, op: Op, ins: list) -> tuple[int, ...]:
+    try:
+        return tuple(np.broadcast_shapes(np.shape(ins[0]), np.shape(ins[1])))
+    except ValueError:
+        raise ModelError(g.source, f"{op.where}: input shapes {np.shape(ins[0])} and {np.shape(ins[1])} do not "
+                         "broadcast") from None  # fmt: skip
+
+
+def _expect(g: Graph, op: Op, shape: tuple[int, ...]) -> None:
+    """Refuse, before anything is allocated, a result of another size than the output tensor (a malformed op
+    whose attributes or input shapes promise more than its output holds)."""
+    t = g.tensors[op.outputs[0]]
+    n = 1
+    for d in shape:
+        n *= int(d)
+    if n != t.size:
+        raise ModelError(
+            g.source, f"{op.where}: computes shape {list(shape)}, output '{t.name}' has shape {list(t.shape)}"
+        )
 
 
 _UNARY: dict[OpKind, Callable[[np.ndarray], np.ndarray]] = {
@@ -215,6 +239,10 @@ def reshape(g: Graph, op: Op, ins: list) -> np.ndarray:
 @float_op(OpKind.PAD)
 def pad(g: Graph, op: Op, ins: list) -> np.ndarray:
     assert isinstance(op.attrs, PadAttrs)
+    x = np.asarray(ins[0])
+    if len(op.attrs.paddings) != x.ndim or any(min(p) < 0 for p in op.attrs.paddings):
+        raise ModelError(g.source, f"{op.where}: paddings {op.attrs.paddings} do not fit an input of rank {x.ndim}")
+    _expect(g, op, tuple(d + a + b for d, (a, b) in zip(x.shape, op.attrs.paddings)))
     return _out(g, op, np.pad(np.asarray(ins[0]), op.attrs.paddings, constant_values=0.0))
 
 
