@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.mcuq-installed
 # host C compiler for tests; the Cortex-M toolchain and QEMU for firmware builds
 APT_PACKAGES := gcc make python3-venv gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang-format cppcheck
 
-.PHONY: all setup system-packages lint-tools plugin demo test bench bench-ptq fuzz fuzz-ops lint lint-c format format-c clean
+.PHONY: all setup system-packages lint-tools plugin demo test bench bench-ptq fuzz fuzz-ops fuzz-quant lint lint-c format format-c clean
 
 all: test
 
@@ -74,16 +74,21 @@ bench-ptq: setup
 	$(BIN)/python benchmarks/ptq.py --write docs/benchmarks.md
 
 # Long fuzz runs (make test runs a few hundred of each): byte-level mutants of digits, KWS and ResNet through the
-# whole pipeline (C under ASan/UBSan, against run_graph and the oracle), and random one-op configurations against
-# the oracle. Seeded: FUZZ_SEED=S reruns the same run; failing inputs are saved under build/fuzz/.
+# whole pipeline (C under ASan/UBSan, against run_graph and the oracle), random one-op configurations against
+# the oracle, and hostile float models and calibration data through the quantizer (mcuq.quantize and mcuq quantize).
+# Seeded: FUZZ_SEED=S reruns the same run; failing inputs are saved under build/fuzz/.
 FUZZ_N ?= 10000
 FUZZ_OPS_N ?= 3000
+FUZZ_QUANT_N ?= 2000
 FUZZ_SEED ?= 0
 fuzz: setup
 	$(BIN)/python -m tests.fuzz.run mutants --n $(FUZZ_N) --seed $(FUZZ_SEED)
 
 fuzz-ops: setup
 	$(BIN)/python -m tests.fuzz.run ops --n $(FUZZ_OPS_N) --seed $(FUZZ_SEED)
+
+fuzz-quant: setup
+	$(BIN)/python -m tests.fuzz.run quant --n $(FUZZ_QUANT_N) --seed $(FUZZ_SEED)
 
 C_SOURCES = $(wildcard runtime_c/include/*.h runtime_c/src/*/*.c runtime_c/src/internal/*.h)
 

@@ -1,12 +1,15 @@
-"""Long fuzz runs: ``make fuzz`` (mutants of real models) and ``make fuzz-ops`` (random one-op configurations).
+"""Long fuzz runs: ``make fuzz`` (mutants of real models), ``make fuzz-ops`` (random one-op configurations) and
+``make fuzz-quant`` (hostile float models and calibration data through the quantizer).
 
     python -m tests.fuzz.run mutants [--n 10000] [--seed 0] [--jobs J] [--model digits] [--out build/fuzz]
     python -m tests.fuzz.run ops [--n 3000] [--seed 0] [--jobs J] [--out build/fuzz]
+    python -m tests.fuzz.run quant [--n 2000] [--seed 0] [--jobs J] [--model digits] [--family calib]
 
 Mutant ``i`` of a run is seed ``seed + i`` of model ``i mod (number of models)``: digits (examples/), and KWS
 and ResNet from the shared models folder when present. A run prints the counts by outcome and every failing seed
 with its cause, saves each failing mutant (or one-op model) under ``--out`` for reproduction, and exits 1 if
-anything failed. ``--seed S --n 1 --model M`` reruns one mutant.
+anything failed. ``--seed S --n 1 --model M`` reruns one mutant. Quant case ``i`` is seed ``seed + i`` of one
+family and one float model (``tests.fuzz.qrun``); ``--seed S --n 1 --model M --family F`` reruns one.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 from tests.conftest import models_dir
 
 from .pool import ROOT, Pool
-from .summary import mutant_summary, ops_summary
+from .summary import mutant_summary, ops_summary, quant_summary
 
 MUTANT_TIMEOUT = 300.0  # seconds per mutant (compile, build, run, oracle, CLI)
 OPS_CHUNK = 21  # configurations per task: one of each op kind
@@ -153,16 +156,28 @@ def _progress(every: int, total: int, what: str, t0: float) -> Callable[[list[di
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tests.fuzz.run", description=__doc__.split("\n\n")[0])
-    p.add_argument("what", choices=("mutants", "ops"))
-    p.add_argument("--n", type=int, default=None, help="mutants (default 10000) or configurations (default 3000)")
+    p.add_argument("what", choices=("mutants", "ops", "quant"))
+    p.add_argument(
+        "--n",
+        type=int,
+        default=None,
+        help="mutants (default 10000), configurations (default 3000) or quant cases (default 2000)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--start", type=int, default=0, help="ops: the first configuration index")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: the number of CPUs)")
-    p.add_argument("--model", action="append", help="mutants: only these models (digits, kws, resnet)")
+    p.add_argument(
+        "--model",
+        action="append",
+        help="mutants: only these models (digits, kws, resnet); quant: (digits, mix, hello, ad, resnet, vww)",
+    )
+    p.add_argument("--family", action="append", help="quant: only these families (bytes, content, calib, files)")
     p.add_argument("--no-oracle", action="store_true", help="do not compare with tflite-runtime")
     p.add_argument("--out", type=Path, default=ROOT / "build" / "fuzz", help="failing inputs and worker logs")
     args = p.parse_args(argv)
     t0 = time.time()
+    if args.what == "quant":
+        return _quant_main(args, t0)
     if args.what == "mutants":
         models = fuzz_models()
         if args.model:
@@ -187,6 +202,29 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(ops_summary(res, time.time() - t0)))
         if failures:
             print(f"failing configurations saved in {save_ops(failures, args.out / 'ops')}")
+    return 1 if failures else 0
+
+
+def _quant_main(args: argparse.Namespace, t0: float) -> int:
+    from .qjudge import FAMILIES
+    from .qrun import run_quant, save_quant
+    from .qsources import sources
+
+    models = args.model or list(sources())
+    families = args.family or list(FAMILIES)
+    unknown = sorted(set(models) - set(sources())) + sorted(set(families) - set(FAMILIES))
+    if unknown:
+        print(f"unknown model or family: {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    n = 2000 if args.n is None else args.n
+    res = run_quant(
+        n, args.seed, jobs=_jobs(args.jobs), models=models, families=families, oracle=not args.no_oracle,
+        log_dir=args.out / "logs", progress=_progress(max(1, min(500, n // 10)), n, "quant cases", t0),
+    )  # fmt: skip
+    failures = [r for r in res if r["kind"] == "failure"]
+    print("\n".join(quant_summary(res, models, families, time.time() - t0)))
+    if failures:
+        print(f"failing cases saved in {save_quant(failures, args.out / 'quant')}")
     return 1 if failures else 0
 
 

@@ -1,4 +1,5 @@
-"""The text reports of fuzz runs: counts by outcome, then every failing seed grouped by cause and message."""
+"""The text reports of fuzz runs (mutants, one-op configurations, quantizer cases): counts by outcome, then every
+failing seed grouped by cause and message."""
 
 from __future__ import annotations
 
@@ -92,6 +93,45 @@ def ops_summary(res: list[dict], seconds: float) -> list[str]:
              f"[{r['verdict']}] {r['kind']}: {r.get('detail', '')} | e.g. {r.get('desc', '')}",
              f"{r['seed']}:{r['index']}")
             for r in odd
+        ]  # fmt: skip
+        lines += _grouped(items)
+    return lines
+
+
+def quant_summary(res: list[dict], models: list[str], families: list[str], seconds: float) -> list[str]:
+    """Counts by outcome, by family and by model; the CLI's agreement; every failure grouped by cause and message."""
+    kinds = Counter(r["kind"] for r in res)
+    verdicts = Counter(r.get("oracle", "") or "off" for r in res if r["kind"] == "matched")
+    failures = [r for r in res if r["kind"] == "failure"]
+    seeds = [r["seed"] for r in res]
+    lines = [
+        f"quant cases: {len(res)} (seeds {min(seeds, default=0)}..{max(seeds, default=-1)}) of "
+        f"{', '.join(families)} on {', '.join(models)}, in {seconds:.0f} s",
+        f"  clean error          {kinds['clean_error']:6d}",
+        f"  quantized, matched   {kinds['matched']:6d}  (oracle: "
+        + ", ".join(f"{verdicts[v]} {v}" for v in ("matched", "skipped", "off") if verdicts[v])
+        + ")",
+        f"  anything else        {kinds['failure']:6d}",
+    ]
+    cli = [r for r in res if r.get("cli")]
+    if cli:
+        lines.append(f"  CLI checked on {len(cli)} cases: " + ", ".join(f"{v} {k}" for k, v in
+                                                                       sorted(Counter(r['cli'] for r in cli).items())))  # fmt: skip
+    for label, key, values in (("family", "family", families), ("model", "model", models)):
+        parts = []
+        for v in values:
+            c = Counter(r["kind"] for r in res if r[key] == v)
+            parts.append(f"{v} {c['clean_error']}/{c['matched']}/{c['failure']}")
+        lines.append(f"  by {label} (clean error/matched/else): " + ", ".join(parts))
+    if failures:
+        causes = Counter(r.get("cause", "?") for r in failures)
+        lines.append("  failures by cause: " + ", ".join(f"{k} {v}" for k, v in causes.most_common()))
+        lines.append("failing cases, grouped by cause and message (family:model:seed):")
+        items = [
+            (_group_key(r.get("cause", ""), r.get("detail", "")),
+             f"[{r.get('cause')}] {r.get('detail', '')} | e.g. {r.get('edits', '')}",
+             f"{r['family']}:{r['model']}:{r['seed']}")
+            for r in failures
         ]  # fmt: skip
         lines += _grouped(items)
     return lines

@@ -1,9 +1,10 @@
 """A fuzz worker process: reads one JSON task per line on stdin, writes one JSON result per line.
 
 Tasks: ``{"id": N, "task": "mutant", "model": NAME, "path": PATH, "seed": S, "oracle": bool, "cli": bool}`` (see
-``judge.judge``) and ``{"id": N, "task": "ops", "seed": S, "start": I, "count": K, "oracle": bool}`` (see
-``opcheck.check_range``); ``sleep``, ``exit`` and ``echo`` test the pool. The result line is
-``{"id": N, "result": ...}``.
+``judge.judge``), ``{"id": N, "task": "ops", "seed": S, "start": I, "count": K, "oracle": bool}`` (see
+``opcheck.check_range``) and ``{"id": N, "task": "quant", "model": NAME, "family": F, "seed": S, "oracle": bool,
+"cli": bool, "det": bool}`` (see ``qjudge.judge_quant``); ``sleep``, ``exit`` and ``echo`` test the pool. The
+result line is ``{"id": N, "result": ...}``.
 
 The protocol uses a private copy of the original stdout; fd 1 is pointed at stderr, so that anything mcuq, a
 compiler or a C program prints cannot corrupt it. Started by ``pool.Pool`` (``python -m tests.fuzz.worker``).
@@ -35,6 +36,13 @@ def main() -> None:
             res = judge.judge(
                 task["model"], models[path], task["seed"], use_oracle=task["oracle"], check_cli=task["cli"]
             ).as_dict()
+        elif task["task"] == "quant":
+            from . import qjudge
+
+            res = qjudge.judge_quant(
+                task["model"], task["family"], task["seed"], use_oracle=task["oracle"], cli=task["cli"],
+                determinism=task["det"],
+            ).as_dict()  # fmt: skip
         elif task["task"] == "ops":
             from . import opcheck
 
