@@ -13,6 +13,7 @@ Everything here is immutable: passes return new graphs built with ``dataclasses.
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -266,6 +267,16 @@ class Graph:
                 if t:
                     out.setdefault(t, []).append(op)
         return out
+
+
+def fresh_name(base: str, *taken: Collection[str]) -> str:
+    """``base``, or ``base_2``, ``base_3``, ... : the first that none of ``taken`` (graphs' tensor dicts, name sets)
+    holds. Passes and the quantizer name the tensors they add with it."""
+    name, k = base, 1
+    while any(name in t for t in taken):
+        k += 1
+        name = f"{base}_{k}"
+    return name
 
 
 INDEX_MAX = 2**31 - 1  # kernels index and size tensors with int32_t

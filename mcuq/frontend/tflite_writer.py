@@ -98,10 +98,7 @@ class _Writer:
         return self.index[t.name]
 
     def add_const(self, op: ir.Op, suffix: str, data: np.ndarray) -> int:
-        base = name = f"{op.name}/{suffix}"
-        k = 1
-        while name in self.index or name in self.graph.tensors:
-            name, k = f"{base}_{k}", k + 1
+        name = ir.fresh_name(f"{op.name}/{suffix}", self.index, self.graph.tensors)
         arr = np.ascontiguousarray(data, dtype=np.int32)
         return self.add_tensor(ir.Tensor(name, arr.shape, ir.DType.INT32, None, arr))
 

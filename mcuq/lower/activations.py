@@ -28,6 +28,7 @@ from ..ir import Activation, DType, Graph, Op, OpKind, Tensor
 from ..kernels.elementwise import HARD_SWISH_S8, LUT_S8, REQUANTIZE_S8, HardSwishParams, LutParams, RequantizeParams
 from ..kernels.types import ActivationRange
 from ..quant.fixedpoint import INT32_MAX, quantize_multiplier
+from ..quant.values import round_half_away
 from .base import Layer, fail, lowering
 from .common import INT8_MAX, INT8_MIN, activation_range, max_abs_offset, require_int8
 
@@ -74,12 +75,6 @@ def _tanh_f32(x: np.ndarray) -> np.ndarray:
     return _float_fn("tanhf")(x)
 
 
-def _round_half_away(x: np.ndarray) -> np.ndarray:
-    """roundf on float32 values (computed in double, where |x| + 0.5 is exact)."""
-    d = x.astype(np.float64)
-    return np.sign(d) * np.floor(np.abs(d) + 0.5)
-
-
 def lut_table(
     in_scale: float, in_zp: int, out_scale: float, out_zp: int, fn: Callable[[np.ndarray], np.ndarray]
 ) -> np.ndarray:
@@ -90,7 +85,7 @@ def lut_table(
         inverse_scale = np.float32(1.0) / np.float32(out_scale)
         dequantized = np.float32(in_scale) * (vals - in_zp).astype(np.float32)
         transformed = fn(dequantized).astype(np.float32)
-        rescaled = _round_half_away(transformed * inverse_scale)  # float32 product, rounded
+        rescaled = round_half_away(transformed * inverse_scale)  # float32 product, rounded
     quantized = np.clip(rescaled + out_zp, INT8_MIN, INT8_MAX).astype(np.int32)  # exact: small integers
     table = np.zeros(256, dtype=np.int8)
     table[vals.astype(np.int8).view(np.uint8)] = quantized.astype(np.int8)

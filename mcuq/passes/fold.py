@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..ir import Activation, DType, Graph, Op, OpKind, Tensor
+from ..ir import Activation, DType, Graph, Op, OpKind, Tensor, fresh_name
 from ..reference.float_ops import dequantize_problem, dequantize_values
 
 __all__ = ["FLOAT_PIPELINE", "fold_batchnorm", "fold_dequantize", "fold_relu"]
@@ -218,13 +218,6 @@ def _weights_and_bias(tensors: dict[str, Tensor], op: Op) -> tuple[Tensor, Tenso
     return (w, b) if w is not None else None
 
 
-def _fresh(edit: _Edit, base: str) -> str:
-    name, k = base, 1
-    while name in edit.tensors or name in edit.g.tensors:
-        name, k = f"{base}_{k}", k + 1
-    return name
-
-
 def _scaled(edit: _Edit, op: Op, a: np.ndarray, d: np.ndarray, uses: dict[str, int]) -> tuple[str, str] | None:
     """New (weights, bias) names in ``edit.tensors`` for ``a * op(x) + d``; None when the weights' channel
     count does not match ``a``. A tensor only ``op`` reads is replaced under its name; one shared gets a copy."""
@@ -246,7 +239,11 @@ def _scaled(edit: _Edit, op: Op, a: np.ndarray, d: np.ndarray, uses: dict[str, i
     names = []
     for old, data, suffix in ((w, new_w, "weights"), (b, new_b, "bias")):
         shared = old is not None and uses.get(old.name, 0) > 1
-        name = old.name if old is not None and not shared else _fresh(edit, f"{op.name}/folded_{suffix}")
+        name = (
+            old.name
+            if old is not None and not shared
+            else fresh_name(f"{op.name}/folded_{suffix}", edit.tensors, edit.g.tensors)
+        )
         edit.tensors[name] = _const(data.reshape(old.shape if old is not None else (a.size,)), name)
         edit.stale.add(name)
         names.append(name)

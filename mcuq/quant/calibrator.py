@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..errors import McuqError, ModelError
-from ..ir import Activation, ConcatAttrs, DType, Graph, NoAttrs, Op, OpKind, QParams, Tensor
+from ..ir import Activation, ConcatAttrs, DType, Graph, NoAttrs, Op, OpKind, QParams, Tensor, fresh_name
 from .batch import BatchRunner, last_reads, peak_live_bytes
 from .observers import RANGE_METHODS, TensorStats, choose_qparams, clipped_fraction, sqnr_db
 from .report import LayerReport, QuantReport
@@ -119,7 +119,7 @@ class Calibrator:
             stats = self._observe(tick)
             self._plan_groups()
             self._choose_ranges(stats)
-            graph, layers, outputs = self._build(tick, stats)
+            graph, layers, outputs = self._build(tick)
         for _ in tick:  # finish the bar
             pass
         report = QuantReport.build(layers, outputs, method=self.opts.method, bias_correction=self.opts.bias_correction,
@@ -142,13 +142,13 @@ class Calibrator:
         stats: dict[str, TensorStats] = {}
         env: dict[str, np.ndarray] = dict(self.inputs)
         for name in self.g.inputs:
-            stats[name] = TensorStats.of(env[name])
+            stats[name] = TensorStats.of(env[name], name=name)
         next(tick, None)
         for i, op in enumerate(self.g.ops):
             out = self.batch.float_op(op, self.g.tensors, env)
             _check_finite(self.g, op, out)
             env[op.outputs[0]] = out
-            stats[op.outputs[0]] = TensorStats.of(out)
+            stats[op.outputs[0]] = TensorStats.of(out, name=op.outputs[0])
             self._free(env, op, i)
             next(tick, None)
         return stats
@@ -215,7 +215,7 @@ class Calibrator:
         self.chosen: dict[str, tuple[float, int, str]] = {}  # group root -> (scale, zero point, method)
 
     # ------------------------------------------------------------------------------------ 3. the int8 graph
-    def _build(self, tick: Iterable, stats: dict[str, TensorStats]):
+    def _build(self, tick: Iterable):
         g = self.g
         qt: dict[str, Tensor] = {}  # the int8 graph's tensors, unbatched
         ops: list[Op] = []
@@ -235,7 +235,7 @@ class Calibrator:
             fenv[out] = fout
             op, pre = self._requantize_concat_inputs(op, qt, qenv)
             ops.extend(pre)
-            op = self._quantize_constants(op, qt, fenv, qenv)
+            op = self._quantize_constants(op, qt, qenv)
             s, z, how, q = self._output(op, qt, qenv, fout)
             qt[out] = Tensor(out, g.tensors[out].shape, DType.INT8, QParams((s,), (z,)))
             qenv[out] = q
@@ -251,19 +251,28 @@ class Calibrator:
 
     def _input_qparams(self, name: str, values: np.ndarray) -> tuple[float, int, str]:
         root = self.groups.find(name)
-        if root in self.chosen:
-            s, z, m = self.chosen[root]
-            return s, z, m
-        cands = self.candidates[root]
+        if root not in self.chosen:
+
+            def quantized(lo: float, hi: float) -> tuple[float, int, np.ndarray]:
+                s, z = choose_qparams(lo, hi)
+                return s, z, affine_quantize(values, s, z)
+
+            self._choose(root, values, quantized)
+        return self.chosen[root]
+
+    def _choose(self, root: str, reference: np.ndarray, quantized) -> np.ndarray:
+        """Among the group's candidate ranges, the one whose int8 values (``quantized(lo, hi) -> (scale, zero point,
+        values)``) are closest to ``reference`` in squared error; recorded for the group, its values returned."""
         best = None
-        for m, (lo, hi) in cands.items():
-            s, z = choose_qparams(lo, hi)
-            err = mse(values, dequantize(affine_quantize(values, s, z), s, z))
+        for m, (lo, hi) in self.candidates[root].items():
+            s, z, q = quantized(lo, hi)
+            err = mse(reference, dequantize(q, s, z))
             if best is None or err < best[0]:
-                best = (err, s, z, m)
+                best = (err, s, z, m, q)
         assert best is not None
-        self.chosen[root] = best[1:]
-        return best[1], best[2], best[3]
+        _, s, z, m, q = best
+        self.chosen[root] = (s, z, m)
+        return q
 
     def _output(self, op: Op, qt: dict[str, Tensor], qenv, fout: np.ndarray) -> tuple[float, int, str, np.ndarray]:
         """The output's quantization and the op's int8 result under it."""
@@ -280,15 +289,8 @@ class Calibrator:
         if root in self.chosen:  # a concat output tied to inputs already quantized
             s, z, m = self.chosen[root]
             return s, z, m, self._run(op, qt, qenv, s, z)
-        best = None
-        for m, (lo, hi) in self.candidates[root].items():
-            s, z, q = self._run_widening(op, qt, qenv, lo, hi)
-            err = mse(fout, dequantize(q, s, z))
-            if best is None or err < best[0]:
-                best = (err, s, z, m, q)
-        assert best is not None
-        _, s, z, m, q = best
-        self.chosen[root] = (s, z, m)
+        q = self._choose(root, fout, lambda lo, hi: self._run_widening(op, qt, qenv, lo, hi))
+        s, z, m = self.chosen[root]
         return s, z, m, q
 
     def _run(self, op: Op, qt: dict[str, Tensor], qenv, s: float, z: int) -> np.ndarray:
@@ -336,7 +338,7 @@ class Calibrator:
                 qt[x] = Tensor(x, src.shape, DType.INT8, QParams((s,), (z,)), affine_quantize(src.data, s, z))
                 new_inputs.append(x)
                 continue
-            name = _fresh(f"{x}/requantized", self.g.tensors, qt)
+            name = fresh_name(f"{x}/requantized", self.g.tensors, qt)
             qt[name] = Tensor(name, src.shape, DType.INT8, QParams((s,), (z,)))
             rq = Op(OpKind.QUANTIZE, name, (x,), (name,), NoAttrs(), op.index, "QUANTIZE")
             qenv[name] = self.batch.int_op(rq, qt, qenv)
@@ -344,7 +346,7 @@ class Calibrator:
             new_inputs.append(name)
         return replace(op, inputs=tuple(new_inputs)), pre
 
-    def _quantize_constants(self, op: Op, qt: dict[str, Tensor], fenv, qenv) -> Op:
+    def _quantize_constants(self, op: Op, qt: dict[str, Tensor], qenv) -> Op:
         """Weights, biases and constant operands of ``op`` as int8/int32 tensors in ``qt``."""
         g = self.g
         if op.kind in WEIGHTED:
@@ -381,7 +383,7 @@ class Calibrator:
         bias_scales = (np.float32(s_in) * s_w.astype(np.float32)).astype(np.float64)  # one, or one per channel
         bq = np.clip(round_half_away(b / bias_scales), -INT32_MAX, INT32_MAX).astype(np.int32)
         bqp = QParams(tuple(float(v) for v in bias_scales), (0,) * len(bias_scales), 0)
-        bname = b_name or _fresh(f"{op.name}/bias", g.tensors, qt)
+        bname = b_name or fresh_name(f"{op.name}/bias", g.tensors, qt)
         bq_name = _place(qt, Tensor(bname, (channels,), DType.INT32, bqp, readonly(bq)), op, g.tensors)
         return replace(op, inputs=(x_name, wq_name, bq_name))
 
@@ -432,16 +434,8 @@ def _place(qt: dict[str, Tensor], t: Tensor, op: Op, taken: dict[str, Tensor]) -
         return t.name
     if old.qparams == t.qparams and old.dtype is t.dtype and np.array_equal(old.data, t.data):
         return t.name
-    name = _fresh(f"{t.name}/{op.name}", qt, taken)
+    name = fresh_name(f"{t.name}/{op.name}", qt, taken)
     qt[name] = replace(t, name=name)
-    return name
-
-
-def _fresh(base: str, *spaces: dict) -> str:
-    name, k = base, 1
-    while any(name in s for s in spaces):
-        k += 1
-        name = f"{base}_{k}"
     return name
 
 

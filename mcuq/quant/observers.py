@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import McuqError
+from .values import round_half_away
 
 BINS = 2048
 QMIN, QMAX = -128, 127
@@ -106,12 +107,6 @@ def _bin_index(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.clip(idx, 0, BINS - 1)
 
 
-def _round_half_away(x: np.ndarray) -> np.ndarray:
-    """std::round, vectorised: ties away from zero. ``x - trunc(x)`` is exact, unlike ``floor(x + 0.5)``."""
-    t = np.trunc(x)
-    return t + np.sign(x) * (np.abs(x - t) >= 0.5)
-
-
 # --- scale and zero point -------------------------------------------------------------------------------------
 
 
@@ -121,7 +116,7 @@ def _qparams(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     hi = np.maximum(np.asarray(hi, dtype=np.float64), 0.0)
     width = np.maximum(hi - lo, MIN_WIDTH)
     scale = (width / (QMAX - QMIN)).astype(np.float32).astype(np.float64)
-    zp = np.clip(_round_half_away(QMIN - lo / scale), QMIN, QMAX).astype(np.int64)
+    zp = np.clip(round_half_away(QMIN - lo / scale), QMIN, QMAX).astype(np.int64)
     return scale, zp
 
 
@@ -226,7 +221,7 @@ def clipped_fraction(values: np.ndarray, scale: float, zero_point: int) -> float
     clipped = 0
     with np.errstate(over="ignore", invalid="ignore"):  # |v| / tiny scale -> inf: clipped
         for start in range(0, flat.size, _CHUNK):
-            q = _round_half_away(flat[start : start + _CHUNK].astype(np.float32) / s) + zero_point
+            q = round_half_away(flat[start : start + _CHUNK].astype(np.float32) / s) + zero_point
             clipped += int(np.count_nonzero((q < QMIN) | (q > QMAX)))
     return clipped / flat.size
 

@@ -37,8 +37,12 @@ def expand(v: np.ndarray, axis: int, ndim: int) -> np.ndarray:
 
 
 def round_half_away(x: np.ndarray) -> np.ndarray:
-    """``std::round``: halves away from zero (numpy's ``round`` goes to even)."""
-    return np.copysign(np.floor(np.abs(x) + 0.5), x)
+    """``std::round``, vectorised: halves away from zero (numpy's ``round`` goes to even). ``x - trunc(x)`` is
+    exact in any float type, unlike ``floor(|x| + 0.5)``, which rounds 0.49999999999999994 up in float64."""
+    x = np.asarray(x)
+    t = np.trunc(x)
+    with np.errstate(invalid="ignore"):  # inf - inf: an infinite x stays infinite
+        return t + np.sign(x) * (np.abs(x - t) >= 0.5)
 
 
 def affine_quantize(x: np.ndarray, s: float, z: int, dtype: DType = DType.INT8) -> np.ndarray:

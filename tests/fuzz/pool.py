@@ -142,3 +142,19 @@ class Pool:
                 sel.unregister(w.proc.stdout)
                 self._stop(w, kill=w.task is not None)
             sel.close()
+
+
+def collect(dones, keys: tuple[str, ...], progress=None) -> list[dict]:
+    """The outcome dicts of a pool run, by seed: a worker's result, or for a hang or crash a "failure" that keeps
+    the task's ``keys`` (model, seed, ...) and the error. ``progress`` is called with the list after each one."""
+    out: list[dict] = []
+    for done in dones:
+        if done.error:
+            res = {k: done.task[k] for k in keys}
+            res.update(kind="failure", cause=done.error.split(":", 1)[0], detail=done.error)
+        else:
+            res = dict(done.result)
+        out.append(res)
+        if progress:
+            progress(out)
+    return sorted(out, key=lambda r: r["seed"])

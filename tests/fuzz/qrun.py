@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .pool import Pool
+from .pool import Pool, collect
 
 QUANT_TIMEOUT = 300.0  # seconds per case (quantize, compile, build, run, oracle, CLI)
 
@@ -45,19 +45,8 @@ def run_quant(
     progress: Callable[[list[dict]], None] | None = None,
 ) -> list[dict]:
     """Judge cases ``seed .. seed + n - 1`` (``qjudge.QOutcome`` dicts, by seed)."""
-    out: list[dict] = []
-    for done in Pool(jobs, QUANT_TIMEOUT, log_dir).run(quant_tasks(n, seed, models, families, oracle, cli_every)):
-        t = done.task
-        if done.error:
-            cause = done.error.split(":", 1)[0]
-            res = {"model": t["model"], "family": t["family"], "seed": t["seed"], "kind": "failure", "cause": cause,
-                   "detail": done.error}  # fmt: skip
-        else:
-            res = dict(done.result)
-        out.append(res)
-        if progress:
-            progress(out)
-    return sorted(out, key=lambda r: r["seed"])
+    tasks = quant_tasks(n, seed, models, families, oracle, cli_every)
+    return collect(Pool(jobs, QUANT_TIMEOUT, log_dir).run(tasks), ("model", "family", "seed"), progress)
 
 
 def save_quant(failures: list[dict], out_dir: Path) -> Path:

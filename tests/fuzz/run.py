@@ -24,7 +24,7 @@ from pathlib import Path
 
 from tests.conftest import models_dir
 
-from .pool import ROOT, Pool
+from .pool import ROOT, Pool, collect
 from .summary import mutant_summary, ops_summary, quant_summary
 
 MUTANT_TIMEOUT = 300.0  # seconds per mutant (compile, build, run, oracle, CLI)
@@ -68,18 +68,7 @@ def run_mutants(
         s = seed + i
         tasks.append({"id": i, "task": "mutant", "model": name, "path": str(models[name]), "seed": s, "oracle": oracle,
                       "cli": cli})  # fmt: skip
-    out: list[dict] = []
-    for done in Pool(_jobs(jobs), MUTANT_TIMEOUT, log_dir).run(tasks):
-        t = done.task
-        if done.error:
-            cause = done.error.split(":", 1)[0]
-            res = {"model": t["model"], "seed": t["seed"], "kind": "failure", "cause": cause, "detail": done.error}
-        else:
-            res = dict(done.result)
-        out.append(res)
-        if progress:
-            progress(out)
-    return sorted(out, key=lambda r: r["seed"])
+    return collect(Pool(_jobs(jobs), MUTANT_TIMEOUT, log_dir).run(tasks), ("model", "seed"), progress)
 
 
 def run_ops(
