@@ -19,6 +19,7 @@ from .fit import Footprint, check_fit, footprint
 from .hostrun import HostProgram, run_host
 from .ir import Graph, Tensor, verify
 from .lower import Layer, lower
+from .lower.specialize import board_path, specialize
 from .passes import run_passes
 from .plan import Plan, plan
 from .quant.edge import dequantize_outputs, prepare_inputs
@@ -54,6 +55,7 @@ class CompiledModel:
     board: str = "host"
     sanitize: bool = False  # build the host runner with -fsanitize=address,undefined
     target: Board | None = None  # the board, when it is not the host (it may come from a user's .toml)
+    kernels: str = "portable"  # the kernel path the layers use: portable, dsp or mve (mcuq.lower.specialize)
     notes: tuple[str, ...] = ()  # what compile_model changed from the request (a rewritten prefix), one line each
 
     @property
@@ -192,6 +194,7 @@ def compile_model(
     prefix: str | None = None,
     sanitize: bool | None = None,
     dump_ir: str | os.PathLike | None = None,
+    kernels: str = "auto",
 ) -> CompiledModel:
     """Load, lower, plan and generate C for ``model`` (a .tflite path, its bytes, an IR graph, or what
     ``mcuq.quantize`` returns for a float model) for ``board`` (``mcuq boards`` lists them). A float32 model is
@@ -199,13 +202,19 @@ def compile_model(
     must fit its flash and RAM (``FitError`` otherwise, with the numbers). ``dump_ir`` (default ``$MCUQ_DUMP_IR``): a directory that gets
     the IR graph as text before and after each graph pass (``mcuq.passes``). ``prefix`` (default: the model
     file's stem) names the C files and symbols; one that is no C identifier or that clashes with mcuq's runtime or
-    project files (``mcuq.codegen.names.choose_prefix``) is rewritten, and ``notes`` of the result says so."""
+    project files (``mcuq.codegen.names.choose_prefix``) is rewritten, and ``notes`` of the result says so.
+    ``kernels``: "auto" (the fastest path the board's features allow: mve, dsp, else portable; dsp for the
+    host), or "portable" (the reference kernels), "dsp" or "mve" (``mcuq.lower.specialize``); every path gives
+    the same bits."""
     _check_arguments(model, board, prefix, sanitize, dump_ir)
+    if not isinstance(kernels, str):
+        raise McuqError(f"compile_model: kernels must be a string, got {type(kernels).__name__}")
     b = load_board(board)
+    path = board_path(b.features, b.name == HOST, kernels)
     g = _quantized_graph(model) or load_graph(model)
     verify(g)
     g = run_passes(g, dump_dir=dump_ir)
-    layers = lower(g)
+    layers = specialize(g, lower(g), path)
     p = plan(g, layers)
     explicit = prefix is not None
     if prefix is None:
@@ -221,6 +230,7 @@ def compile_model(
         board=b.name,
         sanitize=_default_sanitize() if sanitize is None else sanitize,
         target=None if b.name == HOST else b,
+        kernels=path,
         notes=(chosen.note,) if chosen.note else (),
     )
     if b.name != HOST:

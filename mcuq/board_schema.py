@@ -24,7 +24,8 @@ Fields (see ``mcuq.boards`` for their meaning):
                   -f<option>[=<value>]   except -fplugin (loads code into the compiler) and -fdump, -fprofile,
                                 -fauto-profile (read or write files of their own)
                 No flag may appear twice. The host board has no cflags, arch or features: it builds with $CC.
-  features      a subset of dsp, fpu, mve, each once; fpu exactly when -mfloat-abi=hard
+  features      a subset of dsp, fpu, mve, each once; fpu exactly when -mfloat-abi=hard; dsp and mve only
+                where the cpu has them (``CPU_FEATURES``)
   flash_size, ram_size, stack_size   integers, 0 < n < 2^32
   [qemu] machine       one of ``QEMU_MACHINES``, whose CPU must be the board's cpu
   [qemu] icount_step   a finite number, 0 < x < 2^32
@@ -55,6 +56,13 @@ CPU_ARCH = {
 QEMU_MACHINES = {
     "mps2-an385": "cortex-m3", "mps2-an386": "cortex-m4", "mps2-an500": "cortex-m7", "mps2-an505": "cortex-m33",
     "mps3-an547": "cortex-m55", "lm3s6965evb": "cortex-m3", "netduino2": "cortex-m3", "microbit": "cortex-m0",
+}  # fmt: skip
+# The optional features each CPU may have (dsp: the Armv7E-M/Armv8-M DSP extension, SXTB16/SMLAD; mve: Helium).
+# A board may list fewer (a core built without them); listing one its CPU lacks is an error. The kernels are
+# correct either way: each variant falls back to plain C where the compiler does not target the feature.
+CPU_FEATURES = {
+    "cortex-m4": ("dsp",), "cortex-m7": ("dsp",), "cortex-m33": ("dsp",), "cortex-m35p": ("dsp",),
+    "cortex-m55": ("dsp", "mve"), "cortex-m85": ("dsp", "mve"),
 }  # fmt: skip
 FPUS = ("auto", "fpv4-sp-d16", "fpv5-sp-d16", "fpv5-d16")
 FLOAT_ABIS = ("soft", "softfp", "hard")

@@ -131,6 +131,11 @@ def _check_cpu(where: str, data: dict[str, Any]) -> None:
         raise BoardError(f"{where}: key 'arch' is {schema.show(data['arch'])} but {cpu} is {schema.CPU_ARCH[cpu]}")
     if ("-mfloat-abi=hard" in data["cflags"]) != ("fpu" in data["features"]):
         raise BoardError(f"{where}: key 'features' must list 'fpu' exactly when cflags has -mfloat-abi=hard")
+    allowed = schema.CPU_FEATURES.get(cpu, ())
+    for f in data["features"]:
+        if f != "fpu" and f not in allowed:
+            has = ", ".join(allowed) or "neither dsp nor mve"
+            raise BoardError(f"{where}: key 'features' lists '{f}', which a {cpu} does not have (it has {has})")
     machine = data.get("qemu", {}).get("machine")
     if machine is not None and schema.QEMU_MACHINES[machine] != cpu:
         raise BoardError(

@@ -11,6 +11,7 @@ from . import __version__
 from .boards import DEFAULT_BOARD
 from .cli_quant import add_quant_options, model_for, quantize_command, sqnr_note
 from .errors import McuqError, OneLineWarnings, printable
+from .kernels.variants import PATHS
 
 EPILOG = """\
 examples:
@@ -90,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
         help="write into a non-empty folder that mcuq did not write (its files are left alone; a file where mcuq "
         "writes one of its own is still refused)",
     )
+    _add_kernels(c)
     add_quant_options(c, required=False)
     _add_dump_ir(c)
 
@@ -117,11 +119,14 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write the outputs as float32 real values ((q - zero_point) * scale, TFLite's DEQUANTIZE) instead of int8",
     )
+    _add_kernels(r)
     add_quant_options(r, required=False)
     _add_dump_ir(r)
 
     i = sub.add_parser("inspect", help="print ops, shapes, quantization, MACs, weight bytes and the arena plan")
     i.add_argument("model", help="a .tflite file (int8, or float32 with --calib)")
+    i.add_argument("--board", default="host", help="the board whose kernels and plan to show (default: host)")
+    _add_kernels(i)
     add_quant_options(i, required=False)
     _add_dump_ir(i)
 
@@ -140,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
         help="one per model input, int8 or float32 as for `mcuq run` (default: a seeded random input)",
     )
     b.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_kernels(b)
     add_quant_options(b, required=False)
     _add_dump_ir(b)
 
@@ -147,11 +153,21 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_kernels(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--kernels",
+        choices=("auto", *PATHS),
+        default="auto",
+        help="kernel path: auto (default: the fastest the board allows, mve > dsp > portable; dsp on the host), "
+        "portable (the reference kernels), dsp (SXTB16/SMLAD) or mve (Helium); all give the same bits",
+    )
+
+
 def _compile(args) -> int:
     from .api import compile_model
 
     model, qm = model_for(args)
-    cm = compile_model(model, board=args.board, prefix=args.prefix, dump_ir=args.dump_ir)
+    cm = compile_model(model, board=args.board, prefix=args.prefix, dump_ir=args.dump_ir, kernels=args.kernels)
     out = Path(args.output_dir or f"{cm.prefix}_mcuq")
     files = cm.write(out, force=args.force)
     for note in cm.notes:  # after the write: an error stays the only line
@@ -160,7 +176,8 @@ def _compile(args) -> int:
         sqnr_note(args, qm)
     print(
         f"{printable(args.model)}: {len(cm.layers)} layers, weights {cm.model.weight_bytes} B, "
-        f"arena {cm.plan.arena_size} B (liveness bound {cm.plan.lower_bound} B), board {cm.board}"
+        f"arena {cm.plan.arena_size} B (liveness bound {cm.plan.lower_bound} B), board {cm.board}, "
+        f"kernels {cm.kernels}"
     )
     if cm.target is None:
         what = f"`make -C {out}` builds build/lib{cm.prefix}.a with the host compiler"
@@ -189,7 +206,7 @@ def _run(args) -> int:
     for path in args.output:  # before any work: a missing folder is found in a second, not after the run
         check_output(path)
     model, qm = model_for(args)
-    cm = compile_model(model, board=args.board, dump_ir=args.dump_ir)
+    cm = compile_model(model, board=args.board, dump_ir=args.dump_ir, kernels=args.kernels)
     if len(args.output) != len(cm.model.outputs):
         raise McuqError(f"{args.model}: the model has {len(cm.model.outputs)} output(s); give --output once per output")
     if args.float_output:
@@ -220,7 +237,7 @@ def _inspect(args) -> int:
     from .report import inspect_lines
 
     model, qm = model_for(args)
-    cm = compile_model(model, dump_ir=args.dump_ir)
+    cm = compile_model(model, board=args.board, dump_ir=args.dump_ir, kernels=args.kernels)
     print("\n".join(inspect_lines(cm)))
     if qm is not None:
         print(f"\nquantization with --calib {printable(args.calib, 2000)}:")
@@ -233,7 +250,7 @@ def _bench(args) -> int:
     from .firmware.profile import format_text, profile, to_json
 
     model, qm = model_for(args)
-    cm = compile_model(model, board=args.board, sanitize=False, dump_ir=args.dump_ir)
+    cm = compile_model(model, board=args.board, sanitize=False, dump_ir=args.dump_ir, kernels=args.kernels)
     inputs = _load_inputs(cm, args.input) if args.input else None
     p = profile(cm, cm.target or args.board, inputs=inputs)
     if qm is not None:

@@ -27,7 +27,10 @@ def inspect_lines(cm: CompiledModel) -> list[str]:
             t = g.tensors[n]
             lines.append(f"{kind:6s} '{printable(n, NAME_WIDTH)}': {list(t.shape)} {_quant(t)}")
     lines.append("")
-    header = f"{'#':>3}  {'op':<18} {'output shape':<18} {'output quant':<34} {'MACs':>11} {'weights B':>10}  name"
+    header = (
+        f"{'#':>3}  {'op':<18} {'output shape':<18} {'output quant':<34} {'MACs':>11} {'weights B':>10}  "
+        f"{'kernel':<28} name"
+    )
     lines += [header, "-" * len(header)]
     total_macs = 0
     seen: set[int] = set()
@@ -47,12 +50,13 @@ def inspect_lines(cm: CompiledModel) -> list[str]:
         kind = layer.op.type_name + (" (alias)" if layer.alias else "")
         lines.append(
             f"{i:>3}  {kind:<18} {str(list(out.shape)):<18} {_quant(out):<34} {layer.macs:>11,} {wbytes:>10,}  "
-            f"{printable(layer.op.name, NAME_WIDTH)}"
+            f"{layer.kernel_name.removeprefix('mcuq_') or '-':<28} {printable(layer.op.name, NAME_WIDTH)}"
         )
     lines += [
         "",
         f"layers: {len(cm.layers)}   MACs: {total_macs:,}   weight bytes (tensor data): {weight_total:,}   "
         f"constants in the generated C (incl. multipliers): {cm.model.const_bytes:,}",
+        f"kernels: {cm.kernels} path for board {cm.board} (--kernels)",
         f"arena: {cm.plan.arena_size:,} bytes   liveness lower bound: {cm.plan.lower_bound:,} bytes   "
         f"(inputs and outputs are caller-owned)",
         "",

@@ -30,6 +30,14 @@ class Kernel:
     ``<name>_scratch_size``. ``in_place``: the output may share input 0's buffer. ``code_bytes``: .text bytes of
     its sources, the largest over the Cortex-M cores (measured with arm-none-eabi-gcc 12.2 -O2
     -ffunction-sections; tests/unit/test_boards.py checks the figures still hold).
+
+    ``overlap(params)``, when given, says where the output buffer may lie relative to each input, one entry per
+    input argument: None (the output must not overlap that input), or D, an offset in bytes such that the kernel
+    computes exactly the same bits with ``output == input + d`` for every ``d <= D`` (d may be negative: the
+    output starts before the input), as long as the output's bytes outside the input are free. D = 0 is "in
+    place"; a negative D is a line buffer (the output trails the rows still to be read); a positive D means the
+    output may even start after the input's start. ``in_place`` alone means ``overlap = (0, None, ...)``. The
+    planner (``mcuq.plan``) uses it only when that input is no longer needed after the kernel.
     """
 
     name: str
@@ -41,6 +49,7 @@ class Kernel:
     context: bool = False
     scratch: Callable[[Any], int] = no_scratch
     in_place: bool = False
+    overlap: Callable[[Any], tuple[int | None, ...]] | None = None
 
     @property
     def params_type(self) -> str:
@@ -52,6 +61,14 @@ class Kernel:
 
     def scratch_bytes(self, params: CStruct) -> int:
         return int(self.scratch(params)) if self.context else 0
+
+    def overlaps(self, params: CStruct, n_inputs: int) -> tuple[int | None, ...]:
+        """``overlap(params)`` padded to ``n_inputs`` entries (see the class docstring)."""
+        if self.overlap is not None:
+            got = tuple(self.overlap(params))
+        else:
+            got = (0,) if self.in_place else ()
+        return (got + (None,) * n_inputs)[:n_inputs]
 
 
 KERNELS: dict[str, Kernel] = {}

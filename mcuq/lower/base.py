@@ -15,6 +15,7 @@ Conventions the codegen relies on:
     array of pointers (CONCAT's inputs).
   * A layer without a kernel is an alias (RESHAPE): it emits no call and its output shares the input's memory.
   * ``consts`` holds constant tensors created by lowering (e.g. a repacked weight) that args may name.
+  * ``base`` is set by ``mcuq.lower.specialize`` on a layer whose portable kernel was replaced by a fast one.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ class Layer:
     # MLPerf Tiny's and ../shared/models' MAC counts; pooling, softmax and elementwise ops count 0
     macs: int = 0
     consts: dict[str, Tensor] = field(default_factory=dict)
+    # the portable layer this one replaces (``mcuq.lower.specialize``): same op, same results; the numpy
+    # reference computes from it
+    base: Layer | None = None
 
     @property
     def alias(self) -> bool:
@@ -50,6 +54,11 @@ class Layer:
     @property
     def kernel_name(self) -> str:
         return self.kernel.name if self.kernel is not None else ""
+
+    @property
+    def base_kernel_name(self) -> str:
+        """The portable kernel this layer's kernel stands for (its own name on the portable path)."""
+        return self.base.kernel_name if self.base is not None else self.kernel_name
 
     @property
     def scratch_bytes(self) -> int:

@@ -14,5 +14,6 @@ __all__ = ["REFERENCES", "reference", "run_graph", "run_layer"]
 def run_layer(layer, inputs: list, out_shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
     if layer.alias:
         return [np.asarray(inputs[0]).reshape(out_shapes[0])]
+    assert layer.base is None, "run_layer takes the portable layer (its inputs are the portable kernel's)"
     fn = REFERENCES[layer.kernel.name]
     return fn(layer, inputs, out_shapes)

@@ -1,0 +1,122 @@
+"""Kernel paths: replace portable kernel calls by the fast variants a board can run, at compile time.
+
+``lower`` produces portable layers (the reference path). ``specialize`` then walks one table of variants,
+(portable kernel, path, predicate on the params) -> fast kernel, and rewrites each layer that matches: the
+kernel, its params, and compile-time folded constants (the conv family's bias with the input zero point folded
+in, ``bias - input_zp * sum(w)``, so the inner loops multiply raw int8 values). Nothing is dispatched at run
+time: the generated C calls only the kernels chosen here, and links only their sources.
+
+Paths: ``portable`` (the reference kernels), ``dsp`` (SXTB16/SMLAD; plain C where the target has no DSP
+extension), ``mve`` (Helium; the same algorithm in plain C elsewhere). Every variant compiles and gives the same
+bits on every target, so a board file that claims a feature its CPU lacks gets slow code, never wrong code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from ..errors import McuqError
+from ..ir import DType, Graph, Tensor, fresh_name
+from ..kernels.variants import PATHS, VARIANTS, Variant
+from .base import Layer
+
+CHOICES = ("auto", *PATHS)
+
+
+def board_path(features: tuple[str, ...] | list[str], host: bool, requested: str = "auto") -> str:
+    """The kernel path for a board: ``requested`` unless "auto", else mve, then dsp, then portable by the board's
+    features. The host builds the dsp path (in plain C) so that host runs use the same algorithms and memory
+    plan as a Cortex-M4."""
+    if requested not in CHOICES:
+        raise McuqError(f"kernels must be one of {', '.join(CHOICES)}, got '{requested}'")
+    if requested != "auto":
+        return requested
+    if host:
+        return "dsp"
+    if "mve" in features:
+        return "mve"
+    if "dsp" in features:
+        return "dsp"
+    return "portable"
+
+
+def _table(path: str) -> dict[str, list[Variant]]:
+    table: dict[str, list[Variant]] = {}
+    order = {"mve": ("mve", "dsp"), "dsp": ("dsp",)}[path]
+    for p in order:  # an mve board falls back to a dsp variant where no mve one applies
+        for v in VARIANTS:
+            if v.path == p:
+                table.setdefault(v.replaces, []).append(v)
+    return table
+
+
+def specialize(g: Graph, layers: tuple[Layer, ...], path: str) -> tuple[Layer, ...]:
+    """``layers`` with every kernel that has a variant on ``path`` replaced (the first whose predicate holds)."""
+    if path == "portable":
+        return layers
+    table = _table(path)
+    out = []
+    for layer in layers:
+        chosen = None
+        for v in table.get(layer.kernel_name, ()):
+            if v.supports(layer.params):
+                chosen = v
+                break
+        out.append(layer if chosen is None else _apply(g, layer, chosen))
+    return tuple(out)
+
+
+def _apply(g: Graph, layer: Layer, v: Variant) -> Layer:
+    params = v.params(layer) if v.params is not None else layer.params
+    args = list(layer.args)
+    consts = dict(layer.consts)
+    taken = set(g.tensors) | set(consts)
+    if v.weights is not None or v.fold_bias:
+        w_name = str(args[1])
+        w = _const(g, layer, w_name)
+        w_int = np.asarray(w.data).astype(np.int64)
+    if v.weights is not None:
+        name = fresh_name(f"{w_name}_{v.path}", *taken)
+        taken.add(name)
+        data = np.ascontiguousarray(v.weights(np.asarray(w.data), params)).astype(np.int8)
+        consts[name] = Tensor(name, tuple(data.shape), DType.INT8, data=data, qparams=w.qparams)
+        args[1] = name
+    if v.fold_bias:
+        b_name = str(args[2])
+        channels = _channels(layer, w_int)
+        bias = np.zeros(channels, dtype=np.int64)
+        if b_name:
+            bias += np.asarray(_const(g, layer, b_name).data).reshape(-1).astype(np.int64)
+        folded = bias - int(layer.p("input_zp")) * _weight_sums(layer, w_int, channels)
+        # The kernels accumulate modulo 2^32; the final sum is TFLite's exact int32 (checked by lowering).
+        wrapped = ((folded + 2**31) % 2**32 - 2**31).astype(np.int32)
+        name = fresh_name(f"{b_name or layer.outputs[0]}_folded", *taken)
+        consts[name] = Tensor(name, (channels,), DType.INT32, data=wrapped)
+        args[2] = name
+    return replace(layer, kernel=v.kernel, params=params, args=tuple(args), consts=consts, base=layer)
+
+
+def _const(g: Graph, layer: Layer, name: str) -> Tensor:
+    t = layer.consts.get(name) or g.tensors[name]
+    assert t.data is not None, name
+    return t
+
+
+def _channels(layer: Layer, w: np.ndarray) -> int:
+    kind = layer.base_kernel_name
+    if kind == "mcuq_depthwise_conv2d_s8":
+        return int(w.shape[-1])
+    return int(w.shape[0])
+
+
+def _weight_sums(layer: Layer, w: np.ndarray, channels: int) -> np.ndarray:
+    """Per output channel, the sum of the weights that multiply a (possibly padded) input value. The per-tensor
+    FC's weights_zp is part of the weight: (w - weights_zp)."""
+    kind = layer.base_kernel_name
+    if kind == "mcuq_depthwise_conv2d_s8":
+        return w.reshape(-1, channels).sum(axis=0)
+    if kind == "mcuq_fully_connected_s8":
+        return (w - int(layer.p("weights_zp"))).reshape(channels, -1).sum(axis=1)
+    return w.reshape(channels, -1).sum(axis=1)
