@@ -1,0 +1,1 @@
+"""(being written: fast kernels, see mcuq/kernels/variants.py)."""
