@@ -11,11 +11,23 @@ tensors (constants are not planned: they live in flash). Step ``i`` is layer ``i
   must have been made a COPY by ``passes.reshape_to_copy`` before lowering; meeting one here is an internal
   error (RuntimeError), not a property of the model.
 * A group is live from the step that produces it to the last step that reads it (alias steps included), both
-  inclusive; a step's inputs and outputs are live together (no in-place reuse).
-* ``lower_bound`` is the largest sum of *unaligned* sizes of groups live at one step; no placement can use
-  less. Several deterministic greedy heuristics are tried (TFLM's size-descending first-fit among them) and
-  the smallest arena is kept (ties: the first tried); when that misses the bound, a bounded depth-first search
-  tries to close the gap. Nothing depends on dict or hash order: the result is a function of the step list.
+  inclusive; a step's inputs and outputs are live together, unless the step's kernel lets its output overlap an
+  input (``Kernel.overlap``: the output may start at ``input + d`` for any ``d <= D``) and that input's group is
+  read by no later step (aliases included), and neither group is a caller buffer.
+* ``lower_bound`` is the largest sum of *unaligned* sizes of groups live at one step, as if nothing overlapped;
+  placement without overlaps cannot use less. Several deterministic greedy heuristics are tried (TFLM's
+  size-descending first-fit among them) and the smallest arena is kept (ties: the first tried); when that misses
+  the bound, a bounded depth-first search tries to close the gap. Nothing depends on dict or hash order: the
+  result is a function of the step list.
+
+Levers below the bound: an overlapping (input, output) pair is merged into one block with a fixed relative
+offset ``d`` (chains merge transitively, e.g. a chain of in-place layers); a block's size is its members' extent,
+its lifetime the union of theirs, and the heuristics above place blocks. ``d`` minimises the block's extent.
+Merges are chosen greedily, step by step, and kept only where they do not enlarge the arena: a merge lengthens
+its input's life into the output's, which may block other buffers. The plan is made three times: without
+levers (today's plan), with in-place overlaps (``D >= 0``), then also with line buffers (``D < 0``: the output
+trails the input rows still to be read); each lever is kept only when it lowers the arena, and ``Plan`` reports
+what each bought. Kernel scratch stays a separate buffer, live at its step only.
 """
 
 from __future__ import annotations
@@ -30,15 +42,35 @@ from .ir import Graph
 if TYPE_CHECKING:
     from .lower.base import Layer
 
+IN_PLACE = "in place"
+LINE_BUFFER = "line buffer"
+
 
 @dataclass(frozen=True)
 class Step:
-    """One layer as the planner sees it: activation tensors read and written (constants removed)."""
+    """One layer as the planner sees it: activation tensors read and written (constants removed). ``overlap``:
+    (input, D) pairs, the step's only output ``writes[0]`` may start at ``input + d`` for any ``d <= D``
+    (``Kernel.overlap``); inputs not listed must not overlap it."""
 
     index: int
     reads: tuple[str, ...]
     writes: tuple[str, ...]
     alias: bool = False
+    overlap: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """One lever used: at ``step``, ``output`` starts at ``input + offset`` (``offset <= limit``, the kernel's
+    D rounded down to the alignment), sharing ``saved`` bytes with it."""
+
+    step: int
+    input: str
+    output: str
+    limit: int
+    offset: int
+    saved: int
+    lever: str  # IN_PLACE (D >= 0) or LINE_BUFFER (D < 0)
 
 
 @dataclass(frozen=True)
@@ -53,13 +85,39 @@ class Plan:
     heuristic: str = ""
     align: int = 16
     scratch: dict[int, int] = field(default_factory=dict)  # layer index -> arena offset of its kernel's scratch
+    # the arena with each lever added in turn (a lever that does not lower the arena is not used)
+    arena_no_levers: int = 0  # inputs and outputs of every step apart (the plan before levers)
+    arena_in_place: int = 0  # + outputs over inputs where the kernel allows D >= 0
+    arena_line_buffers: int = 0  # + outputs trailing inputs where the kernel allows D < 0
+    arena_patches: int | None = None  # + patch-based execution: not implemented yet
+    overlaps: tuple[Overlap, ...] = ()  # the (input, output) pairs that share memory, by step
 
     def describe(self) -> list[str]:
-        """Human-readable plan: one line per buffer (arena by offset, then caller-owned). Tensor names are as they
-        are: C comments take each line through ``codegen.names.c_comment``, a terminal through ``errors.printable``."""
+        """Human-readable plan: one line per buffer (arena by offset, then caller-owned), after what the levers
+        saved when one was used. Tensor names are as they are: C comments take each line through
+        ``codegen.names.c_comment``, a terminal through ``errors.printable``."""
         lines = [
             f"arena {self.arena_size} bytes (liveness bound {self.lower_bound}, {self.heuristic}, align {self.align})"
         ]
+        if self.overlaps or self.arena_patches is not None:
+            steps = (
+                ("no levers", self.arena_no_levers, self.arena_no_levers),
+                ("in place", self.arena_in_place, self.arena_no_levers),
+                ("line buffers", self.arena_line_buffers, self.arena_in_place),
+                ("patches", self.arena_patches, self.arena_line_buffers),
+            )
+            lines.append(
+                "  levers: "
+                + ", ".join(
+                    f"{n} -" if a is None else f"{n} {a}" + ("" if n == "no levers" else f" (-{prev - a})")
+                    for n, a, prev in steps
+                )
+            )
+            for o in self.overlaps:
+                lines.append(
+                    f"  step {o.step:>3} {o.lever}: {o.output} at {o.input} {o.offset:+d} (allowed <= {o.limit:+d}), "
+                    f"{o.saved} bytes shared"
+                )
         roots = sorted(
             (n for n in self.offsets if n not in self.alias_of), key=lambda n: (self.offsets[n], self.lifetimes[n], n)
         )
@@ -74,12 +132,13 @@ class Plan:
         return lines
 
 
-def plan(g: Graph, layers: tuple[Layer, ...], align: int = 16) -> Plan:
-    """Arena offsets for the activation tensors of ``layers`` (the lowered ``g``)."""
+def plan(g: Graph, layers: tuple[Layer, ...], align: int = 16, quick: bool = False) -> Plan:
+    """Arena offsets for the activation tensors of ``layers`` (the lowered ``g``). ``quick``: a smaller search
+    budget, for trial plans (``mcuq.lower.bands`` compares many)."""
     steps, sizes = steps_from_layers(g, layers)
     scratch_names = _add_scratch(g, layers, steps, sizes)
     try:
-        p = plan_steps(steps, sizes, g.inputs, g.outputs, align)
+        p = plan_steps(steps, sizes, g.inputs, g.outputs, align, quick)
     except ValueError as e:
         raise ModelError(g.source, f"memory planning: {e}") from None
     if not scratch_names:
@@ -131,14 +190,38 @@ def steps_from_layers(g: Graph, layers: tuple[Layer, ...]) -> tuple[list[Step], 
             raise ModelError(
                 g.source, f"{layer.op.where}: an alias layer needs one activation input and one output (not a constant)"
             )
-        steps.append(step)
+        steps.append(replace(step, overlap=_layer_overlap(layer, step)))
     for name in g.inputs + g.outputs:
         sizes.setdefault(name, g.tensors[name].nbytes)
     return steps, sizes
 
 
+def _layer_overlap(layer: Layer, step: Step) -> tuple[tuple[str, int], ...]:
+    """(input, D) for each activation input the kernel lets its one output overlap: an input passed in several
+    argument positions (or inside a tuple, CONCAT's) gets the smallest D, or none if one position has none."""
+    if layer.kernel is None or layer.params is None or len(step.writes) != 1 or len(layer.outputs) != 1:
+        return ()
+    limits: dict[str, int | None] = {}
+    for arg, d in zip(layer.inputs, layer.kernel.overlaps(layer.params, len(layer.inputs))):
+        names = (arg,) if isinstance(arg, str) else arg
+        for name in names:
+            if name not in step.reads:
+                continue
+            if d is None or not isinstance(arg, str) or (name in limits and limits[name] is None):
+                limits[name] = None
+            else:
+                prev = limits.get(name)
+                limits[name] = int(d) if prev is None else min(prev, int(d))
+    return tuple((n, d) for n in step.reads if (d := limits.get(n)) is not None)
+
+
 def plan_steps(
-    steps: list[Step], sizes: dict[str, int], inputs: tuple[str, ...], outputs: tuple[str, ...], align: int = 16
+    steps: list[Step],
+    sizes: dict[str, int],
+    inputs: tuple[str, ...],
+    outputs: tuple[str, ...],
+    align: int = 16,
+    quick: bool = False,
 ) -> Plan:
     """Plan from a step list; raises ValueError for graphs the planner cannot place, RuntimeError for an alias
     step joining two caller buffers (the step list was not made from a graph that ``reshape_to_copy`` ran on)."""
@@ -158,6 +241,8 @@ def plan_steps(
             produced.add(name)
             if name in caller:
                 ext[name] = caller[name]
+        if s.overlap and (s.alias or not s.writes or any(n not in s.reads for n, _ in s.overlap)):
+            raise ValueError(f"step {s.index}: an overlap needs an output and names one of the step's inputs")
         if not s.alias:
             continue
         if len(s.reads) != 1 or len(s.writes) != 1:
@@ -190,13 +275,41 @@ def plan_steps(
 
     live = [[b for b in bufs if b.first <= s.index <= b.last] for s in steps]
     bound = max((sum(b.size for b in group) for group in live), default=0)
-    best_name, best, best_size = _arrange(bufs, align, max((_aligned_bound(group, align) for group in live), default=0))
-    _check(bufs, best, align)
+    cands = _candidates(steps, parent, {b.name: b for b in bufs}, align)
+    layout = _Layout(bufs, steps, align)
+    chosen: dict[int, _Pair] = {}
+    best = layout.final(chosen, _SEARCH_WORK_LEVERS if quick else _SEARCH_WORK)
+    arenas = [best[2]]
+    for lever in (IN_PLACE, LINE_BUFFER):
+        allowed = {i: [c for c in cs if c.lever == IN_PLACE or lever == LINE_BUFFER] for i, cs in cands.items()}
+        sel = _choose(allowed, chosen, layout)
+        if sel != chosen:
+            got = layout.final(sel, _SEARCH_WORK_LEVERS)
+            if got[2] < best[2]:
+                chosen, best = sel, got
+        arenas.append(best[2])
+    best_name, offs, best_size = best
+    pairs = [chosen[i] for i in sorted(chosen)]
+    _check(bufs, offs, align, pairs)
 
     tensors = set(sizes) | set(parent)
-    offsets = {t: best[_root(parent, t)] for t in sorted(tensors) if _root(parent, t) in best}
+    offsets = {t: offs[_root(parent, t)] for t in sorted(tensors) if _root(parent, t) in offs}
     external = {t: ext[_root(parent, t)] for t in sorted(tensors) if _root(parent, t) in ext}
     lifetimes = {t: (first.get(r, -1), last.get(r, -1)) for t in sorted(tensors) for r in [_root(parent, t)]}
+    overlaps = tuple(
+        Overlap(
+            p.step,
+            p.input,
+            p.output,
+            p.limit,
+            offs[p.dst] - offs[p.src],
+            max(
+                0, min(offs[p.src] + group_size[p.src], offs[p.dst] + group_size[p.dst]) - max(offs[p.src], offs[p.dst])
+            ),
+            p.lever,
+        )
+        for p in pairs
+    )
     return Plan(
         offsets=offsets,
         arena_size=best_size,
@@ -207,6 +320,10 @@ def plan_steps(
         lifetimes=lifetimes,
         heuristic=best_name,
         align=align,
+        arena_no_levers=arenas[0],
+        arena_in_place=arenas[1],
+        arena_line_buffers=arenas[2],
+        overlaps=overlaps,
     )
 
 
@@ -217,6 +334,164 @@ class _Buf:
     first: int
     last: int
     order: int  # production order: the deterministic tie-breaker
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """A possible overlap: at ``step``, group ``dst`` (the output ``output``) at group ``src`` (read as
+    ``input``) + d, d <= ``limit`` (the kernel's D rounded down to the alignment)."""
+
+    step: int
+    src: str
+    dst: str
+    input: str
+    output: str
+    limit: int
+    lever: str
+
+
+def _candidates(steps: list[Step], parent: dict[str, str], bufs: dict[str, _Buf], align: int) -> dict[int, list[_Pair]]:
+    """Per step, the overlaps the planner may use: the input group's last read is this step, and both groups are
+    in the arena (a caller buffer is never shared) and not empty. Every group read through several names (alias
+    members) must allow the overlap through each of them."""
+    out: dict[int, list[_Pair]] = {}
+    for s in steps:
+        if not s.overlap:
+            continue
+        dst = _root(parent, s.writes[0])
+        given = dict(s.overlap)
+        limits: dict[str, int | None] = {}
+        names: dict[str, str] = {}
+        for name in s.reads:
+            r = _root(parent, name)
+            d = given.get(name)
+            names.setdefault(r, name)
+            limits[r] = None if d is None or (r in limits and limits[r] is None) else min(d, limits.get(r, d))
+        for r, d in limits.items():
+            a, b = bufs.get(r), bufs.get(dst)
+            if d is None or a is None or b is None or r == dst or a.last != s.index or b.first != s.index:
+                continue
+            if a.size and b.size:
+                lever = IN_PLACE if d >= 0 else LINE_BUFFER
+                out.setdefault(s.index, []).append(
+                    _Pair(s.index, r, dst, names[r], s.writes[0], d // align * align, lever)
+                )
+    return out
+
+
+class _Layout:
+    """Places groups with a set of merged pairs (one per step at most): each chain of merged groups becomes one
+    block with fixed relative offsets. ``cost`` is the cheap measure the greedy choice compares (cached by
+    selection), ``final`` the placement."""
+
+    def __init__(self, bufs: list[_Buf], steps: list[Step], align: int) -> None:
+        self.bufs, self.align = bufs, align
+        self.by_name = {b.name: b for b in bufs}
+        self.steps = [s.index for s in steps]
+        self.cache: dict[tuple[tuple[int, str], ...], tuple[int, int]] = {}
+
+    def blocks(self, sel: dict[int, _Pair]) -> tuple[list[_Buf], dict[str, tuple[str, int]]]:
+        nxt = {p.src: p for p in sel.values()}
+        has_prev = {p.dst for p in sel.values()}
+        blocks: list[_Buf] = []
+        where: dict[str, tuple[str, int]] = {}  # group -> (block, offset in it)
+        for b in self.bufs:
+            if b.name in has_prev:
+                continue
+            chain, limits = [b], []
+            while chain[-1].name in nxt:
+                p = nxt[chain[-1].name]
+                chain.append(self.by_name[p.dst])
+                limits.append(p.limit)
+            xs, extent = _chain_offsets([c.size for c in chain], limits, self.align)
+            blocks.append(_Buf(b.name, extent, min(c.first for c in chain), max(c.last for c in chain), b.order))
+            where.update({c.name: (b.name, x) for c, x in zip(chain, xs)})
+        return blocks, where
+
+    def _live(self, blocks: list[_Buf]) -> list[int]:
+        """Per step, the aligned bound of the blocks live at it (no placement of them can use less)."""
+        return [_aligned_bound([b for b in blocks if b.first <= i <= b.last], self.align) for i in self.steps]
+
+    def cost(self, sel: dict[int, _Pair]) -> tuple[int, int]:
+        """(the blocks' liveness bound, its sum over the steps): what the arena would be if the placement met the
+        bound, then how much memory is held over time (less leaves more room to place the peak)."""
+        key = tuple((i, sel[i].src) for i in sorted(sel))
+        if key not in self.cache:
+            live = self._live(self.blocks(sel)[0])
+            self.cache[key] = (max(live, default=0), sum(live))
+        return self.cache[key]
+
+    def final(self, sel: dict[int, _Pair], work: int) -> tuple[str, dict[str, int], int]:
+        """The placement: heuristics, then a search of at most ``work`` candidates if they miss the bound."""
+        blocks, where = self.blocks(sel)
+        name, offs, size = _arrange(blocks, self.align, max(self._live(blocks), default=0), work)
+        return name, {g: offs[blk] + x for g, (blk, x) in where.items()}, size
+
+
+def _chain_offsets(sizes: list[int], limits: list[int], align: int) -> tuple[list[int], int]:
+    """Offsets x (aligned, min 0) of a chain of buffers with x[i+1] - x[i] <= limits[i] (aligned) that minimise
+    the extent max(x + size); returns (x, extent). For a given extent F, taking each x as high as it may go
+    (below F - size, and below the previous x + limit) is feasible whenever any choice is; binary search on F."""
+
+    def fit(extent: int) -> list[int] | None:
+        top = [(extent - s) // align * align for s in sizes]
+        xs = [top[0]]
+        for t, d in zip(top[1:], limits):
+            xs.append(min(t, xs[-1] + d))
+        return xs if min(xs) >= 0 else None
+
+    walk = [0]
+    for d in limits:
+        walk.append(walk[-1] + min(d, 0))
+    lo, hi = max(sizes), max(x + s for x, s in zip(walk, sizes)) - min(walk)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if fit(mid) is None:
+            lo = mid + 1
+        else:
+            hi = mid
+    xs = fit(lo)
+    assert xs is not None
+    low = min(xs)
+    xs = [x - low for x in xs]
+    return xs, max(x + s for x, s in zip(xs, sizes))
+
+
+def _choose(cands: dict[int, list[_Pair]], start: dict[int, _Pair], layout: _Layout) -> dict[int, _Pair]:
+    """Greedy, in step order, on ``layout.cost`` (placing every trial would cost too much: the band fusion plans
+    the model once per candidate): add or switch a step's merge when the peak does not grow and the memory held
+    over time does not either; failing that, the merge with the chain of merges that follows it (each link of a
+    line-buffered chain may raise the peak, which only the whole chain lowers). Then drop each merge whose removal
+    does not raise the cost; twice at most."""
+    by_src: dict[str, _Pair] = {}
+    for i in sorted(cands):
+        for c in cands[i]:
+            by_src.setdefault(c.src, c)
+    sel, cur = dict(start), layout.cost(start)
+    for _ in range(2):
+        before = dict(sel)
+        for i in sorted(cands):
+            for c in cands[i]:
+                if sel.get(i) is c:
+                    continue
+                trial = {**sel, i: c}
+                cost = layout.cost(trial)
+                if cost > cur:
+                    nxt = by_src.get(c.dst)
+                    while nxt is not None and nxt.step not in trial:
+                        trial[nxt.step] = nxt
+                        nxt = by_src.get(nxt.dst)
+                    cost = layout.cost(trial) if len(trial) > len(sel) + 1 else cost
+                if cost <= cur:
+                    sel, cur = trial, cost
+        for i in sorted(sel):
+            trial = {k: v for k, v in sel.items() if k != i}
+            cost = layout.cost(trial)
+            if cost <= cur:
+                sel, cur = trial, cost
+        if sel == before:
+            break
+    return sel
 
 
 def _caller_buffers(inputs: tuple[str, ...], outputs: tuple[str, ...]) -> dict[str, str]:
@@ -295,16 +570,17 @@ def _aligned_bound(live: list[_Buf], align: int) -> int:
     return sum(_align_up(b.size, align) for b in live) - max(_align_up(b.size, align) - b.size for b in live)
 
 
-def _arrange(bufs: list[_Buf], align: int, target: int) -> tuple[str, dict[str, int], int]:
-    """The smallest arena among the greedy heuristics, then a bounded search if that misses ``target``."""
+def _arrange(bufs: list[_Buf], align: int, target: int, work: int) -> tuple[str, dict[str, int], int]:
+    """The smallest arena among the greedy heuristics, then a search of at most ``work`` candidates if that
+    misses ``target``."""
     best: tuple[str, dict[str, int], int] = ("", {}, -1)
     for name, order, fit in _HEURISTICS:
         offs = _place(sorted(bufs, key=order), align, fit)
         size = max((offs[b.name] + b.size for b in bufs), default=0)
         if best[2] < 0 or size < best[2]:
             best = (name, offs, size)
-    if best[2] > target and len(bufs) <= _SEARCH_MAX_BUFFERS:
-        found = _search(sorted(bufs, key=_HEURISTICS[0][1]), align, best[2], target)
+    if work and best[2] > target and len(bufs) <= _SEARCH_MAX_BUFFERS:
+        found = _search(sorted(bufs, key=_HEURISTICS[0][1]), align, best[2], target, work)
         if found is not None:
             best = ("search", found, max(found[b.name] + b.size for b in bufs))
     return best
@@ -312,10 +588,11 @@ def _arrange(bufs: list[_Buf], align: int, target: int) -> tuple[str, dict[str, 
 
 _SEARCH_MAX_BUFFERS = 400
 _SEARCH_WORK = 300_000  # candidate offsets examined: about half a second at most
+_SEARCH_WORK_LEVERS = 20_000  # with a lever: the band fusion plans each model many times
 
 
-def _search(order: list[_Buf], align: int, limit: int, target: int) -> dict[str, int] | None:
-    """Depth-first search over placements smaller than ``limit``, in ``order``, at most _SEARCH_WORK candidates.
+def _search(order: list[_Buf], align: int, limit: int, target: int, work: int) -> dict[str, int] | None:
+    """Depth-first search over placements smaller than ``limit``, in ``order``, at most ``work`` candidates.
 
     Each buffer tries, lowest first, offset 0 and the aligned end of every buffer placed so far (not only the
     time-overlapping ones: resting on a buffer that ends elsewhere in time is what fixes parity problems, such
@@ -343,7 +620,7 @@ def _search(order: list[_Buf], align: int, limit: int, target: int) -> dict[str,
             if b.size and any(off < e and s < off + b.size for s, e in busy):
                 continue
             offs[i] = off
-            if visit(i + 1, max(top, off + b.size)) or state["work"] >= _SEARCH_WORK:
+            if visit(i + 1, max(top, off + b.size)) or state["work"] >= work:
                 offs[i] = -1
                 return True
         offs[i] = -1
@@ -353,10 +630,25 @@ def _search(order: list[_Buf], align: int, limit: int, target: int) -> dict[str,
     return state["best"]
 
 
-def _check(bufs: list[_Buf], offsets: dict[str, int], align: int) -> None:
+def _check(bufs: list[_Buf], offsets: dict[str, int], align: int, pairs: list[_Pair]) -> None:
+    """Every group aligned; no two groups live at one step share a byte, unless they are a merged pair at the
+    step that ends the input's life and starts the output's, with the output at input + d, d <= the limit."""
+    allowed = {(p.src, p.dst): p for p in pairs}
     for i, a in enumerate(bufs):
-        assert offsets[a.name] % align == 0, a.name
+        if offsets[a.name] % align:
+            raise AssertionError(f"planner: '{a.name}' at unaligned offset {offsets[a.name]}")
         for b in bufs[i + 1 :]:
-            if a.first <= b.last and b.first <= a.last and a.size and b.size:
-                oa, ob = offsets[a.name], offsets[b.name]
-                assert oa + a.size <= ob or ob + b.size <= oa, f"planner overlap: {a.name} and {b.name}"
+            if not (a.first <= b.last and b.first <= a.last and a.size and b.size):
+                continue
+            oa, ob = offsets[a.name], offsets[b.name]
+            if oa + a.size <= ob or ob + b.size <= oa:
+                continue
+            p = allowed.get((a.name, b.name)) or allowed.get((b.name, a.name))
+            src, dst = (a, b) if p is not None and p.src == a.name else (b, a)
+            if (
+                p is None
+                or src.last != p.step
+                or dst.first != p.step
+                or offsets[dst.name] - offsets[src.name] > p.limit
+            ):
+                raise AssertionError(f"planner overlap: {a.name} and {b.name}")

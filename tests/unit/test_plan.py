@@ -55,12 +55,21 @@ class G:
         self.tensors[name] = ir.Tensor(name, (size,), ir.DType.INT8, data=data)
         return name
 
-    def op(self, ins: tuple, outs: tuple[str, ...], alias: bool = False, consts: dict | None = None) -> None:
+    def op(
+        self,
+        ins: tuple,
+        outs: tuple[str, ...],
+        alias: bool = False,
+        consts: dict | None = None,
+        overlap: tuple[int | None, ...] = (),
+    ) -> None:
+        """A layer reading ``ins`` and writing ``outs``; its kernel lets the output overlap input k at
+        ``input + d``, ``d <= overlap[k]`` (``Kernel.overlap``; none by default)."""
         kind, attrs = (ir.OpKind.RESHAPE, ir.ReshapeAttrs()) if alias else (ir.OpKind.ADD, ir.BinaryAttrs())
         op_ins = tuple(n for n in _names(ins) if n not in (consts or {}))
         op = ir.Op(kind, f"op{len(self.layers)}", op_ins, outs, attrs, len(self.layers))
         args = tuple(ins) + tuple(outs)
-        self.layers.append(_layer(op, args, len(outs), alias, consts or {}))
+        self.layers.append(_layer(op, args, len(outs), alias, consts or {}, overlap))
 
     def graph(self, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> ir.Graph:
         return ir.Graph("g", dict(self.tensors), tuple(lay.op for lay in self.layers), inputs, outputs)
@@ -87,11 +96,15 @@ class G:
         return [op.name for op in g.ops if op.kind is ir.OpKind.COPY]
 
 
-def _layer(op: ir.Op, args: tuple, n_outputs: int, alias: bool, consts: dict) -> Layer:
-    """A layer for the planner, which reads only its op, args, outputs count, consts and whether it is an alias:
-    a copy layer's kernel stands in for any kernel; an alias has none (``alias`` was a field before the kernel
-    registry, now it is ``kernel is None``)."""
+def _layer(
+    op: ir.Op, args: tuple, n_outputs: int, alias: bool, consts: dict, overlap: tuple[int | None, ...] = ()
+) -> Layer:
+    """A layer for the planner, which reads only its op, args, outputs count, consts, its kernel's overlaps and
+    whether it is an alias: a copy layer's kernel, made not in place, with ``overlap``, stands in for any kernel;
+    an alias has none (``alias`` was a field before the kernel registry, now it is ``kernel is None``)."""
     layer = dataclasses.replace(copy_layer(op, "", "", 0), args=args, n_outputs=n_outputs, consts=consts)
+    kernel = dataclasses.replace(layer.kernel, in_place=False, overlap=(lambda params: overlap) if overlap else None)
+    layer = dataclasses.replace(layer, kernel=kernel)
     if not alias:
         return layer
     if "alias" in {f.name for f in dataclasses.fields(Layer)}:
@@ -104,7 +117,9 @@ def _names(args: tuple) -> list[str]:
 
 
 def _simulate(g: ir.Graph, layers: tuple[Layer, ...], p: Plan, align: int) -> None:
-    """Run the plan on owner-tagged memory; fail on any clobbered input or misplaced alias."""
+    """Run the plan on owner-tagged memory; fail on any clobbered input or misplaced alias. An input the plan
+    lets a layer's output overlap may be overwritten by that layer (its kernel's D, read here from the layer,
+    bounds the offset), and must then never be read again."""
 
     def is_act(name: str, layer: Layer) -> bool:
         return name not in layer.consts and not g.tensors[name].is_const
@@ -144,15 +159,24 @@ def _simulate(g: ir.Graph, layers: tuple[Layer, ...], p: Plan, align: int) -> No
             assert where(outs[0]) == where(ins[0]), f"alias '{outs[0]}' is not at its input's address"
             value[outs[0]] = value[ins[0]]
             continue
+        shared = {o.input for o in p.overlaps if o.step == i}
+        for n in shared:
+            assert outs == [layer.outputs[0]] and n not in p.external and outs[0] not in p.external
+            limits = [d for a, d in zip(layer.inputs, layer.kernel.overlaps(layer.params, len(layer.inputs))) if a == n]
+            assert limits and None not in limits, f"step {i}: '{n}' may not overlap the output"
+            assert p.offsets[outs[0]] - p.offsets[n] <= min(limits), f"step {i}: output too far up over '{n}'"
         for n in outs:
             write(n, i)
         for n in ins:
-            intact(n)
+            if n not in shared:
+                intact(n)
     for name in g.outputs:
         intact(name)
         assert p.external[name] == name
-    assert p.arena_size >= p.lower_bound
-    assert p.lower_bound == _liveness_bound(g, layers)
+    assert p.arena_no_levers >= p.lower_bound and p.arena_size >= p.lower_bound or p.overlaps
+    assert p.arena_size == p.arena_line_buffers <= p.arena_in_place <= p.arena_no_levers
+    if not p.scratch:  # kernel scratch is no graph tensor
+        assert p.lower_bound == _liveness_bound(g, layers)
 
 
 def _liveness_bound(g: ir.Graph, layers: tuple[Layer, ...]) -> int:
