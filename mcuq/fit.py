@@ -120,7 +120,7 @@ def _largest_weight(graph: Graph, layers: tuple[Layer, ...]) -> str:
             for n in _names(a):
                 t = layer.consts[n] if n in layer.consts else graph.tensors.get(n)
                 if t is not None and t.data is not None and (best is None or t.data.nbytes > best[0]):
-                    best = (t.data.nbytes, n, f"op {layer.op.index} {layer.op.type_name}")
+                    best = (t.data.nbytes, t.name, f"op {layer.op.index} {layer.op.type_name}")
     return "none" if best is None else f"'{best[1]}' {best[0]:,} B ({best[2]})"
 
 

@@ -81,7 +81,8 @@ def _apply(g: Graph, layer: Layer, v: Variant) -> Layer:
         name = fresh_name(f"{w_name}_{v.path}", *taken)
         taken.add(name)
         data = np.ascontiguousarray(v.weights(np.asarray(w.data), params)).astype(np.int8)
-        consts[name] = Tensor(name, tuple(data.shape), DType.INT8, data=data, qparams=w.qparams)
+        # keyed by a fresh name, named after the model's tensor (messages name what the user knows)
+        consts[name] = Tensor(w.name, tuple(data.shape), DType.INT8, data=data, qparams=w.qparams)
         args[1] = name
     if v.fold_bias:
         b_name = str(args[2])
@@ -93,7 +94,7 @@ def _apply(g: Graph, layer: Layer, v: Variant) -> Layer:
         # The kernels accumulate modulo 2^32; the final sum is TFLite's exact int32 (checked by lowering).
         wrapped = ((folded + 2**31) % 2**32 - 2**31).astype(np.int32)
         name = fresh_name(f"{b_name or layer.outputs[0]}_folded", *taken)
-        consts[name] = Tensor(name, (channels,), DType.INT32, data=wrapped)
+        consts[name] = Tensor(b_name or name, (channels,), DType.INT32, data=wrapped)
         args[2] = name
     return replace(layer, kernel=v.kernel, params=params, args=tuple(args), consts=consts, base=layer)
 

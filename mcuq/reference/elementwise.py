@@ -89,3 +89,11 @@ def lut_s8(layer, inputs, out_shapes) -> list[np.ndarray]:
     p = layer.params
     x = np.asarray(inputs[0], dtype=np.int8).reshape(-1)[: p.size]
     return [np.asarray(p.table, dtype=np.int8)[x.view(np.uint8)].reshape(out_shapes[0])]
+
+
+@reference("mcuq_add_s8_dsp", "mcuq_add_s8_mve")
+def add_s8_fast(layer, inputs, out_shapes) -> list[np.ndarray]:
+    """The dsp/mve same-shape ADD and SUB, from their tables (mcuq/kernels/elementwise_fast.py)."""
+    from ..kernels.elementwise_fast import add_fast
+
+    return [add_fast(layer.params, inputs[0], inputs[1]).reshape(out_shapes[0])]

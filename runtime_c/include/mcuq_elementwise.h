@@ -62,6 +62,31 @@ mcuq_status mcuq_add_s8(const mcuq_add_params *params, const int8_t *input1, con
  * the other way). Errors as mcuq_add_s8. */
 mcuq_status mcuq_sub_s8(const mcuq_add_params *params, const int8_t *input1, const int8_t *input2, int8_t *output);
 
+/* Same-shape ADD and SUB (no broadcast) of the dsp and mve paths, compiled from mcuq_add_params by
+ * mcuq/kernels/elementwise_fast.py. Each input's rescaling to the common scale depends on its int8 value alone, so
+ * it is a 256-entry table, filled at compile time with twice mcuq_add_s8's value (SUB: input2's table negated);
+ * only the output rescale runs per element. Largest table magnitude: 2^29. */
+#define MCUQ_ADD_FAST_TABLE_MAX 536870912
+typedef struct {
+    int32_t size;                /* number of elements, >= 0 */
+    int32_t output_zp;           /* [-128, 127] */
+    int32_t output_multiplier;   /* in [2^30, 2^31) or 0 */
+    int32_t output_shift;        /* [-31, 0] */
+    mcuq_activation activation;  /* [-128, 127], min <= max */
+    const int32_t *input1_table; /* [256], by bit pattern: 2 * ((x - zp1) << left_shift rescaled), table[(uint8_t)x] */
+    const int32_t *input2_table; /* [256], likewise for input2; negated for SUB */
+} mcuq_add_fast_params;
+
+/* out[i] = clamp(MultiplyByQuantizedMultiplierSmallerThanOneExp((t1[x1[i]] + t2[x2[i]]) / 2, output_multiplier,
+ * output_shift) + output_zp, activation): the bits of mcuq_add_s8 (mcuq_sub_s8) on same-shape inputs. The output may
+ * be input1 or input2 (or start before either): each block of 4 elements is read before it is written. _dsp: SMMLAR
+ * and SIMD clamps where __ARM_FEATURE_DSP, _mve: Helium gathers where __ARM_FEATURE_MVE; plain C otherwise.
+ * Returns MCUQ_ERR_ARGUMENT for a NULL pointer, a negative size, a shift, multiplier or activation out of range. */
+mcuq_status mcuq_add_s8_dsp(const mcuq_add_fast_params *params, const int8_t *input1, const int8_t *input2,
+                            int8_t *output);
+mcuq_status mcuq_add_s8_mve(const mcuq_add_fast_params *params, const int8_t *input1, const int8_t *input2,
+                            int8_t *output);
+
 /* MUL parameters. */
 typedef struct {
     int32_t input1_zp;          /* [-128, 127] */

@@ -19,7 +19,7 @@ import pytest
 
 from mcuq._paths import RUNTIME_C
 from mcuq.build import SANITIZE_FLAGS, host_cc
-from mcuq.kernels import KERNELS
+from mcuq.kernels import KERNELS, sources_of
 
 try:
     import tomllib
@@ -121,7 +121,7 @@ def test_error_returns(entry: dict[str, Any], tmp_path: Path) -> None:
     src = tmp_path / "errors.c"
     src.write_text(program(entry))
     exe = tmp_path / "errors"
-    kernel_srcs = [str(RUNTIME_C / "src" / s) for s in KERNELS[entry["name"]].sources]
+    kernel_srcs = [str(RUNTIME_C / "src" / s) for s in sources_of([entry["name"], *entry.get("links", ())])]
     cc = [host_cc(), *SANITIZE_FLAGS, f"-I{RUNTIME_C / 'include'}", "-o", str(exe), str(src), *kernel_srcs]
     build = subprocess.run(cc, capture_output=True, text=True)
     assert build.returncode == 0, f"{entry['name']}: the test program does not build:\n{build.stderr[-3000:]}"

@@ -56,9 +56,10 @@ def test_host_project_files(cm):
     files = host_project_files(cm.model, cm.files)
     assert files == cm.project_files()
     assert files["Makefile"] == MAKEFILE
-    assert kernel_names(cm.model) == {"mcuq_fully_connected_s8"}
-    assert set(runtime_sources({"mcuq_fully_connected_s8"})) <= set(files)
-    assert "mcuq_runtime/src/conv/mcuq_conv2d_s8.c" not in files
+    assert kernel_names(cm.model) == {"mcuq_fully_connected_s8_dsp"}
+    assert set(runtime_sources({"mcuq_fully_connected_s8_dsp"})) <= set(files)
+    assert "mcuq_runtime/src/conv/mcuq_conv2d_s8.c" not in files  # only what the model calls (the dsp FC on the host)
+    assert "mcuq_runtime/src/conv/mcuq_fully_connected_s8.c" not in files
 
 
 def test_write_tree_replaces_its_own_folder_only(tmp_path):

@@ -17,7 +17,9 @@ import pytest
 from mcuq._paths import RUNTIME_C
 from mcuq.build import host_cc
 from mcuq.kernels import C_DEFINES, KERNELS, CStruct, c_fields
+from mcuq.kernels.band import BAND_CONV_S8
 from mcuq.kernels.cstruct import initializer
+from mcuq.kernels.variants import VARIANTS
 from mcuq.reference import REFERENCES
 
 HEADERS = sorted((RUNTIME_C / "include").glob("*.h"))
@@ -83,7 +85,14 @@ def test_kernel_sources_define_it_and_a_mirror_exists(name: str) -> None:
     assert ("mcuq_context" in first) == k.context, f"{name}: context argument disagrees with the registry"
     if k.context:
         assert re.search(rf"int32_t\s+{k.scratch_function}\s*\(", decl)
-    assert name in REFERENCES, f"{name} has no numpy mirror in mcuq/reference"
+    # A fast variant computes what the portable kernel it replaces computes (mcuq.lower.specialize), and a band
+    # what its two convolutions compute: their mirrors stand for it.
+    stands_for = [v.replaces for v in VARIANTS if v.kernel is k] or (
+        ["mcuq_conv2d_s8", "mcuq_depthwise_conv2d_s8"] if name == BAND_CONV_S8.name else [name]
+    )
+    for mirrored in stands_for:
+        assert mirrored in REFERENCES, f"{name}: {mirrored} has no numpy mirror in mcuq/reference"
+    assert (k.variant == "portable") == (stands_for == [name] or name == BAND_CONV_S8.name), name
     assert k.code_bytes > 0 and k.variant in ("portable", "dsp", "mve") and k.dtype
 
 
@@ -98,6 +107,8 @@ def _sample_params(cls: type[CStruct]):
         t = hints[f.name]
         if isinstance(t, type) and issubclass(t, CStruct):
             values[f.name] = _sample_params(t)
+        elif f.metadata.get("function"):
+            values[f.name] = "mcuq_conv2d_s8"
         elif "elem" in f.metadata:
             values[f.name] = np.ones(2, dtype=np.int32 if f.metadata["elem"] == "int32_t" else np.int8)
         else:

@@ -1,0 +1,148 @@
+"""The dsp path of CONV_2D and FULLY_CONNECTED (mcuq_conv2d_s8_dsp, mcuq_fully_connected_s8_dsp) on the host: the
+plain-C fallback of the same algorithm, built with ASan/UBSan, bit-exact with the numpy reference (the portable
+kernels' mirror) over test_conv.py's cases and odd shapes, and the conv's overlap contract (output == input + D).
+The SXTB16/SMLAD path itself runs in QEMU in tests/qemu/test_kernel_paths.py.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pytest
+
+import mcuq
+from mcuq import ir
+from mcuq._paths import RUNTIME_C
+from mcuq.build import SANITIZE_FLAGS, host_cc
+from mcuq.kernels import initializer
+from mcuq.kernels.conv_dsp import BLOCK, conv2d_dsp_scratch, fc_dsp_weights
+from mcuq.lower import lower
+from mcuq.lower.specialize import specialize
+from tests.kernels.test_conv import CASES, Case, build_graph, random_inputs
+from tests.util.harness import random_int8, reference_outputs
+
+C, F = ir.OpKind.CONV2D, ir.OpKind.FULLY_CONNECTED
+SAME, VALID = ir.Padding.SAME, ir.Padding.VALID
+A = ir.Activation
+
+ODD = [
+    Case("dsp_cin1_k10x4_s2", C, (1, 13, 7, 1), 8, (10, 4), (2, 2), padding=SAME, in_zp=-128, seed=31),
+    Case("dsp_cin3_3x3_s2", C, (1, 9, 9, 3), 5, (3, 3), (2, 2), padding=SAME, act=A.RELU, in_zp=127, seed=32),
+    Case("dsp_cin2_2x2_odd_cout", C, (1, 5, 6, 2), 7, (2, 2), padding=VALID, in_zp=-77, out_zp=9, seed=33),
+    Case("dsp_1x1_cin5", C, (1, 3, 5, 5), 3, seed=34, in_zp=120),  # pointwise, K % 4 == 1, 15 pixels
+    Case("dsp_1x1_cin16_s2", C, (1, 7, 7, 16), 9, stride=(2, 2), in_zp=-100, seed=35),
+    Case("dsp_1x1_cin8_batch2", C, (2, 3, 3, 8), 6, in_zp=50, seed=36),  # blocks span the batch
+    Case("dsp_one_pixel", C, (1, 3, 3, 4), 5, (3, 3), in_zp=-128, seed=37),
+    Case("dsp_two_pixels", C, (1, 1, 4, 6), 3, (1, 3), in_zp=90, seed=38),
+    Case("dsp_3x3_cin8_same", C, (1, 5, 7, 8), 4, (3, 3), padding=SAME, in_zp=-128, out_zp=-128, seed=39),
+    Case("dsp_dilated_cin4", C, (1, 9, 9, 4), 3, (3, 3), dilation=(2, 2), padding=SAME, in_zp=100, seed=40),
+    Case("dsp_fc_5_units_k7", F, (1, 7), 5, in_zp=-128, seed=41),
+    Case("dsp_fc_6_units_k9", F, (2, 9), 6, per_channel=False, in_zp=127, seed=42),
+    Case("dsp_fc_7_units_k64", F, (1, 64), 7, act=A.RELU, seed=43),
+    Case("dsp_fc_1_in", F, (1, 1), 3, in_zp=-128, seed=44),
+]
+DSP_CASES = [c for c in CASES if c.kind in (C, F)] + ODD
+
+
+@pytest.mark.parametrize("case", DSP_CASES, ids=lambda c: c.id)
+def test_dsp_path_bit_exact(case: Case) -> None:
+    g = build_graph(case)
+    x = random_inputs(case)
+    x[0] = -128  # extremes: the folded sums at their largest
+    x[1] = 127
+    cm = mcuq.compile_model(g, kernels="dsp", sanitize=True, prefix=case.id)
+    (layer,) = cm.layers
+    fast = case.kind == C or case.w_zp == 0
+    want_kernel = {C: "mcuq_conv2d_s8", F: "mcuq_fully_connected_s8"}[case.kind] + ("_dsp" if fast else "")
+    assert layer.kernel_name == want_kernel
+    (got,) = cm.run([x])
+    want = reference_outputs(g, [x])["y"]
+    np.testing.assert_array_equal(got, want.reshape(got.shape), err_msg=case.id)
+
+
+def test_fc_weight_layout() -> None:
+    w = np.arange(6 * 5, dtype=np.int64).reshape(6, 5).astype(np.int8)  # 6 units (4 + 2), rows padded to 8
+
+    class P:
+        output_size, input_size = 6, 5
+
+    got = fc_dsp_weights(w, P)
+    assert got.size == 6 * 8
+    assert list(got[:4]) == [0, 1, 2, 3] and list(got[4:8]) == [5, 6, 7, 8]  # units 0, 1 of inputs 0..3
+    assert list(got[16:20]) == [4, 0, 0, 0]  # unit 0, inputs 4..7 (padded)
+    assert list(got[32:40]) == [20, 21, 22, 23, 25, 26, 27, 28]  # the 2-wide group
+
+
+# -- the overlap contract: output at input + D in one buffer --------------------------------------------------------
+
+OVERLAP = [
+    Case("ov_3x3_same", C, (1, 9, 8, 5), 6, (3, 3), padding=SAME, in_zp=-128, seed=51),
+    Case("ov_1x1_expand", C, (1, 6, 5, 8), 12, in_zp=3, seed=52),
+    Case("ov_1x1_shrink", C, (1, 6, 5, 16), 4, in_zp=-9, seed=53),
+    Case("ov_3x3_s2", C, (1, 11, 10, 4), 8, (3, 3), (2, 2), padding=SAME, in_zp=17, seed=54),
+    Case("ov_10x4_s2_cin1", C, (1, 13, 7, 1), 16, (10, 4), (2, 2), padding=SAME, seed=55),
+]
+
+
+def _overlap_program(layer, g: ir.Graph, x: np.ndarray, shifts: list[int]) -> str:
+    arrays: list[str] = []
+
+    def ref(path: str, arr: np.ndarray) -> str:
+        name = f"a{len(arrays)}"
+        ctype = "int32_t" if arr.dtype == np.int32 else "int8_t"
+        arrays.append(f"static const {ctype} {name}[] = {{{', '.join(str(int(v)) for v in arr.reshape(-1))}}};")
+        return name
+
+    w = ref("w", np.asarray(g.tensors["w"].data, dtype=np.int8))
+    b = ref("b", np.asarray(layer.consts[layer.args[2]].data, dtype=np.int32))
+    xin = ref("x", x.astype(np.int8))
+    init = "\n".join(initializer(layer.params, ref))
+    n_in, n_out = x.size, int(np.prod(g.tensors["y"].shape))
+    scratch = conv2d_dsp_scratch(layer.params)
+    lo = min(0, *shifts)
+    span = max(n_in, max(shifts) + n_out) - lo
+    body = []
+    for d in shifts:
+        body.append(
+            f"    memset(buf, 0x5a, sizeof buf);\n    memcpy(buf + {-lo}, {xin}, {n_in});\n"
+            f"    st = mcuq_conv2d_s8_dsp(&ctx, &p, buf + {-lo}, {w}, {b}, buf + {-lo + d});\n"
+            f'    printf("%d", (int)st);\n'
+            f'    for (i = 0; i < {n_out}; ++i) printf(" %d", (int)buf[{-lo + d} + i]);\n    printf("\\n");'
+        )
+    return (
+        '#include <stdio.h>\n#include <string.h>\n#include "mcuq.h"\n'
+        + "\n".join(arrays)
+        + f"\nstatic const mcuq_conv2d_params p = {{\n{init}\n}};\n"
+        + f"static int8_t buf[{span}];\nstatic uint32_t scratch[{(scratch + 3) // 4}];\n"
+        + "int main(void)\n{\n    int i;\n    mcuq_status st;\n"
+        + f"    const mcuq_context ctx = {{scratch, {scratch}}};\n"
+        + "\n".join(body)
+        + "\n    return 0;\n}\n"
+    )
+
+
+def test_conv_overlap_contract(tmp_path) -> None:
+    """The kernel gives the same bits with output == input + d for d = D (the registry's overlap) and a few below,
+    including in place when D >= 0."""
+    srcs = [RUNTIME_C / "src" / "conv" / "mcuq_conv2d_s8_dsp.c"]
+    for case in OVERLAP:
+        g = build_graph(case)
+        (layer,) = specialize(g, lower(g), "dsp")
+        assert layer.kernel_name == "mcuq_conv2d_s8_dsp"
+        d_max = layer.kernel.overlaps(layer.params, 3)[0]
+        assert d_max is not None
+        n_in = int(np.prod(case.in_shape))
+        d_max = min(d_max, n_in)  # beyond the input's end nothing overlaps
+        shifts = sorted({d_max, d_max - 1, d_max - BLOCK * case.out_c, min(0, d_max)})
+        x = random_int8(case.in_shape, 1, 2000 + case.seed)[0]
+        want = reference_outputs(g, [x[None]])["y"].reshape(-1)
+        (tmp_path / "t.c").write_text(_overlap_program(layer, g, x, shifts))
+        exe = tmp_path / "t"
+        cmd = [host_cc(), "-std=c99", "-Wall", "-Wextra", "-Werror", *SANITIZE_FLAGS, f"-I{RUNTIME_C / 'include'}"]
+        subprocess.run([*cmd, str(tmp_path / "t.c"), *map(str, srcs), "-o", str(exe)], check=True)
+        lines = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.splitlines()
+        for d, line in zip(shifts, lines, strict=True):
+            status, *vals = (int(v) for v in line.split())
+            assert status == 0, f"{case.id}, d={d}: status {status}"
+            np.testing.assert_array_equal(np.array(vals), want, err_msg=f"{case.id}: output at input + {d}")
