@@ -19,6 +19,7 @@ from .fit import Footprint, check_fit, footprint
 from .hostrun import HostProgram, run_host
 from .ir import Graph, Tensor, verify
 from .lower import Layer, lower
+from .lower.bands import fuse_bands
 from .lower.specialize import board_path, specialize
 from .passes import run_passes
 from .plan import Plan, plan
@@ -215,7 +216,10 @@ def compile_model(
     verify(g)
     g = run_passes(g, dump_dir=dump_ir)
     layers = specialize(g, lower(g), path)
-    p = plan(g, layers)
+    if path == "portable":  # the reference path: the kernels and plan as they were
+        p = plan(g, layers)
+    else:
+        layers, p = fuse_bands(g, layers, plan)
     explicit = prefix is not None
     if prefix is None:
         prefix = _default_prefix(model, g)

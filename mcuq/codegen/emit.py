@@ -18,6 +18,7 @@ from .._paths import TEMPLATES
 from ..errors import join_within
 from ..ir import Graph, Tensor
 from ..kernels import initializer
+from ..kernels.cstruct import functions
 from ..lower.base import Layer
 from ..plan import Plan
 from .arrays import ctype_of, format_values
@@ -65,6 +66,7 @@ class CallSite:
     op_name: str  # the op's name as it is; name_literal is its C string literal's contents
     name_literal: str = ""
     context: str = ""  # "&<name>" of the mcuq_context passed first, for kernels that take one
+    callees: tuple[str, ...] = ()  # kernels the call's params point to (a band's two convolutions)
 
 
 @dataclass
@@ -238,7 +240,7 @@ def build_model(g: Graph, layers: tuple[Layer, ...], plan: Plan, prefix: str) ->
         out_name = layer.outputs[0]
         out_t = g.tensors[out_name]
         shapes = ", ".join(
-            f"{_short(n)}{list(g.tensors[n].shape)}"
+            f"{_short(n)}{list(tensor_of(n, layer).shape)}"
             for a in layer.inputs
             for n in (a if isinstance(a, tuple) else (a,))
             if n
@@ -261,6 +263,7 @@ def build_model(g: Graph, layers: tuple[Layer, ...], plan: Plan, prefix: str) ->
                 op_name=op.name,
                 name_literal=c_string(op.name),
                 context=context_of(li, layer) if layer.kernel is not None and layer.kernel.context else "",
+                callees=tuple(functions(layer.params)) if layer.params is not None else (),
             )
         )
     return m

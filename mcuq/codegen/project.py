@@ -29,8 +29,9 @@ HOST_FILES = ("Makefile",)
 
 
 def kernel_names(model: Model) -> frozenset[str]:
-    """The names of the C kernels the generated model calls (alias layers call none)."""
-    return frozenset(c.kernel for c in model.calls if c.kernel)
+    """The names of the C kernels the generated model calls (alias layers call none), with those a call's params
+    point to."""
+    return frozenset(k for c in model.calls if c.kernel for k in (c.kernel, *c.callees))
 
 
 # -- runtime selection ---------------------------------------------------------------------------------------

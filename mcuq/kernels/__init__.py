@@ -3,8 +3,19 @@ module per op family, like runtime_c/include/mcuq_<family>.h."""
 
 from __future__ import annotations
 
-from . import conv, elementwise, pool, shape, softmax  # noqa: F401  (register the kernels)
-from . import conv_dsp, depthwise_dsp, elementwise_fast, nn_mve  # noqa: F401  (fast variants, after the portable)
+from . import (  # noqa: F401  (register the kernels)  # noqa: F401  (fast variants, bands)
+    band,
+    conv,
+    conv_dsp,
+    depthwise_dsp,
+    depthwise_mve,  # noqa: F401  (the MVE depthwise variant)
+    elementwise,
+    elementwise_fast,
+    nn_mve,
+    pool,
+    shape,
+    softmax,
+)
 from .cstruct import CStruct, c_fields, get, initializer, out_of_range
 from .registry import C_DEFINES, KERNELS, Kernel, c_define, code_bytes_of, register, sources_of
 

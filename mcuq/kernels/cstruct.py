@@ -59,6 +59,17 @@ def array(ctype: str, lo: int | None = None, hi: int | None = None, hint: str = 
     return dataclasses.field(metadata={"ctype": f"const {ctype} *", "elem": ctype, "range": (lo, hi), "hint": hint})
 
 
+def function(ctype: str) -> Any:
+    """A function-pointer field of C type ``ctype``: the value is the name of a registered kernel (never text from
+    a model), emitted as that function's name; the kernel's sources are linked with the caller's."""
+    return dataclasses.field(metadata={"ctype": ctype, "function": True, "range": (None, None), "hint": ""})
+
+
+def functions(s: CStruct) -> list[str]:
+    """The kernel names that the function-pointer fields of ``s`` hold."""
+    return [v for _, f, v in walk(s) if f.metadata.get("function")]
+
+
 def zero_point() -> Any:
     """An int8 zero point (kernels compute ``x - zp`` and ``acc + zp`` in int32)."""
     return i32(INT8_MIN, INT8_MAX)
@@ -92,6 +103,12 @@ def out_of_range(s: CStruct) -> list[str]:
     fits)."""
     bad = []
     for path, f, v in walk(s):
+        if f.metadata.get("function"):
+            from .registry import KERNELS  # here: the registry imports this module
+
+            if v not in KERNELS:
+                bad.append(f"{path} '{v}' is not a kernel")
+            continue
         lo, hi = f.metadata["range"]
         hint = f"; {f.metadata['hint']}" if f.metadata.get("hint") else ""
         if isinstance(v, np.ndarray):
@@ -130,6 +147,9 @@ def initializer(s: CStruct, array_ref: Callable[[str, np.ndarray], str], indent:
             lines.append("},")
         elif isinstance(v, np.ndarray):
             lines.append(f".{f.name} = {array_ref(f.name, v)},")
+        elif f.metadata.get("function"):
+            assert isinstance(v, str) and v.isidentifier(), v  # a registry name (checked by out_of_range)
+            lines.append(f".{f.name} = {v},")
         else:
             lines.append(f".{f.name} = {int_literal(v)},")
     return lines

@@ -46,6 +46,8 @@ class Layer:
     # the portable layer this one replaces (``mcuq.lower.specialize``): same op, same results; the numpy
     # reference computes from it
     base: Layer | None = None
+    # the layers a band runs together (``mcuq.lower.bands``), in order; empty for any other layer
+    parts: tuple[Layer, ...] = ()
 
     @property
     def alias(self) -> bool:

@@ -7,6 +7,7 @@
 
 #include "mcuq_types.h"
 
+#include "mcuq_band.h"
 #include "mcuq_conv.h"
 #include "mcuq_elementwise.h"
 #include "mcuq_pool.h"

@@ -1,0 +1,146 @@
+"""Band execution: run a 1x1 convolution and the convolution that reads its output row band by row band (one
+``mcuq_band_conv_s8`` call, ``mcuq.kernels.band``), so the tensor between them never exists whole.
+
+This is MCUNetV2's patch-based inference for the first, largest layers, streamed: the rows of the 1x1 output that
+the next layer's window still needs stay in a small ring, and each row is computed once, so it costs no extra
+MACs (only the ring's row moves). A pair is fused only where that lowers the planned arena: ``fuse_bands`` tries
+the candidates, largest intermediate tensor first, and keeps each fusion that makes the plan smaller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from ..ir import Graph
+from ..kernels import KERNELS
+from ..kernels.band import BAND_CONV_S8, BandConvParams, rows_needed
+from ..kernels.conv import Conv2DParams
+from ..kernels.variants import VARIANTS
+from .base import Layer
+
+CONV = "mcuq_conv2d_s8"
+DEPTHWISE = "mcuq_depthwise_conv2d_s8"
+
+
+def _pointwise(p: Conv2DParams) -> bool:
+    w = p.window
+    return (
+        p.input.n == 1
+        and (w.filter.h, w.filter.w, w.stride.h, w.stride.w, w.pad.h, w.pad.w) == (1, 1, 1, 1, 0, 0)
+        and (p.input.h, p.input.w) == (p.output.h, p.output.w)
+    )
+
+
+def _band_shapes(pa: Conv2DParams, pb: Conv2DParams, ring: int) -> tuple[list[Conv2DParams], list[Conv2DParams]]:
+    """Every params struct the band passes to its two kernels (the C builds them the same way)."""
+    probe = BandConvParams(pa, pb, CONV, CONV, ring, 0)
+    firsts, seconds = {}, {}
+    ring_lo = ring_hi = 0
+    for r in range(pb.output.h):
+        top = r * pb.window.stride.h - pb.window.pad.h
+        lo, hi = rows_needed(probe, r)
+        if lo >= ring_hi:
+            ring_lo = ring_hi = lo
+        elif lo > ring_lo:
+            ring_lo = lo
+        if hi > ring_hi:
+            n = hi - ring_hi
+            firsts[n] = replace(pa, input=replace(pa.input, h=n), output=replace(pa.output, h=n))
+            ring_hi = hi
+        key = (hi - lo, lo - top)
+        seconds[key] = replace(
+            pb,
+            input=replace(pb.input, h=hi - lo),
+            output=replace(pb.output, h=1),
+            window=replace(pb.window, pad=replace(pb.window.pad, h=lo - top)),
+        )
+    return list(firsts.values()), list(seconds.values())
+
+
+def _supported(layer: Layer, shapes: list[Conv2DParams]) -> bool:
+    """Whether the layer's (possibly fast) kernel takes every band shape; portable kernels take any."""
+    if layer.base is None:
+        return True
+    for v in VARIANTS:
+        if v.kernel.name == layer.kernel_name:
+            return all(v.supports(p) for p in shapes)
+    return False
+
+
+def band(a: Layer, b: Layer) -> Layer | None:
+    """The band layer running ``a`` (a 1x1 convolution) then ``b`` (reading a's output), or None if they do not
+    fit the band kernel (mcuq_band.h)."""
+    if a.base_kernel_name != CONV or b.base_kernel_name not in (CONV, DEPTHWISE):
+        return None
+    pa, pb = a.params, b.params
+    assert isinstance(pa, Conv2DParams) and isinstance(pb, Conv2DParams)
+    if not _pointwise(pa) or pb.input.n != 1 or pb.window.dilation.h != 1 or b.args[0] != a.outputs[0]:
+        return None
+    probe = BandConvParams(pa, pb, CONV, CONV, 1, 0)
+    spans = [rows_needed(probe, r) for r in range(pb.output.h)]
+    if any(hi <= lo for lo, hi in spans):
+        return None
+    ring = max(hi - lo for lo, hi in spans)
+    firsts, seconds = _band_shapes(pa, pb, ring)
+    parts = []
+    for layer, shapes in ((a, firsts), (b, seconds)):
+        if not _supported(layer, shapes):
+            layer = layer.base  # its portable kernel handles any band
+        parts.append((layer, shapes))
+    (la, sa), (lb, sb) = parts
+    scratch = max(
+        [KERNELS[la.kernel_name].scratch_bytes(p) for p in sa] + [KERNELS[lb.kernel_name].scratch_bytes(p) for p in sb]
+    )
+    params = BandConvParams(pa, pb, la.kernel_name, lb.kernel_name, ring, scratch)
+    args = (la.args[0], la.args[1], la.args[2], lb.args[1], lb.args[2], lb.outputs[0])
+    return Layer(
+        op=b.op,
+        kernel=BAND_CONV_S8,
+        params=params,
+        args=args,
+        macs=a.macs + b.macs,
+        consts={**la.consts, **lb.consts},
+        parts=(la, lb),
+    )
+
+
+def candidates(g: Graph, layers: tuple[Layer, ...]) -> list[int]:
+    """Indices i where layers i and i + 1 may run as a band: layer i's output is read by layer i + 1 only and is
+    not a graph output. Largest intermediate tensor first (ties: model order)."""
+    readers: dict[str, int] = {}
+    for layer in layers:
+        for a in layer.inputs:
+            for n in a if isinstance(a, tuple) else (a,):
+                if n:
+                    readers[n] = readers.get(n, 0) + 1
+    out = []
+    for i in range(len(layers) - 1):
+        a = layers[i]
+        if a.alias or len(a.outputs) != 1:
+            continue
+        mid = a.outputs[0]
+        if mid in g.outputs or readers.get(mid, 0) != 1 or band(a, layers[i + 1]) is None:
+            continue
+        out.append(i)
+    return sorted(out, key=lambda i: (-g.tensors[layers[i].outputs[0]].nbytes, i))
+
+
+def fuse_bands(g: Graph, layers: tuple[Layer, ...], plan_fn: Callable) -> tuple[tuple[Layer, ...], object]:
+    """``layers`` with the bands that lower the arena, and their plan (``plan_fn(g, layers)``; the trials with
+    ``quick=True``, the result planned in full)."""
+    best = plan_fn(g, layers, quick=True)
+    current = list(layers)
+    for a_layer in [layers[i] for i in candidates(g, layers)]:
+        k = next((k for k, la in enumerate(current) if la is a_layer), None)
+        if k is None or k + 1 >= len(current):  # already in a band
+            continue
+        fused = band(current[k], current[k + 1])
+        if fused is None:
+            continue
+        trial = tuple(current[:k] + [fused] + current[k + 2 :])
+        p = plan_fn(g, trial, quick=True)
+        if p.arena_size < best.arena_size:
+            current, best = list(trial), p
+    final = plan_fn(g, tuple(current))
+    return tuple(current), final
