@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.mcuq-installed
 # host C compiler for tests; the Cortex-M toolchain and QEMU for firmware builds
 APT_PACKAGES := gcc make python3-venv gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang-format cppcheck
 
-.PHONY: all setup system-packages lint-tools plugin demo test bench bench-ptq fuzz fuzz-ops fuzz-quant lint lint-c format format-c clean
+.PHONY: all setup system-packages lint-tools plugin demo test test-kernel-paths bench bench-ptq fuzz fuzz-ops fuzz-quant lint lint-c format format-c clean
 
 all: test
 
@@ -63,6 +63,11 @@ demo: setup
 # pytest exits 5 when it collects no test: that fails this target like any other non-zero status.
 test: setup
 	$(BIN)/python -m pytest -q -ra
+
+# The full table of the kernel-path tests (make test runs a default share): portable, DSP and MVE builds of the same
+# layers in QEMU, bit for bit, with more shapes, random sweeps, the bigger models and Cortex-M3/M7/M33 builds.
+test-kernel-paths: setup
+	MCUQ_KERNEL_PATHS=full $(BIN)/python -m pytest -q -ra tests/qemu/test_kernel_paths.py
 
 bench: plugin
 	$(BIN)/python benchmarks/shared_models.py --write docs/benchmarks.md

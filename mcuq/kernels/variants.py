@@ -41,6 +41,3 @@ def variant(v: Variant) -> Variant:
     assert v.path in PATHS[1:], v.path
     VARIANTS.append(v)
     return v
-
-
-
