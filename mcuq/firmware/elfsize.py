@@ -111,3 +111,60 @@ def arm_size(elf_path: str | os.PathLike, timeout: float = 30) -> dict[str, int]
         raise BuildError(f"arm-none-eabi-size failed on {elf_path}: {proc.stderr.strip()}")
     values = proc.stdout.splitlines()[1].split()
     return dict(zip(("text", "data", "bss", "dec"), map(int, values[:4])))
+
+
+def code_by_owner(
+    elf_path: str | os.PathLike, kernels: dict[str, tuple[str, ...]], prefix: str | None = None
+) -> dict[str, int]:
+    """Bytes of the linked functions (ELF symbol sizes, STT_FUNC) per owner: each kernel of ``kernels`` (name ->
+    its runtime sources, as the registry's ``Kernel.sources``), ``model`` (the functions of ``<prefix>.c``) and
+    ``other`` (the firmware's startup and main, libgcc, anything no listed kernel owns).
+
+    Sources are owned as ``kernels.code_bytes_of`` counts them: a file belongs to the kernel whose first source it
+    is, else to the first kernel that lists it (a callee), so a shared file is counted once. A file-local function
+    belongs to the file whose STT_FILE symbol precedes it. The ELF keeps no file for a global function: it belongs
+    to the file named after its longest prefix (``mcuq_conv2d_s8_scratch_size`` -> ``mcuq_conv2d_s8.c``; runtime
+    files are named after the kernel they define), else to the kernel of that name. Alignment padding between
+    functions belongs to no one: the sum is at most ``elf_sizes(...)["code"]``."""
+    files: dict[str, str] = {}
+    for name, sources in sorted(kernels.items()):
+        if sources:
+            files.setdefault(os.path.basename(sources[0]), name)
+    for name, sources in sorted(kernels.items()):
+        for src in sources:
+            files.setdefault(os.path.basename(src), name)
+    if prefix:
+        files[f"{prefix}.c"] = "model"
+    stems = sorted(((f[:-2], o) for f, o in files.items() if f.endswith(".c")), key=lambda t: (-len(t[0]), t[0]))
+    names = sorted(((k, k) for k in kernels), key=lambda t: (-len(t[0]), t[0]))
+
+    def global_owner(sym: str) -> str:
+        for stem, owner in (*stems, *names):
+            if sym == stem or sym.startswith(stem + "_"):
+                return owner
+        return "other"
+
+    out = dict.fromkeys(sorted(kernels), 0)
+    out["model"] = out["other"] = 0
+    try:
+        f = open(elf_path, "rb")
+    except OSError as e:
+        raise BuildError(f"{elf_path}: cannot read the firmware ELF ({e.strerror})") from None
+    with f:
+        elf = ELFFile(f)
+        executable = {i for i, sec in enumerate(elf.iter_sections()) if sec["sh_flags"] & SH_FLAGS.SHF_EXECINSTR}
+        seen: set[int] = set()
+        current = ""
+        for s in _symbols(elf):
+            kind = s["st_info"]["type"]
+            if kind == "STT_FILE":
+                current = os.path.basename(s.name)
+                continue
+            if kind != "STT_FUNC" or not isinstance(s["st_shndx"], int) or s["st_shndx"] not in executable:
+                continue
+            if s["st_value"] in seen:  # another name of a function already counted
+                continue
+            seen.add(s["st_value"])
+            local = s["st_info"]["bind"] == "STB_LOCAL"
+            out[files.get(current, "other") if local else global_owner(s.name)] += s["st_size"]
+    return out

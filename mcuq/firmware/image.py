@@ -28,6 +28,7 @@ class LayerInfo:
     name: str  # the op's name in the model
     shape: tuple[int, ...]  # output shape
     macs: int
+    kernel: str = ""  # the C kernel it calls ("" for an alias layer, which calls none)
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,7 +72,8 @@ def firmware_image(
         inputs=tuple(graph.tensors[p.tensor] for p in model.inputs),
         outputs=tuple(graph.tensors[p.tensor] for p in model.outputs),
         layers=tuple(
-            LayerInfo(la.op.type_name, la.op.name, tuple(graph.tensors[la.outputs[0]].shape), la.macs) for la in layers
+            LayerInfo(la.op.type_name, la.op.name, tuple(graph.tensors[la.outputs[0]].shape), la.macs, la.kernel_name)
+            for la in layers
         ),
         footprint=footprint(graph, layers, plan, model),
     )

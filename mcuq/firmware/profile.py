@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from elftools.elf.sections import SymbolTableSection
 from ..errors import BuildError, printable
 from ..records import normalise_inputs
 from . import qemu
-from .elfsize import elf_sizes, format_sizes
+from .elfsize import code_by_owner, elf_sizes, format_sizes
 from .image import FirmwareImage, ImageLike, as_image
 from .plugin import Events, plugin_args, read_events
 
@@ -47,6 +48,7 @@ class LayerProfile:
     shape: tuple[int, ...]  # output shape
     macs: int
     instructions: int
+    kernel: str = ""  # the C kernel the layer calls ("" for an alias layer)
 
     @property
     def instructions_per_mac(self) -> float | None:
@@ -62,6 +64,11 @@ class Profile:
     sizes: dict[str, int] = field(default_factory=dict)  # elfsize.elf_sizes of the profiled image
     weight_bytes: int = 0  # weights and biases of the model (tensor data), as in <PREFIX>_WEIGHT_BYTES
     stack_used: int | None = None  # measured high-water mark of the stack (painted at boot), bytes
+    kernels: str = ""  # the kernel path compiled (portable, dsp, mve), when profiled from a CompiledModel
+    # .text bytes of the linked functions per kernel, plus "model" (<prefix>.c) and "other" (elfsize.code_by_owner)
+    kernel_code: dict[str, int] = field(default_factory=dict)
+    plan: tuple[str, ...] = ()  # the arena plan's summary lines (Plan.describe() without the per-buffer lines)
+    plan_numbers: dict[str, int] = field(default_factory=dict)  # the plan's integer fields (arena_size, ...)
 
     @property
     def macs(self) -> int:
@@ -84,6 +91,34 @@ class Profile:
     @property
     def macs_per_instruction(self) -> float:
         return self.macs / self.instructions if self.instructions else 0.0
+
+    @property
+    def text_without_weights(self) -> int:
+        """Read-only flash bytes (.text, .rodata: code, vectors, constants) less the model's weights and params."""
+        return self.sizes.get("text", 0) - self.sizes.get("weights", 0)
+
+
+_BUFFER_LINE = re.compile(r"^\s*\[\s*\d+, \+\s*\d+\)|^\s*caller buffer ")
+
+
+def plan_summary(plan: Any) -> tuple[tuple[str, ...], dict[str, int]]:
+    """The summary lines of ``plan.describe()`` (the arena, the bound, what each lever saved: every line that is
+    not one buffer's placement) and the plan's integer fields; empty for None."""
+    if plan is None:
+        return (), {}
+    lines = tuple(line for line in plan.describe() if not _BUFFER_LINE.match(line))
+    numbers = {
+        f.name: v for f in fields(plan) if isinstance(v := getattr(plan, f.name), int) and not isinstance(v, bool)
+    }
+    return lines, numbers
+
+
+def kernel_code(elf_path: str | os.PathLike, image: FirmwareImage) -> dict[str, int]:
+    """``elfsize.code_by_owner`` for the kernels the image's layers call (their sources from the registry)."""
+    from ..kernels import KERNELS
+
+    used = sorted({layer.kernel for layer in image.layers if layer.kernel})
+    return code_by_owner(elf_path, {k: KERNELS[k].sources if k in KERNELS else () for k in used}, image.prefix)
 
 
 def marker_addresses(elf_path: str | os.PathLike) -> dict[int, int]:
@@ -148,7 +183,12 @@ def profile(
     counting plugin on ``inputs`` (one seeded random record if None; a batch runs in one boot) and return the
     per-layer profile.
 
+    A CompiledModel also gives the profile its kernel path and its plan's summary.
+
     Faults, hangs (``timeout`` seconds) and non-zero exits raise ``qemu.RunError`` with the guest's output."""
+    compiled = None if isinstance(image, FirmwareImage) else image
+    path = getattr(compiled, "kernels", "")
+    plan_lines, plan_numbers = plan_summary(getattr(compiled, "plan", None))
     image = as_image(image)
     arrays, n, _ = normalise_inputs(image.inputs, random_inputs(image) if inputs is None else inputs)
     name = qemu.board_info(board).name
@@ -159,6 +199,7 @@ def profile(
         elf = qemu.build_firmware(image, board, base / "probe", hooks=True)
         marks = marker_addresses(elf)
         sizes = elf_sizes(elf, image.prefix)
+        code = kernel_code(elf, image)
         events_file = base / "mcuq_insn_events.txt"
         events_file.unlink(missing_ok=True)
         plugin = plugin_args(events_file, marks)
@@ -170,11 +211,21 @@ def profile(
     if len(runs) != n:
         raise BuildError(f"{image.prefix} on {name}: {n} records sent, the counting plugin saw {len(runs)} inferences")
     rows = tuple(
-        LayerProfile(i, layer.op, layer.name, layer.shape, layer.macs, count)
+        LayerProfile(i, layer.op, layer.name, layer.shape, layer.macs, count, layer.kernel)
         for i, (layer, count) in enumerate(zip(image.layers, runs[0][1]))
     )
     return Profile(
-        image.prefix, name, rows, tuple(r[0] for r in runs), sizes, int(image.model.weight_bytes), run.stack_used
+        image.prefix,
+        name,
+        rows,
+        tuple(r[0] for r in runs),
+        sizes,
+        int(image.model.weight_bytes),
+        run.stack_used,
+        path if isinstance(path, str) else "",
+        code,
+        plan_lines,
+        plan_numbers,
     )
 
 
@@ -187,11 +238,31 @@ def _ipm(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}"
 
 
+def format_kernel_code(p: Profile) -> list[str]:
+    """One line per kernel (largest first), then the model's own functions and the rest of the code."""
+    if not p.kernel_code:
+        return []
+    kernels = sorted(
+        ((k, n) for k, n in p.kernel_code.items() if k not in ("model", "other")), key=lambda t: (-t[1], t[0])
+    )
+    width = max([len(k) for k, _ in kernels] + [len(p.model) + 8, 29])
+    lines = [f"code (.text) by kernel, bytes of the linked functions (kernels {sum(n for _, n in kernels):,} B):"]
+    lines += [f"  {k:<{width}} {n:>8,}" for k, n in kernels]
+    lines.append(f"  {'model (' + p.model + '.c)':<{width}} {p.kernel_code.get('model', 0):>8,}")
+    lines.append(f"  {'other (startup, main, libgcc)':<{width}} {p.kernel_code.get('other', 0):>8,}")
+    return lines
+
+
 def format_text(p: Profile) -> str:
-    """The per-layer table, the totals, then flash and RAM."""
-    head = f"{'#':>3}  {'op':<20} {'output shape':<18} {'MACs':>12} {'instructions':>14} {'instr/MAC':>9}  name"
+    """The per-layer table, the totals, then flash and RAM, code per kernel and the arena plan."""
+    kw = max([len(r.kernel) for r in p.layers] + [6])
+    head = (
+        f"{'#':>3}  {'op':<20} {'output shape':<18} {'MACs':>12} {'instructions':>14} {'instr/MAC':>9}  "
+        f"{'kernel':<{kw}}  name"
+    )
+    path = f" (kernels {p.kernels})" if p.kernels else ""
     lines = [
-        f"{p.model} on {p.board}: executed instructions per layer (exact, QEMU TCG plugin)",
+        f"{p.model} on {p.board}{path}: executed instructions per layer (exact, QEMU TCG plugin)",
         "",
         head,
         "-" * len(head),
@@ -199,7 +270,7 @@ def format_text(p: Profile) -> str:
     for r in p.layers:
         lines.append(
             f"{r.index:>3}  {r.op:<20} {str(list(r.shape)):<18} {r.macs:>12,} {r.instructions:>14,} "
-            f"{_ipm(r.instructions_per_mac):>9}  {_short(r.name)}"
+            f"{_ipm(r.instructions_per_mac):>9}  {r.kernel or '-':<{kw}}  {_short(r.name)}"
         )
     lines.append("-" * len(head))
     ipm = p.instructions / p.macs if p.macs else None
@@ -213,8 +284,14 @@ def format_text(p: Profile) -> str:
         lines.append(f"inferences: {len(p.invokes)}, instructions min {min(p.invokes):,} max {max(p.invokes):,}")
     if p.sizes:
         lines += ["", format_sizes(p.sizes), f"weights and biases (tensor data): {p.weight_bytes:,} B"]
+        lines.append(f".text without the model's weights and parameters: {p.text_without_weights:,} B")
         if p.stack_used is not None:
             lines.append(f"stack measured in use: {p.stack_used:,} B of {p.sizes.get('stack', 0):,} B reserved")
+    code = format_kernel_code(p)
+    if code:
+        lines += ["", *code]
+    if p.plan:
+        lines += ["", "arena plan:", *("  " + printable(line, 1000) for line in p.plan)]
     return "\n".join(lines)
 
 
@@ -228,6 +305,7 @@ def to_dict(p: Profile) -> dict[str, Any]:
     return {
         "model": p.model,
         "board": p.board,
+        "kernels": p.kernels,
         "layers": layers,
         "totals": {
             "macs": p.macs,
@@ -239,7 +317,9 @@ def to_dict(p: Profile) -> dict[str, Any]:
             "weight_bytes": p.weight_bytes,
             "stack_used": p.stack_used,
         },
-        "sizes": dict(p.sizes),
+        "sizes": {**p.sizes, "text_without_weights": p.text_without_weights} if p.sizes else {},
+        "kernel_code": dict(p.kernel_code),
+        "plan": {"summary": list(p.plan), **p.plan_numbers},
     }
 
 

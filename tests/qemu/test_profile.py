@@ -207,7 +207,9 @@ def conv_graph(h: int, cout: int, w: int = 8, cin: int = 8, seed: int = 0) -> ir
 
 
 def _conv_instructions(h: int, cout: int) -> tuple[int, int]:
-    cm = mcuq.compile_model(conv_graph(h, cout), sanitize=False)
+    cm = mcuq.compile_model(
+        conv_graph(h, cout), sanitize=False, kernels="portable"
+    )  # a fast kernel has per-pixel set-up
     p = profile(cm, BOARD)
     (row,) = p.layers
     return row.macs, row.instructions
@@ -246,3 +248,56 @@ def test_other_emulated_boards(digits, board: str, tmp_path: Path) -> None:
     assert all(r.instructions > 0 for r in p.layers) and 0 < p.glue <= 12 * len(p.layers) + 40
     elf = next(tmp_path.rglob("*.elf"))
     assert {k: p.sizes[k] for k in ("text", "data", "bss", "dec")} == arm_size(elf)
+
+
+DIGITS = ROOT / "examples" / "digits_cnn.tflite"
+
+
+def _nm_sizes(elf: Path) -> dict[str, int]:
+    out = subprocess.run(["arm-none-eabi-nm", "-S", str(elf)], capture_output=True, text=True, timeout=TIMEOUT)
+    sizes = {}
+    for line in out.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[2] in "tT":
+            sizes[parts[3]] = int(parts[1], 16)
+    return sizes
+
+
+@pytest.mark.parametrize("kernels", ["portable", "dsp"])
+def test_kernel_path_and_code_per_kernel(kernels: str, tmp_path: Path) -> None:
+    """The profile of a CompiledModel names its kernel path and each layer's kernel, splits the code among the
+    linked kernels (each entry point counted in its own kernel) and carries the plan's summary."""
+    from mcuq.kernels import KERNELS
+
+    cm = mcuq.compile_model(DIGITS, board=BOARD, sanitize=False, kernels=kernels)
+    p = profile(cm, BOARD, keep_dir=tmp_path)
+    assert p.kernels == cm.kernels == kernels
+    assert [r.kernel for r in p.layers] == [layer.kernel_name for layer in cm.layers]
+    assert all(KERNELS[r.kernel].variant in ("portable", kernels) for r in p.layers if r.kernel)
+    used = {layer.kernel_name for layer in cm.layers if layer.kernel_name}
+    assert set(p.kernel_code) == used | {"model", "other"}
+    assert 0.95 * p.sizes["code"] <= sum(p.kernel_code.values()) <= p.sizes["code"]  # all but alignment padding
+    nm = _nm_sizes(next(tmp_path.rglob("*.elf")))
+    for k in used:
+        assert p.kernel_code[k] >= nm[k] + nm.get(f"{k}_scratch_size", 0) > 0, k
+    assert p.kernel_code["model"] >= nm[f"{cm.prefix}_invoke"] > 0
+    assert p.plan and p.plan[0].startswith("arena") and p.plan_numbers["arena_size"] == cm.plan.arena_size
+    assert p.text_without_weights == p.sizes["text"] - p.sizes["weights"] > 0
+
+
+def test_cli_bench_kernels(capsys) -> None:
+    """`mcuq bench --kernels portable --json` and the default (auto: dsp on the Cortex-M4) in text."""
+    from mcuq.cli import main
+    from mcuq.kernels import KERNELS
+
+    assert main(["bench", str(DIGITS), "--board", BOARD, "--kernels", "portable", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["kernels"] == "portable" and d["board"] == BOARD
+    assert all(KERNELS[row["kernel"]].variant == "portable" for row in d["layers"] if row["kernel"])
+    assert {row["kernel"] for row in d["layers"] if row["kernel"]} <= set(d["kernel_code"])
+    assert d["sizes"]["text_without_weights"] > 0 and d["plan"]["summary"][0].startswith("arena")
+    assert d["totals"]["macs_per_instruction"] > 0
+    assert main(["bench", str(DIGITS), "--board", BOARD]) == 0
+    text = capsys.readouterr().out
+    assert f"on {BOARD} (kernels dsp)" in text and "instr/MAC" in text and "kernel" in text
+    assert "code (.text) by kernel" in text and ".text without the model's weights" in text and "arena plan:" in text
