@@ -1,9 +1,13 @@
 """The dsp path of CONV_2D and FULLY_CONNECTED (runtime_c/include/mcuq_conv.h, ``*_dsp``): SXTB16/SMLAD on
 Cortex-M4/M7/M33/M55, the same algorithm in plain C elsewhere. Both take the folded bias (``fold_bias``).
 
-CONV_2D: im2col of ``BLOCK`` output pixels into int16 scratch, then one output channel x four pixels per pass.
-FULLY_CONNECTED: four units per pass share each input word; no scratch; its filter is re-laid out at compile time
-(``fc_dsp_weights``) so that one pointer walks a pass.
+CONV_2D: im2col of ``BLOCK`` output pixels into int16 scratch (small input.c: whole filter rows copied a word at a
+time), then one output channel x four pixels per pass (inline-asm LDM/SMLAD loop, two groups of 4 K per pass).
+FULLY_CONNECTED: four units per pass share each input word (inline-asm loop, LDM of the weights); no scratch; its
+filter is re-laid out at compile time (``fc_dsp_weights``) so that one pointer walks a pass.
+Both requantize with SMMLAR/QADD/SSAT (about 6 instructions an output) when every multiplier is >= 2^30 and every
+shift in [-23, -1] (what quantize_multiplier gives for output/accumulator scale ratios in [2^-23, 0.5)), else with
+the general form; same bits either way (tests/kernels/test_conv_dsp.py).
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ CONV2D_S8_DSP = register(
         "mcuq_conv2d_s8_dsp",
         Conv2DParams,
         ("conv/mcuq_conv2d_s8_dsp.c",),
-        code_bytes=2744,
+        code_bytes=9192,
         variant="dsp",
         context=True,
         scratch=conv2d_dsp_scratch,
@@ -72,7 +76,7 @@ FULLY_CONNECTED_S8_DSP = register(
         "mcuq_fully_connected_s8_dsp",
         FullyConnectedParams,
         ("conv/mcuq_fully_connected_s8_dsp.c",),
-        code_bytes=1128,
+        code_bytes=2808,
         variant="dsp",
         context=True,
     )

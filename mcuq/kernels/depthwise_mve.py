@@ -1,5 +1,6 @@
 """The Helium (MVE) depthwise convolution (runtime_c/src/conv/mcuq_depthwise_conv2d_s8_mve.c): its registry entry,
-scratch and overlap mirrors, and its variant row (depth multiplier 1, at most 16 taps per window)."""
+scratch and overlap mirrors, and its variant row (depth multiplier 1, at most 16 taps per window, at least 4
+channels)."""
 
 from __future__ import annotations
 
@@ -11,27 +12,23 @@ from .registry import Kernel, register
 from .variants import Variant, variant
 
 TAPS = 16  # DW_TAPS: gather lanes, one per filter tap
+LANES = 4  # DW_LANES: channels per vector
 
 
-def _ring(p: Conv2DParams) -> tuple[int, int, int]:
-    """(span, cols, largest gather offset) of the C kernel's scratch ring (dw_ring_of)."""
-    win = p.window
-    ow = max(p.output.w, 1)
-    need = (ow - 1) * win.stride.w + (win.filter.w - 1) * win.dilation.w + 1
-    span = (win.filter.h - 1) * win.dilation.h + 1
-    cols = max(win.pad.w + p.input.w, need)
-    return span, cols, (span - 1) * cols + (win.filter.w - 1) * win.dilation.w
+def _span(p: Conv2DParams) -> int:
+    """Input rows a window covers: the C kernel's ring rows (dw_span)."""
+    return (p.window.filter.h - 1) * p.window.dilation.h + 1
 
 
 def scratch(p: Conv2DParams) -> int:
-    """mcuq_depthwise_conv2d_s8_mve_scratch_size: C channel planes of `span` ring rows of `cols` pixels."""
+    """mcuq_depthwise_conv2d_s8_mve_scratch_size: C channel planes of `span` ring rows of input.w pixels (the
+    padding columns are not stored)."""
     win = p.window
     if min(win.filter.h, win.filter.w, win.dilation.h, win.dilation.w, win.stride.h, win.stride.w) <= 0:
         return 0
     if win.pad.h < 0 or win.pad.w < 0 or p.input.w <= 0 or p.input.c <= 0:
         return 0
-    span, cols, _ = _ring(p)
-    return p.input.c * span * cols
+    return p.input.c * _span(p) * p.input.w
 
 
 def overlap(p: Conv2DParams) -> tuple[int | None, ...]:
@@ -56,8 +53,19 @@ def overlap(p: Conv2DParams) -> tuple[int | None, ...]:
 
 
 def supports(p: Conv2DParams) -> bool:
+    """Multiplier 1, at most 16 taps, at least 4 channels (one vector of 4 channels), and byte gather offsets: the
+    ring plane (span * input.w) below 256, every column a window touches within 256 of the row (padding columns
+    wrap modulo 256 above it)."""
     win = p.window
-    return p.depth_multiplier == 1 and win.filter.h * win.filter.w <= TAPS and _ring(p)[2] <= 255
+    reach = (max(p.output.w, 1) - 1) * win.stride.w + (win.filter.w - 1) * win.dilation.w
+    return (
+        p.depth_multiplier == 1
+        and win.filter.h * win.filter.w <= TAPS
+        and p.input.c >= LANES
+        and _span(p) * p.input.w <= 255
+        and win.pad.w + p.input.w <= 256
+        and reach - win.pad.w <= 255
+    )
 
 
 def weights(w: np.ndarray, p: Conv2DParams) -> np.ndarray:
@@ -74,7 +82,7 @@ DEPTHWISE_CONV2D_S8_MVE = register(
         "mcuq_depthwise_conv2d_s8_mve",
         Conv2DParams,
         ("conv/mcuq_depthwise_conv2d_s8_mve.c",),
-        code_bytes=2240,
+        code_bytes=3240,
         variant="mve",
         context=True,
         scratch=scratch,

@@ -48,7 +48,7 @@ CONV2D_S8_MVE = register(
         "mcuq_conv2d_s8_mve",
         Conv2DParams,
         ("conv/mcuq_conv2d_s8_mve.c",),
-        code_bytes=3160,
+        code_bytes=3376,
         variant="mve",
         context=True,
         scratch=conv2d_mve_scratch,

@@ -44,9 +44,9 @@ mcuq_status mcuq_depthwise_conv2d_s8(const mcuq_context *ctx, const mcuq_conv2d_
 int32_t mcuq_depthwise_conv2d_s8_scratch_size(const mcuq_conv2d_params *params);
 
 /* The Helium (MVE) variant of mcuq_depthwise_conv2d_s8 (plain C with the same memory use elsewhere): depth
- * multiplier 1 and at most 16 filter taps only (else MCUQ_ERR_UNSUPPORTED). filter [C][16]: channel c's
- * filter.h * filter.w taps in raster order, zero past them; bias required, folded: bias[c] - input_zp * sum of
- * channel c's taps. Scratch: a ring of (filter.h - 1) * dilation.h + 1 padded input rows. May run in place:
+ * multiplier 1, at most 16 filter taps and at least 4 channels only (else MCUQ_ERR_UNSUPPORTED). filter [C][16]:
+ * channel c's filter.h * filter.w taps in raster order, zero past them; bias required, folded: bias[c] - input_zp *
+ * sum of channel c's taps. Scratch: a ring of (filter.h - 1) * dilation.h + 1 input rows. May run in place:
  * mcuq_depthwise_conv2d_s8_mve.c says how far the output may overlap the input. */
 mcuq_status mcuq_depthwise_conv2d_s8_mve(const mcuq_context *ctx, const mcuq_conv2d_params *params, const int8_t *input,
                                          const int8_t *filter, const int32_t *bias, int8_t *output);

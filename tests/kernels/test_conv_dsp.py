@@ -6,6 +6,7 @@ The SXTB16/SMLAD path itself runs in QEMU in tests/qemu/test_kernel_paths.py.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 
 import numpy as np
@@ -37,6 +38,9 @@ ODD = [
     Case("dsp_two_pixels", C, (1, 1, 4, 6), 3, (1, 3), in_zp=90, seed=38),
     Case("dsp_3x3_cin8_same", C, (1, 5, 7, 8), 4, (3, 3), padding=SAME, in_zp=-128, out_zp=-128, seed=39),
     Case("dsp_dilated_cin4", C, (1, 9, 9, 4), 3, (3, 3), dilation=(2, 2), padding=SAME, in_zp=100, seed=40),
+    Case("dsp_k1_cout5", C, (1, 3, 3, 1), 5, in_zp=-9, seed=45),  # K < 4: tails read bytewise near the end
+    Case("dsp_k2_cout6", C, (1, 2, 5, 2), 6, in_zp=33, seed=46),
+    Case("dsp_k3_cout7", C, (1, 4, 2, 3), 7, act=A.RELU, in_zp=-128, seed=47),
     Case("dsp_fc_5_units_k7", F, (1, 7), 5, in_zp=-128, seed=41),
     Case("dsp_fc_6_units_k9", F, (2, 9), 6, per_channel=False, in_zp=127, seed=42),
     Case("dsp_fc_7_units_k64", F, (1, 64), 7, act=A.RELU, seed=43),
@@ -146,3 +150,97 @@ def test_conv_overlap_contract(tmp_path) -> None:
             status, *vals = (int(v) for v in line.split())
             assert status == 0, f"{case.id}, d={d}: status {status}"
             np.testing.assert_array_equal(np.array(vals), want, err_msg=f"{case.id}: output at input + {d}")
+
+
+# -- the requantization forms ----------------------------------------------------------------------------------------
+
+
+def _rescaled(case: Case, factor: float) -> ir.Graph:
+    """case's graph with the output scale divided by factor: large factors push the shift to >= 0 (the general
+    requantization), tiny ones below -23."""
+    g = build_graph(case)
+    y = g.tensors["y"]
+    q = dataclasses.replace(y.qparams, scale=(y.qparams.scale[0] / factor,))
+    return dataclasses.replace(g, tensors={**g.tensors, "y": dataclasses.replace(y, qparams=q)})
+
+
+@pytest.mark.parametrize("factor", [300.0, 3000.0, 1e-6], ids=["some_shift_0", "shift_gt_0", "shift_lt_-23"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        Case("rq_conv", C, (1, 5, 6, 8), 5, (3, 3), padding=SAME, in_zp=-3, out_zp=7, seed=61),
+        Case("rq_conv_relu", C, (1, 4, 6, 4), 6, (1, 3), act=A.RELU, in_zp=9, out_zp=-20, seed=63),
+        Case("rq_fc", F, (2, 24), 6, per_channel=False, in_zp=5, out_zp=-9, seed=62),
+    ],
+    ids=lambda c: c.id,
+)
+def test_general_requantization_paths(case: Case, factor: float) -> None:
+    g = _rescaled(case, factor)
+    x = random_inputs(case)
+    cm = mcuq.compile_model(g, kernels="dsp", sanitize=True, prefix=case.id)
+    (layer,) = cm.layers
+    assert layer.kernel_name.endswith("_dsp")
+    shift = np.asarray(layer.params.quant.shift)
+    assert (shift >= 0).any() or (shift < -23).any()  # not every channel in the fast form
+    (got,) = cm.run([x])
+    np.testing.assert_array_equal(got, reference_outputs(g, [x])["y"].reshape(got.shape))
+
+
+_FAST_PROGRAM = r"""
+#include <stdio.h>
+#include "%(src)s"
+static uint32_t s = 12345u;
+static uint32_t rnd32(void) { s = s * 1664525u + 1013904223u; return s ^ (s >> 15); }
+int main(void)
+{
+    static const int32_t edge[] = {INT32_MIN, INT32_MIN + 1, -1073741825, -65536, -1, 0, 1, 65535, 1073741824, INT32_MAX};
+    long bad = 0;
+    for (long i = 0; i < 400000; ++i) {
+        const int32_t m = (i & 7) == 0 ? (int32_t)(1u << 30) : (i & 7) == 1 ? INT32_MAX : (int32_t)((rnd32() >> 1) | (1u << 30));
+        const int32_t shift = -(int32_t)(1 + rnd32() %% 23);
+        const int32_t zp = (int32_t)(rnd32() %% 256) - 128;
+        int32_t lo = (int32_t)(rnd32() %% 256) - 128, hi = (int32_t)(rnd32() %% 256) - 128;
+        if ((i & 3) == 0) { lo = -128; hi = 127; }
+        if (lo > hi) { const int32_t t = lo; lo = hi; hi = t; }
+        const uint32_t acc = (i %% 5) == 0 ? (uint32_t)edge[rnd32() %% 10] : rnd32() >> (rnd32() %% 32);
+        %(params)s p;
+        memset(&p, 0, sizeof p);
+        p.output_zp = zp;
+        p.activation.min = lo;
+        p.activation.max = hi;
+        const int8_t want = finish(acc, m, shift, &p);
+        %(check)s
+    }
+    printf("%%ld\n", bad);
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("kind", ["conv", "fc"])
+def test_fast_requantization_is_the_general_one(tmp_path, kind: str) -> None:
+    """The fast form (SMMLAR-style high multiply, QADD with output_zp folded into the rounding, clamp) equals the
+    general MultiplyByQuantizedMultiplier + zp + clamp for every multiplier >= 2^30 and shift in [-23, -1], edge
+    accumulators included (plain-C fallback, ASan/UBSan; the ARM path runs in tests/qemu/test_kernel_paths.py)."""
+    if kind == "conv":
+        src, params = "mcuq_conv2d_s8_dsp.c", "mcuq_conv2d_params"
+        check = (
+            "fast_quant q; q.m2 = (uint32_t)m << 1; q.right = -shift;"
+            " q.rnd = (int32_t)((1u << (q.right - 1)) + ((uint32_t)zp << q.right));"
+            " bad += fast_finish(acc, q, CLAMP_ANY, lo, hi) != want;"
+            " if (lo == -128 && hi == 127) bad += fast_finish(acc, q, CLAMP_FULL, lo, hi) != want;"
+        )
+    else:
+        src, params = "mcuq_fully_connected_s8_dsp.c", "mcuq_fully_connected_params"
+        check = (
+            "const fast_quant q = fast_of(m, shift, zp); bad += !is_fast(m, shift);"
+            " bad += fast_finish(acc, q, lo, hi) != want;"
+            " if (lo == -128 && hi == 127) bad += fast_finish8(acc, q) != want;"
+        )
+    path = RUNTIME_C / "src" / "conv" / src
+    (tmp_path / "t.c").write_text(_FAST_PROGRAM % {"src": path, "params": params, "check": check})
+    exe = tmp_path / "t"
+    cmd = [host_cc(), "-std=c99", *SANITIZE_FLAGS, f"-I{RUNTIME_C / 'include'}", "-Wno-unused-function"]
+    subprocess.run([*cmd, str(tmp_path / "t.c"), "-o", str(exe)], check=True)
+    out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "0"

@@ -100,7 +100,7 @@ int main(int argc, char **argv)
         const int32_t c = p.input.c;
         p.quant.multiplier = take(4 * (size_t)c); p.quant.shift = take(4 * (size_t)c);
         const int32_t *bias = take(4 * (size_t)c), *folded = take(4 * (size_t)c);
-        const int8_t *w = take(9 * (size_t)c), *wd = take(12 * (size_t)c);
+        const int8_t *w = take(9 * (size_t)c), *wd = take(32 * (size_t)c);
         const size_t in_bytes = (size_t)p.input.n * p.input.h * p.input.w * c;
         const size_t out_bytes = (size_t)p.output.n * p.output.h * p.output.w * c;
         const int8_t *x = take(in_bytes);
@@ -181,6 +181,7 @@ def _kernel_cases(rng: np.random.Generator) -> list[tuple]:
             bias[3::4] = rng.choice([-1, 1], size=bias[3::4].size) * ((1 << 31) - 400000)  # |acc| near 2^31
             shift[3::4] = rng.integers(-3, 0, size=shift[3::4].size)
         in_zp, out_zp = (int(v) for v in rng.integers(-128, 128, size=2))
+        p.quant, p.output_zp = SimpleNamespace(multiplier=mult, shift=shift), out_zp  # for depthwise_dsp_weights
         lo = int(rng.integers(-128, 0))
         act = (lo, int(rng.integers(lo, 128))) if i % 3 else (-128, 127)
         wts = rng.integers(-127, 128, size=(1, 3, 3, c)).astype(np.int8)
@@ -256,6 +257,6 @@ def test_in_place_for_the_mlperf_shapes() -> None:
 
 def test_scratch_size_mirrors_c(driver: Path) -> None:
     """The Python scratch mirror equals the C function (through the error-returns entry's figure and two shapes)."""
-    assert depthwise_dsp_scratch(_params(1, 4, 4, 2, 1, 1, False)) == 59
-    p = _params(1, 25, 5, 64, 1, 1, True)  # ring 3 x 64 x 8, five int32 accumulators
-    assert depthwise_dsp_scratch(p) == 3 + 4 * 5 + 3 * 64 * 8
+    assert depthwise_dsp_scratch(_params(1, 4, 4, 2, 1, 1, False)) == 55
+    p = _params(1, 25, 5, 64, 1, 1, True)  # KWS: 33 regions of 4 channels x 7 columns: under 1,000 bytes
+    assert depthwise_dsp_scratch(p) == 3 + 33 * 4 * 7 + 4 <= 1000

@@ -28,8 +28,8 @@ D_CASES = [c for c in CASES if c.id.startswith("dw_")]
 D = D_CASES[0].kind
 SAME, VALID = CASES[1].padding, CASES[3].padding
 ODD = [
-    Case("dwm_c1_3x3_same", D, (1, 6, 7, 1), 1, (3, 3), padding=SAME, in_zp=-128, out_zp=3, seed=31),
-    Case("dwm_c3_3x3_s2_same", D, (2, 9, 8, 3), 3, (3, 3), (2, 2), padding=SAME, act=A.RELU, in_zp=40, seed=32),
+    Case("dwm_c4_3x3_same", D, (1, 6, 7, 4), 4, (3, 3), padding=SAME, in_zp=-128, out_zp=3, seed=31),
+    Case("dwm_c6_3x3_s2_same", D, (2, 9, 8, 6), 6, (3, 3), (2, 2), padding=SAME, act=A.RELU, in_zp=40, seed=32),
     Case("dwm_c5_3x3_valid_relu6", D, (1, 7, 9, 5), 5, (3, 3), act=A.RELU6, in_zp=-5, out_zp=-128, seed=33),
     Case("dwm_c17_3x3_same", D, (1, 5, 6, 17), 17, (3, 3), padding=SAME, in_zp=127, out_zp=-7, seed=34),
     Case("dwm_c8_3x3_s2_w10", D, (1, 10, 10, 8), 8, (3, 3), (2, 2), padding=SAME, in_zp=-1, seed=35),
@@ -109,10 +109,10 @@ def _c_array(ctype: str, name: str, values: np.ndarray) -> str:
 IN_PLACE = [
     Case("ip_3x3_same", D, (1, 9, 10, 8), 8, (3, 3), padding=SAME, in_zp=-128, out_zp=-128, act=A.RELU, seed=51),
     Case("ip_3x3_s2_same", D, (1, 12, 10, 5), 5, (3, 3), (2, 2), padding=SAME, in_zp=25, seed=52),
-    Case("ip_3x3_s2_odd", D, (1, 11, 9, 3), 3, (3, 3), (2, 2), padding=SAME, in_zp=-3, seed=53),
+    Case("ip_3x3_s2_odd", D, (1, 11, 9, 7), 7, (3, 3), (2, 2), padding=SAME, in_zp=-3, seed=53),
     Case("ip_3x3_valid", D, (2, 7, 8, 17), 17, (3, 3), in_zp=7, seed=54),
     Case("ip_dilated", D, (1, 10, 10, 5), 5, (3, 3), dilation=(2, 2), padding=SAME, seed=55),
-    Case("ip_batch_same", D, (3, 5, 4, 1), 1, (3, 3), padding=SAME, in_zp=100, seed=56),
+    Case("ip_batch_same", D, (3, 5, 4, 4), 4, (3, 3), padding=SAME, in_zp=100, seed=56),
 ]
 
 

@@ -24,6 +24,7 @@ from mcuq.lower.specialize import specialize
 from tests.conftest import have_arm_toolchain
 from tests.kernels.test_conv import CASES, Case, build_graph, random_inputs
 from tests.util.harness import reference_outputs
+from tests.util.paths import Build, check_paths, inputs_for, merge
 
 C, F = ir.OpKind.CONV2D, ir.OpKind.FULLY_CONNECTED
 A = ir.Activation
@@ -40,6 +41,16 @@ ODD = [
     Case("mve_conv_kws_first", C, (1, 49, 10, 1), 8, (10, 4), (2, 2), padding=SAME, in_zp=-30, seed=34),
     # dilation with SAME padding and many channels
     Case("mve_conv_dilated", C, (1, 9, 9, 12), 6, (3, 3), dilation=(2, 2), padding=SAME, in_zp=3, seed=35),
+    # filter rows of 9 bytes (one predicated vector) in the padding on every side, odd output width (blocks that
+    # straddle two output rows), 6 channels (a 2-channel tail after the asm groups), stride 1 and 2
+    Case("mve_conv_3x3x3_same", C, (1, 7, 5, 3), 6, (3, 3), padding=SAME, in_zp=-77, seed=39),
+    Case("mve_conv_3x3x3_s2", C, (1, 9, 9, 3), 8, (3, 3), (2, 2), padding=SAME, act=A.RELU6, in_zp=12, seed=40),
+    # filter rows of exactly 16 bytes in the padding; a 5 x 1 filter taller than the input's padding allows
+    Case("mve_conv_2x2x8_same", C, (1, 4, 3, 8), 4, (2, 2), padding=SAME, in_zp=-1, seed=41),
+    Case("mve_conv_5x1x2_same", C, (1, 3, 4, 2), 7, (5, 1), padding=SAME, in_zp=127, seed=42),
+    # dilated with small rows (the general border path), and 1x1 stride 2 with an odd pixel count
+    Case("mve_conv_dilated_c2", C, (1, 6, 7, 2), 4, (2, 3), dilation=(2, 2), padding=SAME, in_zp=-50, seed=43),
+    Case("mve_conv_1x1_s2", C, (1, 7, 7, 24), 12, (1, 1), (2, 2), in_zp=9, seed=44),
     Case("mve_fc_k8", F, (1, 8), 13, per_channel=False, in_zp=-128, seed=36),
     Case("mve_fc_k100_batches", F, (3, 100), 6, in_zp=60, out_zp=9, seed=37),
     Case("mve_fc_k1", F, (1, 1), 16, per_channel=False, in_zp=5, seed=38),
@@ -170,3 +181,14 @@ def test_mve_models_match_portable_on_m55(model: str) -> None:
     (a,) = fast.run([x])
     (b,) = slow.run([x])
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.qemu
+def test_mve_conv_shapes_match_reference_on_m55() -> None:
+    """The Helium path (asm groups, predicated im2col rows, border masks, channel and pixel tails) on the shapes
+    above, in one firmware on a Cortex-M55, bit for bit with the numpy reference."""
+    if not have_arm_toolchain():
+        pytest.skip("arm-none-eabi-gcc or qemu-system-arm not installed")
+    g = merge({c.id: build_graph(c) for c in ODD if c.kind == C}, "mve_conv_shapes")
+    xs = inputs_for(g, 2, seed=5)
+    check_paths(g, xs, group="mve_conv_shapes", todo=[Build("mps3-an547", "mve")], reference=reference_outputs(g, xs))

@@ -73,8 +73,8 @@ FALLBACKS = [
     Fallback(
         "mcuq_depthwise_conv2d_s8",
         "mve",
-        lambda p: int(p.depth_multiplier) != 1 or _taps(p) > 16,
-        "the mve depthwise takes multiplier 1 and at most 16 taps",
+        lambda p: int(p.depth_multiplier) != 1 or _taps(p) > 16 or int(p.input.c) < 4,
+        "the mve depthwise takes multiplier 1, at most 16 taps and at least 4 channels",
     ),
     *(
         Fallback("mcuq_fully_connected_s8", path, lambda p: int(p.weights_zp) != 0, "fast FC needs weights_zp 0")

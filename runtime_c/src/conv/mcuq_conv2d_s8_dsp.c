@@ -5,11 +5,23 @@
  * K = filter.h * filter.w * input.c; word 0 of a group holds the int16 pair (x0, x2) of four consecutive K
  * elements, word 1 the pair (x1, x3): exactly SXTB16(v) and SXTB16(v ror 8) of the four int8 values v, so the
  * weights are read raw from flash and expanded the same way. Pixels of a group are interleaved (group-major), so
- * one pass reads the block with a single pointer. When input.c % 4 != 0, 4 * ceil(K / 4) more bytes gather one
- * pixel's window as int8 first.
+ * one pass reads the block with a single pointer. A last partial group is padded with zeros, so the weights' last
+ * word may be read whole (the bytes past the channel's K meet zeros), except where that word would end past the
+ * filter (the last channel; more when K < 4), whose tail is read bytewise. When input.c % 4 != 0, 4 * ceil(K / 4) more bytes gather one pixel's
+ * window as int8 first, filter row by filter row (filter.w * input.c contiguous bytes, copied a word at a time),
+ * unless every filter row is whole groups and in the image (widened straight from the input, as for input.c % 4 == 0).
+ * A last block of 2..BLOCK-1 pixels runs the 4-pixel loop on zeroed spare slots; one of a single pixel, one dot.
  *
  * Arithmetic: bias is folded (bias - input_zp * sum(w)), taps in the zero padding hold input_zp, and the sums
  * of raw int8 products wrap modulo 2^32 (SMLAD; uint32_t in C): the final sum is TFLite's int32 accumulator.
+ *
+ * Requantization (TFLite's MultiplyByQuantizedMultiplier, then + output_zp and the clamp), for a channel with
+ * multiplier m >= 2^30 and a right shift r in [1, 23] (else the general form, `finish`, tested per channel only
+ * when some channel needs it): the doubling high
+ * multiply is SMMLAR(x, 2m - 2^32, x) = floor((x * m + 2^30) / 2^31), exact; gemmlowp's RoundingDivideByPOT plus
+ * output_zp is QADD(h - (h < 0), 2^(r-1) + (output_zp << r)) >> r, whose saturation only happens where the result
+ * is >= 255 or <= -256 either way (|output_zp << r| <= 2^30); the clamp is SSAT #8 for the full int8 range. About
+ * 6 instructions per output, plus 7 per channel and block.
  *
  * Memory order (mcuq/kernels/conv_dsp.py, window_overlap): output pixels are walked in raster order in blocks;
  * a block's whole input is copied into the scratch before any of its outputs is written, and its outputs fill
@@ -20,6 +32,12 @@
 #include "../internal/mcuq_window.h"
 
 #define BLOCK MCUQ_CONV_DSP_BLOCK
+
+#if defined(__GNUC__)
+#define MCUQ_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define MCUQ_ALWAYS_INLINE inline
+#endif
 
 static int32_t groups_of(const mcuq_conv2d_params *p)
 {
@@ -36,8 +54,8 @@ int32_t mcuq_conv2d_s8_dsp_scratch_size(const mcuq_conv2d_params *params)
 }
 
 /* n int8 from src (any alignment) widened into groups of two words, `stride` words apart; a last partial group is
- * padded with zeros (whose weights are zero-padded too). */
-static void widen(uint32_t *dst, int32_t stride, const int8_t *src, int32_t n)
+ * padded with zeros. */
+static MCUQ_ALWAYS_INLINE void widen(uint32_t *dst, int32_t stride, const int8_t *src, int32_t n)
 {
     int32_t i = 0;
     for (; i + 4 <= n; i += 4) {
@@ -57,7 +75,7 @@ static void widen(uint32_t *dst, int32_t stride, const int8_t *src, int32_t n)
 }
 
 /* `groups` groups of input_zp (padding taps), `stride` words apart. */
-static void fill(uint32_t *dst, int32_t stride, uint32_t zp_pair, int32_t groups)
+static MCUQ_ALWAYS_INLINE void fill(uint32_t *dst, int32_t stride, uint32_t zp_pair, int32_t groups)
 {
     for (int32_t g = 0; g < groups; ++g) {
         dst[0] = zp_pair;
@@ -66,11 +84,37 @@ static void fill(uint32_t *dst, int32_t stride, uint32_t zp_pair, int32_t groups
     }
 }
 
-/* n int8 into dst: src[0..n) or, for a NULL src, input_zp. */
-static void copy_bytes(int8_t *dst, const int8_t *src, int32_t n, int8_t zp)
+/* n int8 from src to dst (any alignment, no overlap), a word at a time (no loop a compiler would make a memcpy
+ * call of). */
+static MCUQ_ALWAYS_INLINE void copy_row(int8_t *dst, const int8_t *src, int32_t n)
 {
-    for (int32_t i = 0; i < n; ++i) {
-        dst[i] = (src != NULL) ? src[i] : zp;
+    for (; n >= 4; n -= 4, dst += 4, src += 4) {
+        mcuq_write_u32(dst, mcuq_read_u32(src));
+    }
+    if (n & 2) {
+        dst[0] = src[0];
+        dst[1] = src[1];
+        dst += 2;
+        src += 2;
+    }
+    if (n & 1) {
+        dst[0] = src[0];
+    }
+}
+
+/* n bytes of input_zp; zp4 holds it in each byte. */
+static MCUQ_ALWAYS_INLINE void fill_bytes(int8_t *dst, uint32_t zp4, int32_t n)
+{
+    for (; n >= 4; n -= 4, dst += 4) {
+        mcuq_write_u32(dst, zp4);
+    }
+    if (n & 2) {
+        dst[0] = (int8_t)zp4;
+        dst[1] = (int8_t)zp4;
+        dst += 2;
+    }
+    if (n & 1) {
+        dst[0] = (int8_t)zp4;
     }
 }
 
@@ -84,15 +128,28 @@ static uint32_t tail_word(const int8_t *w, int32_t n)
     return v;
 }
 
-/* acc[p] += sum over K of w[k] * x_p[k], for the four interleaved pixels of the block at x (full groups only). */
+/* acc[p] += sum over n groups of w[k] * x_p[k], for the four interleaved pixels of the block at x. */
 #if MCUQ_HAVE_DSP && defined(__GNUC__)
 /* Per group of 4 K: one LDR of weights, two SXTB16, two LDM of the block (two pixels each), eight SMLAD (16 MACs);
- * the LDM register list must ascend, so the four block words live in r8-r11. */
-static void dot4(const uint32_t *x, const int8_t *w, int32_t full, uint32_t acc[4])
+ * two groups per loop pass (one first when n is odd: LSRS puts n's low bit in C and sets Z for n < 2, and
+ * nothing in a group touches the flags). The LDM register list must ascend, so the block words live in r8-r11. */
+#define MCUQ_CONV_DSP_GROUP                                                                                            \
+    "ldr %[wo], [%[w]], #4\n\t"                                                                                        \
+    "ldmia %[x]!, {%[x0], %[x1], %[x2], %[x3]}\n\t"                                                                    \
+    "sxtb16 %[we], %[wo]\n\t"                                                                                          \
+    "sxtb16 %[wo], %[wo], ror #8\n\t"                                                                                  \
+    "smlad %[a0], %[we], %[x0], %[a0]\n\t"                                                                             \
+    "smlad %[a0], %[wo], %[x1], %[a0]\n\t"                                                                             \
+    "smlad %[a1], %[we], %[x2], %[a1]\n\t"                                                                             \
+    "smlad %[a1], %[wo], %[x3], %[a1]\n\t"                                                                             \
+    "ldmia %[x]!, {%[x0], %[x1], %[x2], %[x3]}\n\t"                                                                    \
+    "smlad %[a2], %[we], %[x0], %[a2]\n\t"                                                                             \
+    "smlad %[a2], %[wo], %[x1], %[a2]\n\t"                                                                             \
+    "smlad %[a3], %[we], %[x2], %[a3]\n\t"                                                                             \
+    "smlad %[a3], %[wo], %[x3], %[a3]\n\t"
+
+static MCUQ_ALWAYS_INLINE void dot4(const uint32_t *x, const int8_t *w, int32_t n, uint32_t acc[4])
 {
-    if (full <= 0) {
-        return;
-    }
     register uint32_t x0 __asm__("r8");
     register uint32_t x1 __asm__("r9");
     register uint32_t x2 __asm__("r10");
@@ -104,23 +161,13 @@ static void dot4(const uint32_t *x, const int8_t *w, int32_t full, uint32_t acc[
     uint32_t we;
     uint32_t wo;
     __asm__ volatile(
-        "1:\n\t"
-        "ldr %[wo], [%[w]], #4\n\t"
-        "ldmia %[x]!, {%[x0], %[x1], %[x2], %[x3]}\n\t"
-        "sxtb16 %[we], %[wo]\n\t"
-        "sxtb16 %[wo], %[wo], ror #8\n\t"
-        "smlad %[a0], %[we], %[x0], %[a0]\n\t"
-        "smlad %[a0], %[wo], %[x1], %[a0]\n\t"
-        "smlad %[a1], %[we], %[x2], %[a1]\n\t"
-        "smlad %[a1], %[wo], %[x3], %[a1]\n\t"
-        "ldmia %[x]!, {%[x0], %[x1], %[x2], %[x3]}\n\t"
-        "smlad %[a2], %[we], %[x0], %[a2]\n\t"
-        "smlad %[a2], %[wo], %[x1], %[a2]\n\t"
-        "smlad %[a3], %[we], %[x2], %[a3]\n\t"
-        "smlad %[a3], %[wo], %[x3], %[a3]\n\t"
-        "subs %[n], %[n], #1\n\t"
+        "lsrs %[n], %[n], #1\n\t"
+        "bcc 2f\n\t" MCUQ_CONV_DSP_GROUP "2:\n\t"
+        "beq 3f\n\t"
+        "1:\n\t" MCUQ_CONV_DSP_GROUP MCUQ_CONV_DSP_GROUP "subs %[n], %[n], #1\n\t"
         "bne 1b\n\t"
-        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [w] "+r"(w), [n] "+r"(full),
+        "3:\n\t"
+        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [w] "+r"(w), [n] "+r"(n),
           [x0] "=&r"(x0), [x1] "=&r"(x1), [x2] "=&r"(x2), [x3] "=&r"(x3), [we] "=&r"(we), [wo] "=&r"(wo)
         :
         : "cc", "memory");
@@ -129,14 +176,15 @@ static void dot4(const uint32_t *x, const int8_t *w, int32_t full, uint32_t acc[
     acc[2] = a2;
     acc[3] = a3;
 }
+#undef MCUQ_CONV_DSP_GROUP
 #else
-static void dot4(const uint32_t *x, const int8_t *w, int32_t full, uint32_t acc[4])
+static MCUQ_ALWAYS_INLINE void dot4(const uint32_t *x, const int8_t *w, int32_t n, uint32_t acc[4])
 {
     uint32_t a0 = acc[0];
     uint32_t a1 = acc[1];
     uint32_t a2 = acc[2];
     uint32_t a3 = acc[3];
-    for (int32_t g = 0; g < full; ++g) {
+    for (int32_t g = 0; g < n; ++g) {
         const uint32_t v = mcuq_read_u32(w);
         w += 4;
         const uint32_t we = mcuq_sxtb16(v);
@@ -158,15 +206,15 @@ static void dot4(const uint32_t *x, const int8_t *w, int32_t full, uint32_t acc[
 }
 #endif
 
-/* One pixel's dot product: its groups are `stride` words apart at x. */
-static uint32_t dot1(const uint32_t *x, int32_t stride, const int8_t *w, int32_t full, int32_t rest, uint32_t acc)
+/* One pixel's dot product (a last block of one pixel): its groups are BLOCK * 2 words apart at x. */
+static uint32_t dot1(const uint32_t *x, const int8_t *w, int32_t full, int32_t rest, uint32_t acc)
 {
     for (int32_t g = 0; g < full; ++g) {
         const uint32_t v = mcuq_read_u32(w);
         w += 4;
         acc = mcuq_smlad(mcuq_sxtb16(v), x[0], acc);
         acc = mcuq_smlad(mcuq_sxtb16_ror8(v), x[1], acc);
-        x += stride;
+        x += BLOCK * 2;
     }
     if (rest != 0) {
         const uint32_t v = tail_word(w, rest);
@@ -176,40 +224,216 @@ static uint32_t dot1(const uint32_t *x, int32_t stride, const int8_t *w, int32_t
     return acc;
 }
 
-/* One output channel's requantization, split once per channel: TFLite's MultiplyByQuantizedMultiplier as
- * mcuq_requantize computes it (the doubling high multiply in 64 bits), with gemmlowp's RoundingDivideByPOT in
- * 32 bits: (x >> r) + ((x & mask) > (mask >> 1) + (x < 0)), mask = 2^r - 1; the same bits, fewer instructions. */
-typedef struct {
-    int32_t mult;
-    int32_t left;
-    int32_t right;
-    int32_t mask;
-    int32_t zp;
-    int32_t lo;
-    int32_t hi;
-} requant;
-
-static inline requant requant_of(int32_t mult, int32_t shift, const mcuq_conv2d_params *p)
+/* The general requantization of one output, any multiplier and shift: mcuq_requantize's doubling high multiply
+ * in 64 bits, gemmlowp's RoundingDivideByPOT in 32 bits, (x >> r) + ((x & mask) > (mask >> 1) + (x < 0)). */
+static int8_t finish(uint32_t acc, int32_t mult, int32_t shift, const mcuq_conv2d_params *p)
 {
-    requant r;
-    r.mult = mult;
-    r.left = shift > 0 ? shift : 0;
-    r.right = shift > 0 ? 0 : -shift;
-    r.mask = (int32_t)((1u << r.right) - 1u);
-    r.zp = p->output_zp;
-    r.lo = p->activation.min;
-    r.hi = p->activation.max;
-    return r;
+    const int32_t left = shift > 0 ? shift : 0;
+    const int32_t right = shift > 0 ? 0 : -shift;
+    const int32_t mask = (int32_t)((1u << right) - 1u);
+    const int32_t xs = (int32_t)(acc << left);
+    const int32_t high = (int32_t)(((int64_t)xs * mult + (INT64_C(1) << 30)) >> 31);
+    const int32_t threshold = (mask >> 1) + (high < 0 ? 1 : 0);
+    int32_t y = (high >> right) + ((high & mask) > threshold ? 1 : 0) + p->output_zp;
+    y = MCUQ_CLAMP(y, p->activation.min, p->activation.max);
+    return (int8_t)y;
 }
 
-static inline int8_t finish(uint32_t acc, const requant *r)
+/* -- the fast requantization (file header) ---------------------------------------------------------------------- */
+
+/* floor((x * m + 2^30) / 2^31) for m2 = 2m mod 2^32, m in [2^30, 2^31): SMMLAR(x, m2, x) =
+ * (x * 2^32 + x * (2m - 2^32) + 2^31) >> 32, exact in 64 bits. */
+static inline int32_t high_mul(int32_t x, uint32_t m2)
 {
-    const int32_t xs = (int32_t)(acc << r->left);
-    const int32_t high = (int32_t)(((int64_t)xs * r->mult + (INT64_C(1) << 30)) >> 31);
-    const int32_t threshold = (r->mask >> 1) + (high < 0 ? 1 : 0);
-    int32_t y = (high >> r->right) + ((high & r->mask) > threshold ? 1 : 0) + r->zp;
-    y = MCUQ_CLAMP(y, r->lo, r->hi);
-    return (int8_t)y;
+#if MCUQ_HAVE_DSP && defined(__GNUC__)
+    int32_t r;
+    __asm__("smmlar %0, %1, %2, %1" : "=r"(r) : "r"(x), "r"(m2));
+    return r;
+#else
+    return (int32_t)(((int64_t)x * (int64_t)(m2 >> 1) + (INT64_C(1) << 30)) >> 31);
+#endif
+}
+
+static inline int32_t qadd(int32_t a, int32_t b)
+{
+#if MCUQ_HAVE_DSP
+    return __qadd(a, b);
+#else
+    const int64_t s = (int64_t)a + b;
+    return (int32_t)MCUQ_CLAMP(s, INT32_MIN, INT32_MAX);
+#endif
+}
+
+static inline int32_t ssat8(int32_t v)
+{
+#if MCUQ_HAVE_DSP
+    return __ssat(v, 8);
+#else
+    return MCUQ_CLAMP(v, -128, 127);
+#endif
+}
+
+/* The requantization, chosen once per call: every channel in the fast form with the full int8 range (FULL) or any
+ * clamp (ANY); with the full range, each channel tested (MIXED: dead channels have multiplier 0); else the general
+ * form (SLOW). */
+enum { CLAMP_FULL, CLAMP_ANY, CLAMP_MIXED, CLAMP_SLOW };
+
+typedef struct {
+    uint32_t m2;
+    int32_t rnd;
+    int32_t right;
+} fast_quant;
+
+/* The requantized output of acc, rnd = 2^(r-1) + (output_zp << r) (so the shift adds output_zp, exactly; where
+ * QADD saturates the result is >= 255 or <= -256 either way, as |output_zp << r| <= 2^30): y = v + output_zp. */
+static MCUQ_ALWAYS_INLINE int8_t fast_finish(uint32_t acc, fast_quant q, int mode, int32_t lo, int32_t hi)
+{
+    const int32_t h = high_mul((int32_t)acc, q.m2);
+    const int32_t t = (int32_t)((uint32_t)h - (h < 0 ? 1u : 0u)); /* h - (h < 0); h > INT32_MIN */
+    const int32_t y = qadd(t, q.rnd) >> q.right;
+    if (mode == CLAMP_FULL || mode == CLAMP_MIXED) {
+        return (int8_t)ssat8(y);
+    }
+    return (int8_t)MCUQ_CLAMP(y, lo, hi);
+}
+
+/* A channel in the fast form: multiplier in [2^30, 2^31), shift in [-23, -1]. */
+static inline int is_fast(int32_t m, int32_t s)
+{
+    return m >= (INT32_C(1) << 30) && s <= -1 && s >= -23;
+}
+
+static int all_fast(const mcuq_conv2d_params *p)
+{
+    for (int32_t oc = 0; oc < p->output.c; ++oc) {
+        if (!is_fast(p->quant.multiplier[oc], p->quant.shift[oc])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A block: every output channel, dot product and requantization of the first nb (<= BLOCK) pixels; `mode` and nb
+ * are constants in each call but the last block's, so each gets its own loop. */
+static MCUQ_ALWAYS_INLINE void block_outputs(int8_t *out, const uint32_t *block, const int8_t *w, const int32_t *bias,
+                                             const mcuq_conv2d_params *p, int32_t k, int mode, int32_t nb)
+{
+    const int32_t cout = p->output.c;
+    const int32_t groups = (k + 3) / 4;
+    const int32_t rest = k % 4;
+    /* the tail group is read whole (the block's padding lanes are zero) where the word ends inside the filter,
+     * (cout - 1 - oc) * k >= 4 * groups - k, else bytewise: the last channel, and more when k < 4 */
+    const int32_t bytewise = rest != 0 ? MCUQ_MAX(0, cout - 1 - (4 * groups - k - 1) / k) : cout;
+    const int32_t *mult = p->quant.multiplier;
+    const int32_t *shift = p->quant.shift;
+    const int32_t zp = p->output_zp;
+    const int32_t lo = p->activation.min;
+    const int32_t hi = p->activation.max;
+    for (int32_t oc = 0; oc < cout; ++oc, w += k) {
+        const uint32_t b = (uint32_t)bias[oc];
+        uint32_t acc[4] = {b, b, b, b};
+        if (oc < bytewise) {
+            dot4(block, w, groups, acc);
+        } else {
+            dot4(block, w, groups - 1, acc);
+            const uint32_t v = tail_word(w + (groups - 1) * 4, rest);
+            const uint32_t we = mcuq_sxtb16(v);
+            const uint32_t wo = mcuq_sxtb16_ror8(v);
+            const uint32_t *x = block + (groups - 1) * 8;
+            acc[0] = mcuq_smlad(wo, x[1], mcuq_smlad(we, x[0], acc[0]));
+            acc[1] = mcuq_smlad(wo, x[3], mcuq_smlad(we, x[2], acc[1]));
+            acc[2] = mcuq_smlad(wo, x[5], mcuq_smlad(we, x[4], acc[2]));
+            acc[3] = mcuq_smlad(wo, x[7], mcuq_smlad(we, x[6], acc[3]));
+        }
+        int8_t *o = out + oc;
+#if defined(__GNUC__)
+        __asm__("" : "+r"(o)); /* one output pointer, not four spilled ones */
+#endif
+        if (mode == CLAMP_SLOW || (mode == CLAMP_MIXED && !is_fast(mult[oc], shift[oc]))) {
+            for (int32_t q = 0; q < nb; ++q) {
+                o[q * cout] = finish(acc[q], mult[oc], shift[oc], p);
+            }
+        } else {
+            fast_quant q;
+            q.m2 = (uint32_t)mult[oc] << 1;
+            q.right = -shift[oc];
+            q.rnd = (int32_t)((1u << (q.right - 1)) + ((uint32_t)zp << q.right));
+            o[0] = fast_finish(acc[0], q, mode, lo, hi);
+            o[cout] = fast_finish(acc[1], q, mode, lo, hi);
+            o[2 * cout] = fast_finish(acc[2], q, mode, lo, hi);
+            o[3 * cout] = fast_finish(acc[3], q, mode, lo, hi);
+        }
+    }
+}
+
+/* One pixel's window (cin % 4 != 0) as int8 into stage: each filter row's in-image taps are contiguous
+ * (dilation.w 1), so they are copied a word at a time; padding taps hold input_zp. */
+static void gather_rows(int8_t *stage, const int8_t *image, int32_t oy, int32_t ox, const mcuq_conv2d_params *p)
+{
+    const int32_t cin = p->input.c;
+    const int32_t fw = p->window.filter.w;
+    const int32_t filter_row = fw * cin;
+    const int32_t in_row = p->input.w * cin;
+    const int32_t iy0 = oy * p->window.stride.h - p->window.pad.h;
+    const int32_t ix0 = ox * p->window.stride.w - p->window.pad.w;
+    const uint32_t zp4 = ((uint32_t)p->input_zp & 0xffu) * 0x01010101u;
+    int32_t kx_lo;
+    int32_t kx_hi;
+    mcuq_tap_range(ix0, p->window.dilation.w, p->input.w, fw, &kx_lo, &kx_hi);
+    for (int32_t ky = 0; ky < p->window.filter.h; ++ky, stage += filter_row) {
+        const int32_t iy = iy0 + ky * p->window.dilation.h;
+        if (iy < 0 || iy >= p->input.h || kx_hi <= kx_lo) {
+            fill_bytes(stage, zp4, filter_row);
+            continue;
+        }
+        const int8_t *src = image + iy * in_row;
+        fill_bytes(stage, zp4, kx_lo * cin);
+        if (p->window.dilation.w == 1) {
+            copy_row(stage + kx_lo * cin, src + (ix0 + kx_lo) * cin, (kx_hi - kx_lo) * cin);
+        } else {
+            for (int32_t kx = kx_lo; kx < kx_hi; ++kx) {
+                copy_row(stage + kx * cin, src + (ix0 + kx * p->window.dilation.w) * cin, cin);
+            }
+        }
+        fill_bytes(stage + kx_hi * cin, zp4, (fw - kx_hi) * cin);
+    }
+}
+
+/* One pixel's window widened straight from the input, filter row by filter row, when every row is whole groups
+ * (filter.w * input.c % 4 == 0) and its in-image taps start on group boundaries (input.c % 4 == 0, or all taps of
+ * the row in the image): padding groups hold input_zp. */
+static void direct_rows(uint32_t *slot, const int8_t *image, int32_t oy, int32_t ox, const mcuq_conv2d_params *p,
+                        uint32_t zp_pair)
+{
+    const int32_t stride = BLOCK * 2;
+    const int32_t cin = p->input.c;
+    const int32_t fw = p->window.filter.w;
+    const int32_t row_groups = fw * cin / 4;
+    const int32_t in_row = p->input.w * cin;
+    const int32_t iy0 = oy * p->window.stride.h - p->window.pad.h;
+    const int32_t ix0 = ox * p->window.stride.w - p->window.pad.w;
+    int32_t kx_lo;
+    int32_t kx_hi;
+    mcuq_tap_range(ix0, p->window.dilation.w, p->input.w, fw, &kx_lo, &kx_hi);
+    for (int32_t ky = 0; ky < p->window.filter.h; ++ky, slot += row_groups * stride) {
+        const int32_t iy = iy0 + ky * p->window.dilation.h;
+        if (iy < 0 || iy >= p->input.h || kx_hi <= kx_lo) {
+            fill(slot, stride, zp_pair, row_groups);
+            continue;
+        }
+        const int8_t *src = image + iy * in_row;
+        const int32_t lo = kx_lo * cin / 4; /* groups before the first in-image tap */
+        fill(slot, stride, zp_pair, lo);
+        if (p->window.dilation.w == 1) {
+            widen(slot + lo * stride, stride, src + (ix0 + kx_lo) * cin, (kx_hi - kx_lo) * cin);
+        } else {
+            for (int32_t kx = kx_lo; kx < kx_hi; ++kx) {
+                widen(slot + kx * (cin / 4) * stride, stride, src + (ix0 + kx * p->window.dilation.w) * cin, cin);
+            }
+        }
+        const int32_t hi = kx_hi * cin / 4;
+        fill(slot + hi * stride, stride, zp_pair, row_groups - hi);
+    }
 }
 
 mcuq_status mcuq_conv2d_s8_dsp(const mcuq_context *ctx, const mcuq_conv2d_params *params, const int8_t *input,
@@ -233,19 +457,19 @@ mcuq_status mcuq_conv2d_s8_dsp(const mcuq_context *ctx, const mcuq_conv2d_params
     const int32_t cout = p.output.c;
     const int32_t k = p.window.filter.h * p.window.filter.w * cin;
     const int32_t groups = groups_of(&p);
-    const int32_t full = k / 4;
-    const int32_t rest = k % 4;
-    const int32_t in_row = p.input.w * cin;
-    const int32_t in_image = p.input.h * in_row;
-    const int32_t filter_row = p.window.filter.w * cin;
+    const int32_t in_image = p.input.h * p.input.w * cin;
+    const int32_t stride = BLOCK * 2; /* words between a pixel's groups */
     uint32_t *block = (uint32_t *)ctx->buf;
     int8_t *stage = (int8_t *)(block + groups * BLOCK * 2);
-    const int8_t zp = (int8_t)p.input_zp;
     const uint32_t zp_pair = ((uint32_t)p.input_zp & 0xffffu) * 0x10001u;
     /* 1x1, stride 1, no padding: output pixel i reads input pixel i, nothing to gather */
     const int pointwise = p.window.filter.h == 1 && p.window.filter.w == 1 && p.window.stride.h == 1 &&
                           p.window.stride.w == 1 && p.window.pad.h == 0 && p.window.pad.w == 0 &&
                           p.output.h == p.input.h && p.output.w == p.input.w;
+    const int rows_whole = (p.window.filter.w * cin) % 4 == 0;
+    const int full_range = p.activation.min == -128 && p.activation.max == 127;
+    const int fast = all_fast(&p);
+    const int mode = fast ? (full_range ? CLAMP_FULL : CLAMP_ANY) : (full_range ? CLAMP_MIXED : CLAMP_SLOW);
     const int32_t pixels = p.output.n * p.output.h * p.output.w;
     int32_t b = 0;
     int32_t oy = 0;
@@ -253,7 +477,7 @@ mcuq_status mcuq_conv2d_s8_dsp(const mcuq_context *ctx, const mcuq_conv2d_params
 
     for (int32_t first = 0; first < pixels; first += BLOCK) {
         const int32_t nb = MCUQ_MIN(BLOCK, pixels - first);
-        const int32_t stride = nb * 2; /* words between a pixel's groups */
+        const int single = pixels - first == 1; /* a last block of one pixel */
         /* 1. im2col: every input byte of the block, before any output of it is written */
         for (int32_t q = 0; q < nb; ++q) {
             uint32_t *slot = block + q * 2;
@@ -262,39 +486,12 @@ mcuq_status mcuq_conv2d_s8_dsp(const mcuq_context *ctx, const mcuq_conv2d_params
                 continue;
             }
             const int8_t *image = input + b * in_image;
-            const int32_t iy0 = oy * p.window.stride.h - p.window.pad.h;
             const int32_t ix0 = ox * p.window.stride.w - p.window.pad.w;
-            int32_t kx_lo;
-            int32_t kx_hi;
-            mcuq_tap_range(ix0, p.window.dilation.w, p.input.w, p.window.filter.w, &kx_lo, &kx_hi);
-            for (int32_t ky = 0; ky < p.window.filter.h; ++ky) {
-                const int32_t iy = iy0 + ky * p.window.dilation.h;
-                const int row_in = iy >= 0 && iy < p.input.h;
-                const int32_t lo = row_in ? kx_lo : p.window.filter.w; /* taps [lo, hi) read the input */
-                const int32_t hi = row_in ? kx_hi : p.window.filter.w;
-                const int8_t *src = image + (row_in ? iy * in_row : 0);
-                if (cin % 4 == 0) { /* taps start on group boundaries: widen straight from the input */
-                    const int32_t g_cin = cin / 4;
-                    uint32_t *d = slot + ky * (filter_row / 4) * stride;
-                    fill(d, stride, zp_pair, lo * g_cin);
-                    if (p.window.dilation.w == 1 && hi > lo) {
-                        widen(d + lo * g_cin * stride, stride, src + (ix0 + lo) * cin, (hi - lo) * cin);
-                    } else {
-                        for (int32_t kx = lo; kx < hi; ++kx) {
-                            widen(d + kx * g_cin * stride, stride, src + (ix0 + kx * p.window.dilation.w) * cin, cin);
-                        }
-                    }
-                    fill(d + hi * g_cin * stride, stride, zp_pair, (p.window.filter.w - hi) * g_cin);
-                } else { /* gather the window as int8 first */
-                    int8_t *d = stage + ky * filter_row;
-                    copy_bytes(d, NULL, lo * cin, zp);
-                    for (int32_t kx = lo; kx < hi; ++kx) {
-                        copy_bytes(d + kx * cin, src + (ix0 + kx * p.window.dilation.w) * cin, cin, zp);
-                    }
-                    copy_bytes(d + hi * cin, NULL, (p.window.filter.w - hi) * cin, zp);
-                }
-            }
-            if (cin % 4 != 0) {
+            const int whole = ix0 >= 0 && ix0 + (p.window.filter.w - 1) * p.window.dilation.w < p.input.w;
+            if (rows_whole && (cin % 4 == 0 || (whole && p.window.dilation.w == 1))) {
+                direct_rows(slot, image, oy, ox, &p, zp_pair);
+            } else { /* gather the window as int8 first */
+                gather_rows(stage, image, oy, ox, &p);
                 widen(slot, stride, stage, k);
             }
             if (++ox == p.output.w) {
@@ -307,32 +504,24 @@ mcuq_status mcuq_conv2d_s8_dsp(const mcuq_context *ctx, const mcuq_conv2d_params
         }
         /* 2. one output channel x the block's pixels per pass */
         int8_t *out = output + first * cout;
-        const int8_t *w = filter;
-        for (int32_t oc = 0; oc < cout; ++oc, w += k) {
-            const requant r = requant_of(p.quant.multiplier[oc], p.quant.shift[oc], &p);
-            const uint32_t init = (uint32_t)bias[oc];
-            if (nb == BLOCK) {
-                uint32_t acc[4] = {init, init, init, init};
-                dot4(block, w, full, acc);
-                if (rest != 0) {
-                    const uint32_t v = tail_word(w + full * 4, rest);
-                    const uint32_t we = mcuq_sxtb16(v);
-                    const uint32_t wo = mcuq_sxtb16_ror8(v);
-                    const uint32_t *x = block + full * 8;
-                    acc[0] = mcuq_smlad(wo, x[1], mcuq_smlad(we, x[0], acc[0]));
-                    acc[1] = mcuq_smlad(wo, x[3], mcuq_smlad(we, x[2], acc[1]));
-                    acc[2] = mcuq_smlad(wo, x[5], mcuq_smlad(we, x[4], acc[2]));
-                    acc[3] = mcuq_smlad(wo, x[7], mcuq_smlad(we, x[6], acc[3]));
-                }
-                out[oc] = finish(acc[0], &r);
-                out[cout + oc] = finish(acc[1], &r);
-                out[2 * cout + oc] = finish(acc[2], &r);
-                out[3 * cout + oc] = finish(acc[3], &r);
-            } else {
-                for (int32_t q = 0; q < nb; ++q) {
-                    out[q * cout + oc] = finish(dot1(block + q * 2, stride, w, full, rest, init), &r);
-                }
+        if (single) {
+            const int8_t *w = filter;
+            for (int32_t oc = 0; oc < cout; ++oc, w += k) {
+                const uint32_t acc = dot1(block, w, k / 4, k % 4, (uint32_t)bias[oc]);
+                out[oc] = finish(acc, p.quant.multiplier[oc], p.quant.shift[oc], &p);
             }
+        } else if (nb != BLOCK || mode == CLAMP_SLOW) {
+            /* a last block: the unused pixel slots computed on zeros, their results dropped */
+            for (int32_t q = nb; q < BLOCK; ++q) {
+                fill(block + q * 2, stride, 0, groups);
+            }
+            block_outputs(out, block, filter, bias, &p, k, CLAMP_SLOW, nb);
+        } else if (mode == CLAMP_FULL) {
+            block_outputs(out, block, filter, bias, &p, k, CLAMP_FULL, BLOCK);
+        } else if (mode == CLAMP_ANY) {
+            block_outputs(out, block, filter, bias, &p, k, CLAMP_ANY, BLOCK);
+        } else {
+            block_outputs(out, block, filter, bias, &p, k, CLAMP_MIXED, BLOCK);
         }
     }
     return MCUQ_OK;

@@ -2,63 +2,56 @@
  * Same bits as mcuq_depthwise_conv2d_s8 (TFLite's DepthwiseConvPerChannel); see mcuq_conv.h.
  *
  * Arguments (compile-time transforms by mcuq/kernels/depthwise_dsp.py):
- *   filter: [C][3][4] int8, per channel and filter row the taps kx = 0, 1, 2 and a zero byte (one word per row);
+ *   filter: per channel 8 words (MCUQ_DW_WORDS), 4-byte aligned: the int16 pairs A0 = (w00, w02), A1 = (w10, w12),
+ *           A2 = (w20, w22), B01 = (w01, w11), B2 = (w21, 0) (w[ky][kx]), then the requantization constants
+ *           M = 2 * multiplier - 2^32, R = 2^(r-1) + output_zp * 2^r and r (the right shift), r = 0 when the channel
+ *           is outside the fast rounding (multiplier < 2^30, left shift, r > 24): such channels use mcuq_requantize;
  *   bias:   [C] int32, never NULL, the folded bias bias[c] - input_zp * sum(w[c]), so the loops multiply raw int8
  *           values; the zero padding then has to contribute w * input_zp, which it does because the padding is
  *           stored as input_zp bytes.
  *
- * In place: input rows are copied, as they are first needed, into a ring of 3 rows in scratch, transposed to
- * channel-major ([slot][c][column], padding columns and padding rows holding input_zp), and every tap is read
- * from there. Output row oy is written (all channels) only after input rows up to oy * stride.h - pad.h + 2 have
- * been copied, so the output may overlap the input as mcuq/kernels/depthwise_dsp.py (overlap) computes.
+ * Scratch: a FIFO of 2G + 1 regions (G = ceil(C / 4) channel groups), each 4 channels x `width` columns,
+ * channel-major (the columns of one channel contiguous, padding columns holding input_zp): two input rows and one
+ * group. Output row oy reads input rows iy0 .. iy0 + 2 (iy0 = oy * stride.h - pad.h): rows iy0 and iy0 + 1 are in
+ * the FIFO before its first output byte is written; for each group g, row iy0 + 2's group g is copied
+ * (transposed) into the free region, the group's outputs are computed and written, and row iy0's group g region
+ * becomes the next free one. So the output may overlap the input as long as output row oy ends at or below input
+ * row iy0 + 2 (mcuq/kernels/depthwise_dsp.py, overlap).
  *
- * Per channel and output row: the taps of one filter row as int16 pairs, (w0, w2) and (w1, 0), then two output
- * pixels per step from one input word (SXTB16 and SXTB16 ror 8 give (x0, x2), (x1, x3)): stride 1 is
- * SMLAD + SMLABB for pixel 0 and SMLAD + SMLATB for pixel 1, 7 instructions for 6 MACs per filter row; stride 2
- * pairs (x2, x4) with PKHTB for SMLADX. The int32 accumulators of the row go to scratch, then one requantizing
- * loop with the channel's constants in registers writes the channel's outputs (stride input.c). */
+ * Per channel and output row, two pixels per step from one input word per filter row (SXTB16 and SXTB16 ror 8
+ * give (x0, x2), (x1, x3)): stride 1 is SMLAD + SMLAxB for pixel 0 and SMLAD + SMLATx for pixel 1, 7 instructions
+ * for 6 MACs; stride 2 pairs (x2, x4) with PKHTB for SMLADX. The two sums are requantized at once (SMMLAR, QADD
+ * with the rounding and zero point, ASR, SSAT) and stored. On the DSP path this loop is inline assembly with the
+ * channel's constants in a stack frame reloaded by LDM (GCC otherwise spills them one by one). */
 #include "mcuq_conv.h"
 #include "../internal/mcuq_simd.h"
 #include "../internal/mcuq_util.h"
 
-#define MCUQ_DW_RING 3 /* input rows in the ring */
+#define MCUQ_DW_WORDS 8 /* filter words per channel */
 
-/* Ring columns: (output.w - 1) * stride.w + 3 are read; one more (read, never used) by the word loads of the
- * last pixel; rounded up to a multiple of 4. */
+/* Ring columns: (output.w - 1) * stride.w + 3 are read (the word loads of the last pixel read one more: the next
+ * channel's first column, or the 4 tail bytes). */
 static int32_t ring_width(const mcuq_conv2d_params *p)
 {
-    const int32_t need = (p->output.w > 0 ? (p->output.w - 1) * p->window.stride.w : 0) + 3 + 1;
-    return (need + 3) & ~3;
+    return (p->output.w > 0 ? (p->output.w - 1) * p->window.stride.w : 0) + 3;
 }
 
 int32_t mcuq_depthwise_conv2d_s8_dsp_scratch_size(const mcuq_conv2d_params *params)
 {
     if (params == NULL || params->output.w < 0 || params->input.c <= 0 || params->window.stride.w <= 0 ||
-        params->output.w > 0x100000 || params->input.c > 0x10000) {
+        params->window.stride.w > 0x100 || params->output.w > 0x100000 || params->input.c > 0x10000) {
         return 0;
     }
-    /* int32 accumulators of one output row (plus 3 bytes to align them), then the ring */
-    return 3 + 4 * params->output.w + MCUQ_DW_RING * params->input.c * ring_width(params);
+    const int64_t groups = (params->input.c + 3) / 4;
+    /* 3 bytes to align the FIFO, 2G + 1 regions, 4 tail bytes */
+    const int64_t n = 3 + (2 * groups + 1) * 4 * (int64_t)ring_width(params) + 4;
+    return n > INT32_MAX ? INT32_MAX : (int32_t)n;
 }
 
 /* acc + lo16(a) * lo16(b) */
-static inline uint32_t smlabb(uint32_t a, uint32_t b, uint32_t acc)
+static inline uint32_t mac_bb(uint32_t a, uint32_t b, uint32_t acc)
 {
-#if MCUQ_HAVE_DSP
-    return (uint32_t)__smlabb((int32_t)a, (int32_t)b, (int32_t)acc);
-#else
     return acc + (uint32_t)((int32_t)(int16_t)(a & 0xffffu) * (int32_t)(int16_t)(b & 0xffffu));
-#endif
-}
-
-/* acc + hi16(a) * lo16(b) */
-static inline uint32_t smlatb(uint32_t a, uint32_t b, uint32_t acc)
-{
-#if MCUQ_HAVE_DSP
-    return (uint32_t)__smlatb((int32_t)a, (int32_t)b, (int32_t)acc);
-#else
-    return acc + (uint32_t)((int32_t)(int16_t)(a >> 16) * (int32_t)(int16_t)(b & 0xffffu));
-#endif
 }
 
 /* acc + lo16(a) * hi16(b) + hi16(a) * lo16(b) */
@@ -73,41 +66,10 @@ static inline uint32_t smladx(uint32_t a, uint32_t b, uint32_t acc)
 #endif
 }
 
-/* PKHTB without shift: the top half of a, the bottom half of b */
-static inline uint32_t pkhtb(uint32_t a, uint32_t b)
-{
-    return (a & 0xffff0000u) | (b & 0xffffu);
-}
-
-/* floor((x * m + 2^30) / 2^31), the doubling high multiply of mcuq_requantize, for m in [2^30, 2^31): on the DSP
- * path SMMLAR(x, m2, x) with m2 = 2m - 2^32: (x * 2^32 + x * (2m - 2^32) + 2^31) >> 32, exact in 64 bits. */
-static inline int32_t high_mul(int32_t x, int32_t m, int32_t m2)
-{
-#if MCUQ_HAVE_DSP && defined(__GNUC__)
-    int32_t r;
-    (void)m;
-    __asm__("smmlar %0, %1, %2, %1" : "=r"(r) : "r"(x), "r"(m2));
-    return r;
-#else
-    (void)m2;
-    return (int32_t)(((int64_t)x * m + (INT64_C(1) << 30)) >> 31);
-#endif
-}
-
-/* h clamped to [-2^30, 2^30 - 1]: with a right shift of at most 20 the clamped output is the same (|result| >=
- * 1024 either way), and h + 2^(r-1) cannot overflow. */
-static inline int32_t sat31(int32_t h)
-{
-#if MCUQ_HAVE_DSP
-    return __ssat(h, 31);
-#else
-    return MCUQ_CLAMP(h, -(INT32_C(1) << 30), (INT32_C(1) << 30) - 1);
-#endif
-}
-
-/* Input row iy (or input_zp where iy is outside the image) into ring slot `slot`, channel-major:
- * ring[slot][c][pad_w + ix] = image[iy][ix][c] for the columns that fit. */
-static void fill_row(int8_t *slot, const int8_t *image, int32_t iy, const mcuq_conv2d_params *p, int32_t width)
+/* Input row iy (or input_zp where iy is outside the image), channels c0 .. c0 + cn - 1 (cn <= 4), into the
+ * region dst: dst[ci * width + pad_w + ix] = image[iy][ix][c0 + ci] for the columns that fit. */
+static void fill_group(int8_t *dst, const int8_t *image, int32_t iy, int32_t c0, int32_t cn,
+                       const mcuq_conv2d_params *p, int32_t width)
 {
     const int32_t c_n = p->input.c;
     const int32_t pad_w = p->window.pad.w;
@@ -115,161 +77,218 @@ static void fill_row(int8_t *slot, const int8_t *image, int32_t iy, const mcuq_c
     if (cols <= 0) {
         return;
     }
+    int8_t *d = dst + pad_w;
     if (iy < 0 || iy >= p->input.h) {
-        for (int32_t c = 0; c < c_n; ++c) {
-            memset(slot + c * width + pad_w, (int)(int8_t)p->input_zp, (size_t)cols);
+        for (int32_t ci = 0; ci < cn; ++ci) {
+            memset(d + ci * width, (int)(int8_t)p->input_zp, (size_t)cols);
         }
         return;
     }
-    const int8_t *row = image + iy * p->input.w * c_n;
-    int32_t c0 = 0;
-    const int32_t cols4 = cols & ~3;
-    for (; c0 + 4 <= c_n; c0 += 4) {
-        int8_t *d0 = slot + c0 * width + pad_w;
-        const int8_t *s = row + c0;
-        int32_t x = 0;
-        for (; x < cols4; x += 4) { /* 4x4 byte transpose: 4 pixels x 4 channels */
-            const uint32_t r0 = mcuq_read_u32(s);
-            const uint32_t r1 = mcuq_read_u32(s + c_n);
-            const uint32_t r2 = mcuq_read_u32(s + 2 * c_n);
-            const uint32_t r3 = mcuq_read_u32(s + 3 * c_n);
-            s += 4 * c_n;
-            const uint32_t t0 = (r0 & 0x00ff00ffu) | ((r1 & 0x00ff00ffu) << 8);
-            const uint32_t t1 = ((r0 >> 8) & 0x00ff00ffu) | (r1 & 0xff00ff00u);
-            const uint32_t t2 = (r2 & 0x00ff00ffu) | ((r3 & 0x00ff00ffu) << 8);
-            const uint32_t t3 = ((r2 >> 8) & 0x00ff00ffu) | (r3 & 0xff00ff00u);
-            mcuq_write_u32(d0 + x, (t0 & 0xffffu) | (t2 << 16));
-            mcuq_write_u32(d0 + width + x, (t1 & 0xffffu) | (t3 << 16));
-            mcuq_write_u32(d0 + 2 * width + x, (t0 >> 16) | (t2 & 0xffff0000u));
-            mcuq_write_u32(d0 + 3 * width + x, (t1 >> 16) | (t3 & 0xffff0000u));
+    const int8_t *s = image + iy * p->input.w * c_n + c0;
+    if (cn < 4) {
+        for (int32_t ci = 0; ci < cn; ++ci) {
+            for (int32_t x = 0; x < cols; ++x) {
+                d[ci * width + x] = s[x * c_n + ci];
+            }
         }
-        for (; x < cols; ++x, s += c_n) {
-            d0[x] = s[0];
-            d0[width + x] = s[1];
-            d0[2 * width + x] = s[2];
-            d0[3 * width + x] = s[3];
-        }
+        return;
     }
-    for (; c0 < c_n; ++c0) {
-        int8_t *d = slot + c0 * width + pad_w;
-        const int8_t *s = row + c0;
-        for (int32_t x = 0; x < cols; ++x, s += c_n) {
-            d[x] = *s;
-        }
+    int32_t x = 0;
+    for (; x + 4 <= cols; x += 4) { /* 4x4 byte transpose: 4 pixels x 4 channels */
+        const uint32_t r0 = mcuq_read_u32(s);
+        const uint32_t r1 = mcuq_read_u32(s + c_n);
+        const uint32_t r2 = mcuq_read_u32(s + 2 * c_n);
+        const uint32_t r3 = mcuq_read_u32(s + 3 * c_n);
+        s += 4 * c_n;
+        const uint32_t t0 = (r0 & 0x00ff00ffu) | ((r1 & 0x00ff00ffu) << 8);
+        const uint32_t t1 = ((r0 >> 8) & 0x00ff00ffu) | (r1 & 0xff00ff00u);
+        const uint32_t t2 = (r2 & 0x00ff00ffu) | ((r3 & 0x00ff00ffu) << 8);
+        const uint32_t t3 = ((r2 >> 8) & 0x00ff00ffu) | (r3 & 0xff00ff00u);
+        mcuq_write_u32(d + x, (t0 & 0xffffu) | (t2 << 16));
+        mcuq_write_u32(d + width + x, (t1 & 0xffffu) | (t3 << 16));
+        mcuq_write_u32(d + 2 * width + x, (t0 >> 16) | (t2 & 0xffff0000u));
+        mcuq_write_u32(d + 3 * width + x, (t1 >> 16) | (t3 & 0xffff0000u));
+    }
+    for (; x < cols; ++x, s += c_n) {
+        const uint32_t v = mcuq_read_u32(s);
+        d[x] = (int8_t)(v & 0xffu);
+        d[width + x] = (int8_t)((v >> 8) & 0xffu);
+        d[2 * width + x] = (int8_t)((v >> 16) & 0xffu);
+        d[3 * width + x] = (int8_t)(v >> 24);
     }
 }
 
-/* The int32 accumulators of one channel's output row: bias + the 3x3 taps read from the ring rows r0, r1, r2. */
-static void row_macs(int32_t *acc, int32_t ow, int32_t stride, const int8_t *r0, const int8_t *r1, const int8_t *r2,
-                     const int8_t *w, int32_t bias)
+/* One output value from its accumulator: the fast rounding when the channel has one (k[7] = r != 0), else
+ * mcuq_requantize; then the activation bounds. */
+static inline int8_t requantize(uint32_t acc, const uint32_t *k, int32_t mult, int32_t shift,
+                                const mcuq_conv2d_params *p)
 {
-    const uint32_t wa0 = mcuq_read_u32(w);
-    const uint32_t wa1 = mcuq_read_u32(w + 4);
-    const uint32_t wa2 = mcuq_read_u32(w + 8);
-    const uint32_t a0 = mcuq_sxtb16(wa0);      /* (w0, w2) of filter row 0 */
-    const uint32_t b0 = mcuq_sxtb16_ror8(wa0); /* (w1, 0) */
-    const uint32_t a1 = mcuq_sxtb16(wa1);
-    const uint32_t b1 = mcuq_sxtb16_ror8(wa1);
-    const uint32_t a2 = mcuq_sxtb16(wa2);
-    const uint32_t b2 = mcuq_sxtb16_ror8(wa2);
-    const uint32_t b = (uint32_t)bias;
-    int32_t ox = 0;
-    if (stride == 1) {
-        for (; ox + 2 <= ow; ox += 2) {
-            uint32_t s0 = b;
-            uint32_t s1 = b;
-            uint32_t v = mcuq_read_u32(r0 + ox);
-            uint32_t x02 = mcuq_sxtb16(v);
-            uint32_t x13 = mcuq_sxtb16_ror8(v);
-            s0 = mcuq_smlad(x02, a0, s0);
-            s0 = smlabb(x13, b0, s0);
-            s1 = mcuq_smlad(x13, a0, s1);
-            s1 = smlatb(x02, b0, s1);
-            v = mcuq_read_u32(r1 + ox);
-            x02 = mcuq_sxtb16(v);
-            x13 = mcuq_sxtb16_ror8(v);
-            s0 = mcuq_smlad(x02, a1, s0);
-            s0 = smlabb(x13, b1, s0);
-            s1 = mcuq_smlad(x13, a1, s1);
-            s1 = smlatb(x02, b1, s1);
-            v = mcuq_read_u32(r2 + ox);
-            x02 = mcuq_sxtb16(v);
-            x13 = mcuq_sxtb16_ror8(v);
-            s0 = mcuq_smlad(x02, a2, s0);
-            s0 = smlabb(x13, b2, s0);
-            s1 = mcuq_smlad(x13, a2, s1);
-            s1 = smlatb(x02, b2, s1);
-            acc[ox] = (int32_t)s0;
-            acc[ox + 1] = (int32_t)s1;
-        }
+    int32_t v;
+    if (k[7] != 0) {
+        /* floor((acc * m + 2^30) / 2^31) (m = M / 2 mod 2^31, in [2^30, 2^31)); minus 1 if negative; plus R,
+         * saturated (SMMLAR, ADD asr 31, QADD): a saturated sum shifted by r <= 24 is still beyond [-128, 127] */
+        const int64_t h = ((int64_t)(int32_t)acc * (int64_t)(k[5] >> 1) + (INT64_C(1) << 30)) >> 31;
+        int64_t t = h - (h < 0) + (int64_t)(int32_t)k[6];
+        t = MCUQ_CLAMP(t, (int64_t)INT32_MIN, (int64_t)INT32_MAX);
+        v = (int32_t)t >> k[7];
+        v = MCUQ_CLAMP(v, -128, 127);
     } else {
-        for (; ox + 2 <= ow; ox += 2) {
-            const int32_t j = 2 * ox;
-            uint32_t s0 = b;
-            uint32_t s1 = b;
-            uint32_t v = mcuq_read_u32(r0 + j);
-            uint32_t x02 = mcuq_sxtb16(v);
-            uint32_t x13 = mcuq_sxtb16_ror8(v);
-            s0 = mcuq_smlad(x02, a0, s0);
-            s0 = smlabb(x13, b0, s0);
-            s1 = smladx(pkhtb(x02, (uint32_t)(int32_t)r0[j + 4]), a0, s1); /* (x4, x2) . (w0, w2) */
-            s1 = smlatb(x13, b0, s1);
-            v = mcuq_read_u32(r1 + j);
-            x02 = mcuq_sxtb16(v);
-            x13 = mcuq_sxtb16_ror8(v);
-            s0 = mcuq_smlad(x02, a1, s0);
-            s0 = smlabb(x13, b1, s0);
-            s1 = smladx(pkhtb(x02, (uint32_t)(int32_t)r1[j + 4]), a1, s1);
-            s1 = smlatb(x13, b1, s1);
-            v = mcuq_read_u32(r2 + j);
-            x02 = mcuq_sxtb16(v);
-            x13 = mcuq_sxtb16_ror8(v);
-            s0 = mcuq_smlad(x02, a2, s0);
-            s0 = smlabb(x13, b2, s0);
-            s1 = smladx(pkhtb(x02, (uint32_t)(int32_t)r2[j + 4]), a2, s1);
-            s1 = smlatb(x13, b2, s1);
-            acc[ox] = (int32_t)s0;
-            acc[ox + 1] = (int32_t)s1;
+        v = mcuq_requantize((int32_t)acc, mult, shift) + p->output_zp;
+    }
+    return (int8_t)MCUQ_CLAMP(v, p->activation.min, p->activation.max);
+}
+
+/* One channel's output row in plain C (the DSP path's assembly computes the same sums): rows r0, r1, r2 of the
+ * channel in the ring, the output pixels at out[ox * step]. */
+static void chan_row_c(const int8_t *r0, const int8_t *r1, const int8_t *r2, int8_t *out, int32_t step, int32_t ow,
+                       int32_t stride, const int8_t *filter, int32_t bias, int32_t mult, int32_t shift,
+                       const mcuq_conv2d_params *p)
+{
+    uint32_t k[MCUQ_DW_WORDS];
+    for (int32_t i = 0; i < MCUQ_DW_WORDS; ++i) {
+        k[i] = mcuq_read_u32(filter + 4 * i);
+    }
+    const int8_t *rows[3] = {r0, r1, r2};
+    const uint32_t mid[3] = {k[3], k[3] >> 16, k[4]}; /* w_k1 in the low half */
+    int32_t ox = 0;
+    for (; ox + 2 <= ow; ox += 2) {
+        uint32_t s0 = (uint32_t)bias;
+        uint32_t s1 = (uint32_t)bias;
+        for (int32_t r = 0; r < 3; ++r) {
+            const int8_t *x = rows[r] + ox * stride;
+            const uint32_t v = mcuq_read_u32(x);
+            const uint32_t x02 = mcuq_sxtb16(v);
+            const uint32_t x13 = mcuq_sxtb16_ror8(v);
+            s0 = mcuq_smlad(x02, k[r], s0);
+            s0 = mac_bb(x13, mid[r], s0);
+            if (stride == 1) {
+                s1 = mcuq_smlad(x13, k[r], s1);
+                s1 = mac_bb(x02 >> 16, mid[r], s1);
+            } else {
+                s1 = mac_bb(x13 >> 16, mid[r], s1);
+                const uint32_t x42 = (x02 & 0xffff0000u) | ((uint32_t)(int32_t)x[4] & 0xffffu); /* PKHTB */
+                s1 = smladx(x42, k[r], s1);
+            }
         }
+        out[ox * step] = requantize(s0, k, mult, shift, p);
+        out[(ox + 1) * step] = requantize(s1, k, mult, shift, p);
     }
     if (ox < ow) { /* the last pixel of an odd row */
-        const int32_t j = ox * stride;
-        uint32_t s0 = b;
-        uint32_t v = mcuq_read_u32(r0 + j);
-        s0 = smlabb(mcuq_sxtb16_ror8(v), b0, mcuq_smlad(mcuq_sxtb16(v), a0, s0));
-        v = mcuq_read_u32(r1 + j);
-        s0 = smlabb(mcuq_sxtb16_ror8(v), b1, mcuq_smlad(mcuq_sxtb16(v), a1, s0));
-        v = mcuq_read_u32(r2 + j);
-        s0 = smlabb(mcuq_sxtb16_ror8(v), b2, mcuq_smlad(mcuq_sxtb16(v), a2, s0));
-        acc[ox] = (int32_t)s0;
+        uint32_t s0 = (uint32_t)bias;
+        for (int32_t r = 0; r < 3; ++r) {
+            const uint32_t v = mcuq_read_u32(rows[r] + ox * stride);
+            s0 = mac_bb(mcuq_sxtb16_ror8(v), mid[r], mcuq_smlad(mcuq_sxtb16(v), k[r], s0));
+        }
+        out[ox * step] = requantize(s0, k, mult, shift, p);
     }
 }
 
-/* Requantize one channel's row of accumulators into out[ox * step]. */
-static void row_requantize(int8_t *out, int32_t step, const int32_t *acc, int32_t ow, int32_t multiplier, int32_t shift,
-                           int32_t zp, int32_t lo, int32_t hi)
+#if MCUQ_HAVE_DSP && defined(__GNUC__)
+/* The assembly of chan_row_c for channels with the fast rounding and activation bounds [-128, 127].
+ * Registers: r0-r2 the ring rows (post-incremented), r3 out, r4-r6/r8/r9 A0 A1 A2 B01 B2, r10/r11 the two sums,
+ * r12/lr x02/x13. The frame: sp+0 A0 A1 A2 B01 B2 bias bias, sp+28 M R r step end odd. */
+#define DW_REQ(s)                                                                                                      \
+    "smmlar " s ", " s ", r4, " s "\n\t"                                                                               \
+    "add " s ", " s ", " s ", asr #31\n\t"                                                                             \
+    "qadd " s ", " s ", r5\n\t"                                                                                        \
+    "asr " s ", " s ", r6\n\t"                                                                                         \
+    "ssat " s ", #8, " s "\n\t"
+#define DW_PROLOGUE                                                                                                    \
+    "ldrd r4, r5, [r12, #20]\n\t"                                                                                      \
+    "ldr r6, [r12, #28]\n\t"                                                                                           \
+    "push {r4, r5, r6, r8, r9, r11}\n\t"                                                                               \
+    "cmp r0, r9\n\t"                                                                                                   \
+    "mov r11, r10\n\t"                                                                                                 \
+    "ldm r12, {r4, r5, r6, r8, r9}\n\t"                                                                                \
+    "push {r4, r5, r6, r8, r9, r10, r11}\n\t"                                                                          \
+    "beq 2f\n\t"
+#define DW_EPILOGUE                                                                                                    \
+    "2:\n\t"                                                                                                           \
+    "ldr r4, [sp, #48]\n\t"                                                                                            \
+    "cbz r4, 3f\n\t"                                                                                                   \
+    "ldm sp, {r4, r5, r6, r8, r9, r10}\n\t"                                                                            \
+    "ldr lr, [r0]\n\t"                                                                                                 \
+    "sxtb16 r12, lr\n\t"                                                                                               \
+    "sxtb16 lr, lr, ror #8\n\t"                                                                                        \
+    "smlad r10, r12, r4, r10\n\t"                                                                                      \
+    "smlabb r10, lr, r8, r10\n\t"                                                                                      \
+    "ldr lr, [r1]\n\t"                                                                                                 \
+    "sxtb16 r12, lr\n\t"                                                                                               \
+    "sxtb16 lr, lr, ror #8\n\t"                                                                                        \
+    "smlad r10, r12, r5, r10\n\t"                                                                                      \
+    "smlabt r10, lr, r8, r10\n\t"                                                                                      \
+    "ldr lr, [r2]\n\t"                                                                                                 \
+    "sxtb16 r12, lr\n\t"                                                                                               \
+    "sxtb16 lr, lr, ror #8\n\t"                                                                                        \
+    "smlad r10, r12, r6, r10\n\t"                                                                                      \
+    "smlabb r10, lr, r9, r10\n\t"                                                                                      \
+    "add r12, sp, #28\n\t"                                                                                             \
+    "ldm r12, {r4, r5, r6}\n\t" DW_REQ("r10") "strb r10, [r3]\n\t"                                                     \
+                                              "3:\n\t"                                                                 \
+                                              "add sp, sp, #52\n\t"
+/* after the sums: requantize both, store, loop */
+#define DW_STORE                                                                                                       \
+    "add r12, sp, #28\n\t"                                                                                             \
+    "ldm r12, {r4, r5, r6, r8, r9}\n\t" DW_REQ("r10") DW_REQ("r11") "strb r10, [r3]\n\t"                               \
+                                                                    "strb r11, [r3, r8]\n\t"                           \
+                                                                    "add r3, r3, r8, lsl #1\n\t"                       \
+                                                                    "cmp r0, r9\n\t"                                   \
+                                                                    "bne 1b\n\t"
+/* stride 1, one filter row: pixel 0 (x0, x2).(w0, w2) + x1 w1, pixel 1 (x1, x3).(w0, w2) + x2 w1 */
+#define DW_ROW1(rp, a, bw, b0, b1)                                                                                     \
+    "ldr lr, [" rp "], #2\n\t"                                                                                         \
+    "sxtb16 r12, lr\n\t"                                                                                               \
+    "sxtb16 lr, lr, ror #8\n\t"                                                                                        \
+    "smlad r10, r12, " a ", r10\n\t"                                                                                   \
+    "smla" b0 " r10, lr, " bw ", r10\n\t"                                                                              \
+    "smlad r11, lr, " a ", r11\n\t"                                                                                    \
+    "smla" b1 " r11, r12, " bw ", r11\n\t"
+/* stride 2, one filter row: pixel 0 as for stride 1, pixel 1 (x4, x2) x (w0, w2) crosswise + x3 w1 */
+#define DW_ROW2(rp, a, bw, b0, b1)                                                                                     \
+    "ldr lr, [" rp "], #4\n\t"                                                                                         \
+    "sxtb16 r12, lr\n\t"                                                                                               \
+    "sxtb16 lr, lr, ror #8\n\t"                                                                                        \
+    "smlad r10, r12, " a ", r10\n\t"                                                                                   \
+    "smla" b0 " r10, lr, " bw ", r10\n\t"                                                                              \
+    "smla" b1 " r11, lr, " bw ", r11\n\t"                                                                              \
+    "ldrsb lr, [" rp "]\n\t"                                                                                           \
+    "pkhtb lr, r12, lr\n\t"                                                                                            \
+    "smladx r11, lr, " a ", r11\n\t"
+
+static void chan_row_asm(const int8_t *r0, const int8_t *r1, const int8_t *r2, int8_t *out, int32_t step, int32_t ow,
+                         int32_t stride, const int8_t *filter, int32_t bias)
 {
-    const int32_t right = -shift;
-    if (multiplier >= (INT32_C(1) << 30) && right >= 1 && right <= 20) {
-        const int32_t m2 = (int32_t)((uint32_t)multiplier << 1);
-        const int32_t rnd = INT32_C(1) << (right - 1);
-        const int32_t vlo = lo - zp;
-        const int32_t vhi = hi - zp;
-        for (int32_t ox = 0; ox < ow; ++ox) {
-            const int32_t h = sat31(high_mul(acc[ox], multiplier, m2));
-            int32_t v = (h + rnd - (h < 0)) >> right;
-            v = MCUQ_CLAMP(v, vlo, vhi);
-            *out = (int8_t)(v + zp);
-            out += step;
-        }
+    register const int8_t *a0 __asm__("r0") = r0;
+    register const int8_t *a1 __asm__("r1") = r1;
+    register const int8_t *a2 __asm__("r2") = r2;
+    register int8_t *a3 __asm__("r3") = out;
+    register int32_t a8 __asm__("r8") = step;
+    register const int8_t *a9 __asm__("r9") = r0 + (ow >> 1) * 2 * stride; /* end of the pairs */
+    register int32_t a10 __asm__("r10") = bias;
+    register int32_t a11 __asm__("r11") = ow & 1;
+    register const int8_t *a12 __asm__("r12") = filter;
+    if (stride == 1) {
+        __asm__ volatile(DW_PROLOGUE "1:\n\t"
+                                     "ldm sp, {r4, r5, r6, r8, r9, r10, r11}\n\t" DW_ROW1("r0", "r4", "r8", "bb", "tb")
+                                         DW_ROW1("r1", "r5", "r8", "bt", "tt") DW_ROW1("r2", "r6", "r9", "bb", "tb")
+                                             DW_STORE DW_EPILOGUE
+                         : "+r"(a0), "+r"(a1), "+r"(a2), "+r"(a3), "+r"(a8), "+r"(a9), "+r"(a10), "+r"(a11), "+r"(a12)
+                         :
+                         : "r4", "r5", "r6", "lr", "cc", "memory");
     } else {
-        for (int32_t ox = 0; ox < ow; ++ox) {
-            int32_t v = mcuq_requantize(acc[ox], multiplier, shift) + zp;
-            *out = (int8_t)MCUQ_CLAMP(v, lo, hi);
-            out += step;
-        }
+        __asm__ volatile(DW_PROLOGUE "1:\n\t"
+                                     "ldm sp, {r4, r5, r6, r8, r9, r10, r11}\n\t" DW_ROW2("r0", "r4", "r8", "bb", "tb")
+                                         DW_ROW2("r1", "r5", "r8", "bt", "tt") DW_ROW2("r2", "r6", "r9", "bb", "tb")
+                                             DW_STORE DW_EPILOGUE
+                         : "+r"(a0), "+r"(a1), "+r"(a2), "+r"(a3), "+r"(a8), "+r"(a9), "+r"(a10), "+r"(a11), "+r"(a12)
+                         :
+                         : "r4", "r5", "r6", "lr", "cc", "memory");
     }
 }
+#define MCUQ_DW_ASM 1
+#else
+#define MCUQ_DW_ASM 0
+#endif
 
 mcuq_status mcuq_depthwise_conv2d_s8_dsp(const mcuq_context *ctx, const mcuq_conv2d_params *params, const int8_t *input,
                                          const int8_t *filter, const int32_t *bias, int8_t *output)
@@ -286,46 +305,73 @@ mcuq_status mcuq_depthwise_conv2d_s8_dsp(const mcuq_context *ctx, const mcuq_con
         p.output.w > 0x100000 || p.input.c > 0x10000) {
         return MCUQ_ERR_ARGUMENT;
     }
-    if (ctx->size < mcuq_depthwise_conv2d_s8_dsp_scratch_size(params) || ctx->buf == NULL) {
-        return MCUQ_ERR_ARGUMENT;
-    }
     if (p.window.filter.h != 3 || p.window.filter.w != 3 || p.depth_multiplier != 1 || p.window.dilation.h != 1 ||
         p.window.dilation.w != 1 || p.window.stride.w > 2 || p.window.pad.h < 0 || p.window.pad.w < 0) {
         return MCUQ_ERR_UNSUPPORTED;
     }
+    if (ctx->size < mcuq_depthwise_conv2d_s8_dsp_scratch_size(params) || ctx->buf == NULL) {
+        return MCUQ_ERR_ARGUMENT;
+    }
     const int32_t c_n = p.input.c;
     const int32_t ow = p.output.w;
+    const int32_t sw = p.window.stride.w;
     const int32_t width = ring_width(&p);
-    const int32_t plane = c_n * width; /* one ring slot */
+    const int32_t groups = (c_n + 3) / 4;
+    const int32_t n_regions = 2 * groups + 1;
+    const int32_t region = 4 * width;
     uint8_t *base = (uint8_t *)ctx->buf;
-    int32_t *acc = (int32_t *)(void *)(base + ((4u - ((uintptr_t)base & 3u)) & 3u));
-    int8_t *ring = (int8_t *)(void *)(acc + ow);
+    int8_t *fifo = (int8_t *)(void *)(base + ((4u - ((uintptr_t)base & 3u)) & 3u));
     const int32_t in_image = p.input.h * p.input.w * c_n;
     const int32_t out_row = ow * c_n;
+    const int fast_act = p.activation.min <= -128 && p.activation.max >= 127;
 
-    memset(ring, (int)(int8_t)p.input_zp, (size_t)(MCUQ_DW_RING * plane)); /* the padding columns stay */
+    memset(fifo, (int)(int8_t)p.input_zp, (size_t)(n_regions * region + 4)); /* the padding columns stay */
+    int32_t head = 0; /* the region of the oldest row's group 0 */
     int8_t *out = output;
     for (int32_t b = 0; b < p.input.n; ++b) {
         const int8_t *image = input + b * in_image;
-        int32_t next = -p.window.pad.h; /* the next input row to copy into the ring */
+        int32_t next = -p.window.pad.h; /* the next input row to enter the FIFO */
         for (int32_t oy = 0; oy < p.output.h; ++oy, out += out_row) {
             const int32_t iy0 = oy * p.window.stride.h - p.window.pad.h;
             if (next < iy0) {
                 next = iy0;
             }
-            for (; next < iy0 + 3; ++next) {
-                fill_row(ring + ((next + p.window.pad.h) % MCUQ_DW_RING) * plane, image, next, &p, width);
-            }
-            const int8_t *r0 = ring + ((iy0 + p.window.pad.h) % MCUQ_DW_RING) * plane;
-            const int8_t *r1 = ring + ((iy0 + p.window.pad.h + 1) % MCUQ_DW_RING) * plane;
-            const int8_t *r2 = ring + ((iy0 + p.window.pad.h + 2) % MCUQ_DW_RING) * plane;
-            for (int32_t c = 0; c < c_n; ++c) {
-                row_macs(acc, ow, p.window.stride.w, r0 + c * width, r1 + c * width, r2 + c * width, filter + c * 12,
-                         bias[c]);
-                row_requantize(out + c, c_n, acc, ow, p.quant.multiplier[c], p.quant.shift[c], p.output_zp,
-                               p.activation.min, p.activation.max);
+            for (; next <= iy0 + 2; ++next) {
+                /* each group of row `next` into the free region, which then holds it; the oldest group is freed */
+                int32_t i_old = head;
+                int32_t i_mid = head + groups;
+                int32_t i_new = head == 0 ? n_regions - 1 : head - 1;
+                for (int32_t g = 0; g < groups; ++g) {
+                    int8_t *nw = fifo + i_new * region;
+                    const int32_t c0 = 4 * g;
+                    fill_group(nw, image, next, c0, MCUQ_MIN(4, c_n - c0), &p, width);
+                    if (next == iy0 + 2) { /* the output row's group g: rows iy0, iy0 + 1, iy0 + 2 */
+                        const int8_t *r0 = fifo + i_old * region;
+                        const int8_t *r1 = fifo + (i_mid >= n_regions ? i_mid - n_regions : i_mid) * region;
+                        for (int32_t c = c0; c < c0 + 4 && c < c_n; ++c) {
+                            const int8_t *k = filter + c * 4 * MCUQ_DW_WORDS;
+#if MCUQ_DW_ASM
+                            if (fast_act && mcuq_read_u32(k + 28) != 0) {
+                                chan_row_asm(r0, r1, nw, out + c, c_n, ow, sw, k, bias[c]);
+                            } else
+#endif
+                            {
+                                chan_row_c(r0, r1, nw, out + c, c_n, ow, sw, k, bias[c], p.quant.multiplier[c],
+                                           p.quant.shift[c], &p);
+                            }
+                            r0 += width;
+                            r1 += width;
+                            nw += width;
+                        }
+                    }
+                    i_new = i_old;
+                    i_old = i_old + 1 == n_regions ? 0 : i_old + 1;
+                    ++i_mid;
+                }
+                head = i_old;
             }
         }
     }
+    (void)fast_act;
     return MCUQ_OK;
 }
