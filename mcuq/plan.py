@@ -273,8 +273,7 @@ def plan_steps(
             group_size[r] = max(group_size[r], sizes[m])
     bufs = [_Buf(r, group_size[r], first[r], last[r], k) for k, r in enumerate(roots)]
 
-    live = [[b for b in bufs if b.first <= s.index <= b.last] for s in steps]
-    bound = max((sum(b.size for b in group) for group in live), default=0)
+    bound = max((sum(b.size for b in bufs if b.first <= s.index <= b.last) for s in steps), default=0)
     cands = _candidates(steps, parent, {b.name: b for b in bufs}, align)
     layout = _Layout(bufs, steps, align)
     chosen: dict[int, _Pair] = {}
@@ -379,10 +378,31 @@ def _candidates(steps: list[Step], parent: dict[str, str], bufs: dict[str, _Buf]
     return out
 
 
+@dataclass(frozen=True)
+class _Block:
+    """What the heuristics place: one group, or a chain of merged groups that move together. ``parts``: per
+    member (offset in the block, size, first step, last step); ``size`` the extent, ``first``..``last`` the union
+    of the members' lives; a member holds its own bytes during its own life only."""
+
+    name: str
+    size: int
+    first: int
+    last: int
+    order: int
+    parts: tuple[tuple[int, int, int, int], ...]
+    area: int  # bytes x steps held, summed over the members
+
+
+def _block(b: _Buf) -> _Block:
+    return _Block(
+        b.name, b.size, b.first, b.last, b.order, ((0, b.size, b.first, b.last),), b.size * (b.last - b.first + 1)
+    )
+
+
 class _Layout:
     """Places groups with a set of merged pairs (one per step at most): each chain of merged groups becomes one
-    block with fixed relative offsets. ``cost`` is the cheap measure the greedy choice compares (cached by
-    selection), ``final`` the placement."""
+    block whose members keep fixed relative offsets, each holding its bytes during its own life only. ``cost``
+    is the cheap measure the greedy choice compares (cached by selection), ``final`` the placement."""
 
     def __init__(self, bufs: list[_Buf], steps: list[Step], align: int) -> None:
         self.bufs, self.align = bufs, align
@@ -390,10 +410,10 @@ class _Layout:
         self.steps = [s.index for s in steps]
         self.cache: dict[tuple[tuple[int, str], ...], tuple[int, int]] = {}
 
-    def blocks(self, sel: dict[int, _Pair]) -> tuple[list[_Buf], dict[str, tuple[str, int]]]:
+    def blocks(self, sel: dict[int, _Pair]) -> tuple[list[_Block], dict[str, tuple[str, int]]]:
         nxt = {p.src: p for p in sel.values()}
         has_prev = {p.dst for p in sel.values()}
-        blocks: list[_Buf] = []
+        blocks: list[_Block] = []
         where: dict[str, tuple[str, int]] = {}  # group -> (block, offset in it)
         for b in self.bufs:
             if b.name in has_prev:
@@ -403,14 +423,41 @@ class _Layout:
                 p = nxt[chain[-1].name]
                 chain.append(self.by_name[p.dst])
                 limits.append(p.limit)
+            if len(chain) == 1:
+                blocks.append(_block(b))
+                where[b.name] = (b.name, 0)
+                continue
             xs, extent = _chain_offsets([c.size for c in chain], limits, self.align)
-            blocks.append(_Buf(b.name, extent, min(c.first for c in chain), max(c.last for c in chain), b.order))
+            parts = tuple((x, c.size, c.first, c.last) for c, x in zip(chain, xs) if c.size)
+            area = sum(c.size * (c.last - c.first + 1) for c in chain)
+            blocks.append(
+                _Block(b.name, extent, min(c.first for c in chain), max(c.last for c in chain), b.order, parts, area)
+            )
             where.update({c.name: (b.name, x) for c, x in zip(chain, xs)})
         return blocks, where
 
-    def _live(self, blocks: list[_Buf]) -> list[int]:
-        """Per step, the aligned bound of the blocks live at it (no placement of them can use less)."""
-        return [_aligned_bound([b for b in blocks if b.first <= i <= b.last], self.align) for i in self.steps]
+    def _live(self, blocks: list[_Block]) -> list[int]:
+        """Per step, a bound no placement of the blocks can beat: the aligned bound of the bytes their live members
+        cover, and the top of each live member in its block (a block starts at offset 0 or above)."""
+        held: dict[int, list[int]] = {i: [] for i in self.steps}
+        tops: dict[int, int] = dict.fromkeys(self.steps, 0)
+        for b in blocks:
+            if len(b.parts) == 1:
+                for i in range(b.first, b.last + 1):
+                    if i in held:
+                        held[i].append(b.size)
+                continue
+            for i in range(b.first, b.last + 1):
+                spans = sorted((x, x + n) for x, n, f, la in b.parts if f <= i <= la)
+                covered, end = 0, 0
+                for lo, hi in spans:
+                    lo = max(lo, end)
+                    if hi > lo:
+                        covered, end = covered + hi - lo, hi
+                if covered and i in held:
+                    held[i].append(covered)
+                    tops[i] = max(tops[i], end)
+        return [max(_aligned_bound(held[i], self.align), tops[i]) for i in self.steps]
 
     def cost(self, sel: dict[int, _Pair]) -> tuple[int, int]:
         """(the blocks' liveness bound, its sum over the steps): what the arena would be if the placement met the
@@ -521,68 +568,83 @@ def _align_up(x: int, align: int) -> int:
     return (x + align - 1) // align * align
 
 
-def _first_fit(gaps: list[tuple[int, int]], size: int) -> int:
-    return next(start for start, end in gaps if end - start >= size)
+def _first_fit(gaps: list[tuple[int, int]]) -> int:
+    return gaps[0][0]
 
 
-def _best_fit(gaps: list[tuple[int, int]], size: int) -> int:
-    return min((end - start, start) for start, end in gaps if end - start >= size)[1]
+def _best_fit(gaps: list[tuple[int, int]]) -> int:
+    return min((end - start, start) for start, end in gaps)[1]
 
 
-def _place(order: list[_Buf], align: int, fit: Callable[[list[tuple[int, int]], int], int]) -> dict[str, int]:
-    """Greedy placement in ``order``: each buffer goes into a gap among already placed, time-overlapping ones."""
-    placed: list[tuple[_Buf, int]] = []
+def _bases(b: _Block, placed: list[tuple[int, int, int, int]], align: int) -> list[tuple[int, int]]:
+    """The free ranges [start, end) of ``b``'s offset among ``placed`` members (offset, size, first, last): at
+    offset o every member (x, n) of b lies at [o + x, o + x + n), apart from any placed member live with it. Every
+    start is aligned (offsets and members' offsets are); the last range is unbounded. A range's length is the
+    slack a lone buffer has in its gap, so best-fit means the same for blocks as for buffers."""
+    banned = sorted(
+        (po - x - n + 1, _align_up(po + pn, align) - x)
+        for x, n, f, la in b.parts
+        for po, pn, pf, pl in placed
+        if pf <= la and f <= pl
+    )
+    gaps: list[tuple[int, int]] = []
+    cursor = 0
+    for lo, hi in banned:
+        if lo > cursor:
+            gaps.append((cursor, lo))
+        cursor = max(cursor, hi)
+    gaps.append((cursor, 1 << 62))
+    return gaps
+
+
+def _place(order: list[_Block], align: int, fit: Callable[[list[tuple[int, int]]], int]) -> dict[str, int]:
+    """Greedy placement in ``order``: each block goes where its members fit among the placed members live with
+    them (for a lone buffer: into a gap among the placed, time-overlapping ones)."""
+    placed: list[tuple[int, int, int, int]] = []
     offsets: dict[str, int] = {}
     for b in order:
         if b.size == 0:
             offsets[b.name] = 0
             continue
-        busy = sorted((o, o + p.size) for p, o in placed if p.first <= b.last and b.first <= p.last)
-        gaps: list[tuple[int, int]] = []
-        cursor = 0
-        for start, end in busy:
-            if start > cursor:
-                gaps.append((cursor, start))
-            cursor = max(cursor, _align_up(end, align))
-        gaps.append((cursor, 1 << 62))
-        offsets[b.name] = fit(gaps, b.size)
-        placed.append((b, offsets[b.name]))
+        o = offsets[b.name] = fit(_bases(b, placed, align))
+        placed.extend((o + x, n, f, la) for x, n, f, la in b.parts)
     return offsets
 
 
-_Key = Callable[[_Buf], tuple]
-_HEURISTICS: tuple[tuple[str, _Key, Callable[[list[tuple[int, int]], int], int]], ...] = tuple(
+_Key = Callable[[_Block], tuple]
+_HEURISTICS: tuple[tuple[str, _Key, Callable[[list[tuple[int, int]]], int]], ...] = tuple(
     (f"{oname}/{fname}", okey, fit)
     for oname, okey in (
         ("size", lambda b: (-b.size, b.first, b.order)),  # TFLM's GreedyMemoryPlanner order
         ("start", lambda b: (b.first, -b.size, b.order)),
-        ("area", lambda b: (-b.size * (b.last - b.first + 1), b.order)),
+        ("area", lambda b: (-b.area, b.order)),
         ("duration", lambda b: (b.first - b.last, -b.size, b.order)),
     )
     for fname, fit in (("first-fit", _first_fit), ("best-fit", _best_fit))
 )
 
 
-def _aligned_bound(live: list[_Buf], align: int) -> int:
-    """No aligned placement of ``live`` (all live at once) fits in fewer bytes: all but the top one are padded."""
+def _aligned_bound(live: list[int], align: int) -> int:
+    """No aligned placement of buffers of sizes ``live`` (all live at once) fits in fewer bytes: all but the top
+    one are padded."""
     if not live:
         return 0
-    return sum(_align_up(b.size, align) for b in live) - max(_align_up(b.size, align) - b.size for b in live)
+    return sum(_align_up(n, align) for n in live) - max(_align_up(n, align) - n for n in live)
 
 
-def _arrange(bufs: list[_Buf], align: int, target: int, work: int) -> tuple[str, dict[str, int], int]:
+def _arrange(blocks: list[_Block], align: int, target: int, work: int) -> tuple[str, dict[str, int], int]:
     """The smallest arena among the greedy heuristics, then a search of at most ``work`` candidates if that
     misses ``target``."""
     best: tuple[str, dict[str, int], int] = ("", {}, -1)
     for name, order, fit in _HEURISTICS:
-        offs = _place(sorted(bufs, key=order), align, fit)
-        size = max((offs[b.name] + b.size for b in bufs), default=0)
+        offs = _place(sorted(blocks, key=order), align, fit)
+        size = max((offs[b.name] + b.size for b in blocks), default=0)
         if best[2] < 0 or size < best[2]:
             best = (name, offs, size)
-    if work and best[2] > target and len(bufs) <= _SEARCH_MAX_BUFFERS:
-        found = _search(sorted(bufs, key=_HEURISTICS[0][1]), align, best[2], target, work)
+    if work and best[2] > target and len(blocks) <= _SEARCH_MAX_BUFFERS:
+        found = _search(sorted(blocks, key=_HEURISTICS[0][1]), align, best[2], target, work)
         if found is not None:
-            best = ("search", found, max(found[b.name] + b.size for b in bufs))
+            best = ("search", found, max(found[b.name] + b.size for b in blocks))
     return best
 
 
@@ -591,16 +653,25 @@ _SEARCH_WORK = 300_000  # candidate offsets examined: about half a second at mos
 _SEARCH_WORK_LEVERS = 20_000  # with a lever: the band fusion plans each model many times
 
 
-def _search(order: list[_Buf], align: int, limit: int, target: int, work: int) -> dict[str, int] | None:
+def _search(order: list[_Block], align: int, limit: int, target: int, work: int) -> dict[str, int] | None:
     """Depth-first search over placements smaller than ``limit``, in ``order``, at most ``work`` candidates.
 
-    Each buffer tries, lowest first, offset 0 and the aligned end of every buffer placed so far (not only the
-    time-overlapping ones: resting on a buffer that ends elsewhere in time is what fixes parity problems, such
-    as a small buffer between two large ones in a chain). Returns the best placement found, or None.
+    Each block tries, lowest first, offset 0 and every offset that rests one of its members on the aligned end
+    of a member placed so far (not only the time-overlapping ones: resting on a buffer that ends elsewhere in
+    time is what fixes parity problems, such as a small buffer between two large ones in a chain). Returns the
+    best placement found, or None.
     """
     n = len(order)
+    # per block: (its member, an earlier block, that block's member) pairs live at one step
     conflicts = [
-        [j for j in range(n) if j != i and order[j].first <= b.last and b.first <= order[j].last]
+        [
+            (x, m, j, y, k)
+            for j in range(i)
+            if order[j].first <= b.last and b.first <= order[j].last
+            for x, m, f, la in b.parts
+            for y, k, g, lb in order[j].parts
+            if g <= la and f <= lb and m and k
+        ]
         for i, b in enumerate(order)
     ]
     offs = [-1] * n
@@ -611,13 +682,17 @@ def _search(order: list[_Buf], align: int, limit: int, target: int, work: int) -
             state["limit"], state["best"] = top, dict(zip((b.name for b in order), offs, strict=True))
             return top <= target
         b = order[i]
-        busy = [(offs[j], offs[j] + order[j].size) for j in conflicts[i] if offs[j] >= 0 and order[j].size]
-        ends = {0} | {_align_up(offs[j] + order[j].size, align) for j in range(i)}
+        busy = [(offs[j] + y - x - m, offs[j] + y + k - x) for x, m, j, y, k in conflicts[i] if offs[j] >= 0]
+        ends = {0}
+        for j in range(i):
+            for y, k, _, _ in order[j].parts:
+                e = _align_up(offs[j] + y + k, align)
+                ends.update(e - x for x, _, _, _ in b.parts if e >= x)
         state["work"] += i + len(busy) + 1
         for off in sorted(ends):
             if off + b.size >= state["limit"] and b.size:
                 break
-            if b.size and any(off < e and s < off + b.size for s, e in busy):
+            if any(lo < off < hi for lo, hi in busy):
                 continue
             offs[i] = off
             if visit(i + 1, max(top, off + b.size)) or state["work"] >= work:

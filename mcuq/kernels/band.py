@@ -20,6 +20,7 @@ class BandConvParams(CStruct, c_name="mcuq_band_conv_params"):
     second_kernel: str = function("mcuq_conv_fn")
     ring_rows: int = i32(1)
     kernel_scratch: int = i32(0)
+    band_rows: int = i32(1)  # output rows of second per call of second_kernel
 
 
 def ring_bytes(p: BandConvParams) -> int:
@@ -34,14 +35,24 @@ def rows_needed(p: BandConvParams, r: int) -> tuple[int, int]:
     return max(top, 0), min(top + b.window.filter.h, p.first.output.h)
 
 
+def bands(p: BandConvParams) -> list[tuple[int, int, int, int]]:
+    """(r0, r1, lo, hi) per call of the second kernel: output rows [r0, r1) read rows [lo, hi) of the first
+    convolution's output (as the C computes them)."""
+    out = []
+    for r0 in range(0, p.second.output.h, p.band_rows):
+        r1 = min(r0 + p.band_rows, p.second.output.h)
+        out.append((r0, r1, rows_needed(p, r0)[0], rows_needed(p, r1 - 1)[1]))
+    return out
+
+
 def band_overlap(p: BandConvParams) -> tuple[int | None, ...]:
-    """Output row r is written after the input rows below hi(r) were read, and no later: D = min over every row
-    but the last of hi(r) * input row bytes - (r + 1) * output row bytes."""
+    """A band's output rows [r0, r1) are written after the input rows below hi were read, and no later: D = min
+    over every band but the last of hi * input row bytes - r1 * output row bytes."""
     in_row = p.first.input.w * p.first.input.c
     out_row = p.second.output.w * p.second.output.c
     d = NEVER
-    for r in range(p.second.output.h - 1):
-        d = min(d, rows_needed(p, r)[1] * in_row - (r + 1) * out_row)
+    for _, r1, _, hi in bands(p)[:-1]:
+        d = min(d, hi * in_row - r1 * out_row)
     return (d, None, None, None, None)
 
 

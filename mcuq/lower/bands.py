@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from ..ir import Graph
 from ..kernels import KERNELS
-from ..kernels.band import BAND_CONV_S8, BandConvParams, rows_needed
+from ..kernels.band import BAND_CONV_S8, BandConvParams, bands, rows_needed
 from ..kernels.conv import Conv2DParams
 from ..kernels.variants import VARIANTS
 from .base import Layer
@@ -32,14 +32,15 @@ def _pointwise(p: Conv2DParams) -> bool:
     )
 
 
-def _band_shapes(pa: Conv2DParams, pb: Conv2DParams, ring: int) -> tuple[list[Conv2DParams], list[Conv2DParams]]:
+def _band_shapes(
+    pa: Conv2DParams, pb: Conv2DParams, ring: int, rows: int
+) -> tuple[list[Conv2DParams], list[Conv2DParams]]:
     """Every params struct the band passes to its two kernels (the C builds them the same way)."""
-    probe = BandConvParams(pa, pb, CONV, CONV, ring, 0)
+    probe = BandConvParams(pa, pb, CONV, CONV, ring, 0, rows)
     firsts, seconds = {}, {}
     ring_lo = ring_hi = 0
-    for r in range(pb.output.h):
-        top = r * pb.window.stride.h - pb.window.pad.h
-        lo, hi = rows_needed(probe, r)
+    for r0, r1, lo, hi in bands(probe):
+        top = r0 * pb.window.stride.h - pb.window.pad.h
         if lo >= ring_hi:
             ring_lo = ring_hi = lo
         elif lo > ring_lo:
@@ -48,11 +49,11 @@ def _band_shapes(pa: Conv2DParams, pb: Conv2DParams, ring: int) -> tuple[list[Co
             n = hi - ring_hi
             firsts[n] = replace(pa, input=replace(pa.input, h=n), output=replace(pa.output, h=n))
             ring_hi = hi
-        key = (hi - lo, lo - top)
+        key = (hi - lo, lo - top, r1 - r0)
         seconds[key] = replace(
             pb,
             input=replace(pb.input, h=hi - lo),
-            output=replace(pb.output, h=1),
+            output=replace(pb.output, h=r1 - r0),
             window=replace(pb.window, pad=replace(pb.window.pad, h=lo - top)),
         )
     return list(firsts.values()), list(seconds.values())
@@ -68,21 +69,21 @@ def _supported(layer: Layer, shapes: list[Conv2DParams]) -> bool:
     return False
 
 
-def band(a: Layer, b: Layer) -> Layer | None:
-    """The band layer running ``a`` (a 1x1 convolution) then ``b`` (reading a's output), or None if they do not
-    fit the band kernel (mcuq_band.h)."""
+def band(a: Layer, b: Layer, rows: int = 1) -> Layer | None:
+    """The band layer running ``a`` (a 1x1 convolution) then ``b`` (reading a's output), ``rows`` output rows of
+    ``b`` per call of its kernel, or None if they do not fit the band kernel (mcuq_band.h)."""
     if a.base_kernel_name != CONV or b.base_kernel_name not in (CONV, DEPTHWISE):
         return None
     pa, pb = a.params, b.params
     assert isinstance(pa, Conv2DParams) and isinstance(pb, Conv2DParams)
     if not _pointwise(pa) or pb.input.n != 1 or pb.window.dilation.h != 1 or b.args[0] != a.outputs[0]:
         return None
-    probe = BandConvParams(pa, pb, CONV, CONV, 1, 0)
-    spans = [rows_needed(probe, r) for r in range(pb.output.h)]
-    if any(hi <= lo for lo, hi in spans):
+    probe = BandConvParams(pa, pb, CONV, CONV, 1, 0, 1)
+    if any(hi <= lo for lo, hi in (rows_needed(probe, r) for r in range(pb.output.h))):
         return None
-    ring = max(hi - lo for lo, hi in spans)
-    firsts, seconds = _band_shapes(pa, pb, ring)
+    rows = max(1, min(rows, pb.output.h))
+    ring = max(hi - lo for _, _, lo, hi in bands(replace(probe, band_rows=rows)))
+    firsts, seconds = _band_shapes(pa, pb, ring, rows)
     parts = []
     for layer, shapes in ((a, firsts), (b, seconds)):
         if not _supported(layer, shapes):
@@ -92,7 +93,7 @@ def band(a: Layer, b: Layer) -> Layer | None:
     scratch = max(
         [KERNELS[la.kernel_name].scratch_bytes(p) for p in sa] + [KERNELS[lb.kernel_name].scratch_bytes(p) for p in sb]
     )
-    params = BandConvParams(pa, pb, la.kernel_name, lb.kernel_name, ring, scratch)
+    params = BandConvParams(pa, pb, la.kernel_name, lb.kernel_name, ring, scratch, rows)
     args = (la.args[0], la.args[1], la.args[2], lb.args[1], lb.args[2], lb.outputs[0])
     return Layer(
         op=b.op,
@@ -128,7 +129,8 @@ def candidates(g: Graph, layers: tuple[Layer, ...]) -> list[int]:
 
 def fuse_bands(g: Graph, layers: tuple[Layer, ...], plan_fn: Callable) -> tuple[tuple[Layer, ...], object]:
     """``layers`` with the bands that lower the arena, and their plan (``plan_fn(g, layers)``; the trials with
-    ``quick=True``, the result planned in full)."""
+    ``quick=True``, the result planned in full). Bands are chosen with one output row per call, then each gets
+    the most rows per call (fewer calls) that keep the arena and its kernels (``_taller``)."""
     best = plan_fn(g, layers, quick=True)
     current = list(layers)
     for a_layer in [layers[i] for i in candidates(g, layers)]:
@@ -142,5 +144,26 @@ def fuse_bands(g: Graph, layers: tuple[Layer, ...], plan_fn: Callable) -> tuple[
         p = plan_fn(g, trial, quick=True)
         if p.arena_size < best.arena_size:
             current, best = list(trial), p
+    current = _taller(g, current, best.arena_size, plan_fn)
     final = plan_fn(g, tuple(current))
     return tuple(current), final
+
+
+def _taller(g: Graph, current: list[Layer], arena: int, plan_fn: Callable) -> list[Layer]:
+    """Each band (in model order) with the most output rows per call, counting up from 2 and stopping at the
+    first height that raises the (quick) planned arena above ``arena`` or changes a kernel the band calls."""
+    current = list(current)
+    for k, layer in enumerate(current):
+        if not layer.parts:
+            continue
+        la, lb = layer.parts
+        kernels = (layer.params.first_kernel, layer.params.second_kernel)
+        for rows in range(2, layer.params.second.output.h + 1):
+            taller = band(la, lb, rows)
+            if taller is None or (taller.params.first_kernel, taller.params.second_kernel) != kernels:
+                break
+            trial = current[:k] + [taller] + current[k + 1 :]
+            if plan_fn(g, tuple(trial), quick=True).arena_size > arena:
+                break
+            current = trial
+    return current

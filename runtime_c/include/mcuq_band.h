@@ -12,8 +12,10 @@ typedef mcuq_status (*mcuq_conv_fn)(const mcuq_context *ctx, const mcuq_conv2d_p
 
 /* first: a 1x1, stride-1, unpadded CONV_2D over the whole input (batch 1); second: a CONV_2D or
  * DEPTHWISE_CONV_2D (dilation 1 in height, batch 1) over first's output. Both with the geometry of the whole
- * tensors, as the layers alone would have. ring_rows: rows of first's output kept at once (the most that one
- * output row of second reads); kernel_scratch: the scratch either kernel needs for one band (the larger). */
+ * tensors, as the layers alone would have. band_rows: output rows of second per call of second_kernel (a
+ * compile-time choice: more rows, fewer calls, a larger ring); ring_rows: rows of first's output kept at once (the
+ * most that one band of output rows of second reads); kernel_scratch: the scratch either kernel needs for one
+ * band (the larger). */
 typedef struct {
     mcuq_conv2d_params first;
     mcuq_conv2d_params second;
@@ -21,12 +23,13 @@ typedef struct {
     mcuq_conv_fn second_kernel;
     int32_t ring_rows;      /* >= 1 */
     int32_t kernel_scratch; /* >= 0 */
+    int32_t band_rows;      /* >= 1 */
 } mcuq_band_conv_params;
 
-/* For each output row r of second: compute the rows of first's output that r needs and the ring lacks (first on
- * those input rows), then second on the ring's rows for output row r. The ring is in the scratch, then the
- * kernels' scratch. Output row r is written only after input rows below the last one r needs were read, so the
- * output may overlap the input (see mcuq/kernels/band.py). Returns the kernels' status, MCUQ_ERR_ARGUMENT for a
+/* For each band of band_rows output rows of second: compute the rows of first's output that the band needs and
+ * the ring lacks (first on those input rows), then second on the ring's rows for the band's output rows. The ring
+ * is in the scratch, then the kernels' scratch. A band's output rows are written only after the input rows below
+ * the last one they need were read, so the output may overlap the input (see mcuq/kernels/band.py). Returns the kernels' status, MCUQ_ERR_ARGUMENT for a
  * NULL pointer, too little scratch or a geometry outside the above. */
 mcuq_status mcuq_band_conv_s8(const mcuq_context *ctx, const mcuq_band_conv_params *params, const int8_t *input,
                               const int8_t *first_filter, const int32_t *first_bias, const int8_t *second_filter,

@@ -4,6 +4,7 @@ padding and kernel shape the band takes, on the dsp and mve paths; and only wher
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 
 import numpy as np
@@ -11,9 +12,13 @@ import pytest
 
 from mcuq import ir
 from mcuq.api import compile_model
-from mcuq.kernels.band import BandConvParams, band_overlap, rows_needed
+from mcuq.codegen.emit import build_model, render
+from mcuq.kernels.band import BandConvParams, band_overlap, bands, rows_needed
+from mcuq.lower import bands as band_mod
 from mcuq.lower import lower
 from mcuq.lower.bands import band, candidates
+from mcuq.lower.specialize import specialize
+from mcuq.plan import plan
 from tests.kernels.test_conv import Case, build_graph
 from tests.util.harness import random_int8, reference_outputs
 
@@ -85,3 +90,45 @@ def test_portable_path_has_no_bands():
     g = chain(Case("p", in_shape=(1, 8, 8, 3), out_c=8, **PW), Case("s", D, (1, 8, 8, 8), 8, (3, 3), padding=SAME))
     cm = compile_model(g, kernels="portable")
     assert not any(la.parts for la in cm.layers)
+
+
+@pytest.mark.parametrize("rows", [2, 5])
+@pytest.mark.parametrize("case_id, in_shape, mid_c, second", CASES[:6], ids=[c[0] for c in CASES[:6]])
+def test_band_rows_bit_exact(case_id, in_shape, mid_c, second, rows):
+    """Several output rows per call of the second kernel (the last band shorter when rows does not divide the
+    height): the same bits, a ring of (rows - 1) * stride + filter rows, and an overlap limit the C keeps."""
+    g = chain(Case("p", in_shape=in_shape, out_c=mid_c, in_zp=-3, out_zp=second.in_zp, seed=1, **PW), second)
+    a, b = specialize(g, lower(g), "dsp")
+    one, tall = band(a, b), band(a, b, rows)
+    p = tall.params
+    rows = min(rows, p.second.output.h)  # no taller than the output
+    assert p.band_rows == rows and p.ring_rows <= (rows - 1) * second.stride[0] + second.kernel[0]
+    assert [r0 for r0, *_ in bands(p)] == list(range(0, p.second.output.h, rows))
+    assert band_overlap(p)[0] >= band_overlap(one.params)[0]  # later writes: at least as much overlap
+    cm = compile_model(g, kernels="dsp", sanitize=True)
+    (i,) = [k for k, la in enumerate(cm.layers) if la.parts]
+    layers = (*cm.layers[:i], tall, *cm.layers[i + 1 :])
+    cm = dataclasses.replace(cm, layers=layers, plan=plan(g, layers))
+    cm = dataclasses.replace(cm, model=build_model(g, layers, cm.plan, "chain"))
+    cm = dataclasses.replace(cm, files=render(cm.model))
+    x = random_int8(in_shape, 3, 11)
+    (ref,) = reference_outputs(g, x).values()
+    np.testing.assert_array_equal(cm.run(x)[0], ref)
+
+
+def test_band_rows_chosen_within_the_arena(monkeypatch):
+    """fuse_bands gives a band the most rows per call that keep the planned arena: one more row would raise it
+    (VWW's two bands get 2 and 3 rows: tests/unit/test_plan_overlap.py)."""
+    g = chain(
+        Case("p", in_shape=(1, 24, 10, 4), out_c=16, **PW),
+        Case("s", D, (1, 24, 10, 16), 16, (3, 3), (2, 2), padding=SAME),
+    )
+    cm = compile_model(g, kernels="dsp")
+    (fused,) = [la for la in cm.layers if la.parts]
+    rows = fused.params.band_rows
+    assert rows < fused.params.second.output.h
+    taller = band(*fused.parts, rows + 1)
+    k = cm.layers.index(fused)
+    assert plan(g, (*cm.layers[:k], taller, *cm.layers[k + 1 :])).arena_size > cm.plan.arena_size
+    monkeypatch.setattr(band_mod, "_taller", lambda g, layers, arena, plan_fn: list(layers))
+    assert compile_model(g, kernels="dsp").plan.arena_size >= cm.plan.arena_size

@@ -1,6 +1,8 @@
 /* Band execution of a 1x1 convolution feeding a convolution (see mcuq_band.h). */
 #include "mcuq_band.h"
 
+#include <string.h>
+
 /* The ring's bytes, rounded up to 16 so that the kernels' scratch after it stays aligned as the arena is. */
 static int32_t ring_bytes(const mcuq_band_conv_params *p)
 {
@@ -12,15 +14,11 @@ int32_t mcuq_band_conv_s8_scratch_size(const mcuq_band_conv_params *params)
     return ring_bytes(params) + params->kernel_scratch;
 }
 
-/* Rows [from, from + n) of the ring move to its top (n rows of row_bytes; the regions may overlap). */
+/* Rows [from, from + n) of the ring move to its top (n rows of row_bytes; the regions may overlap: memmove, word
+ * by word when aligned). */
 static void move_rows(int8_t *ring, int32_t from, int32_t n, int32_t row_bytes)
 {
-    const int32_t count = n * row_bytes;
-    const int8_t *src = ring + from * row_bytes;
-    int32_t i;
-    for (i = 0; i < count; ++i) {
-        ring[i] = src[i];
-    }
+    memmove(ring, ring + from * row_bytes, (size_t)(n * row_bytes));
 }
 
 mcuq_status mcuq_band_conv_s8(const mcuq_context *ctx, const mcuq_band_conv_params *params, const int8_t *input,
@@ -28,7 +26,7 @@ mcuq_status mcuq_band_conv_s8(const mcuq_context *ctx, const mcuq_band_conv_para
                               const int32_t *second_bias, int8_t *output)
 {
     if (ctx == NULL || params == NULL || input == NULL || output == NULL || params->first_kernel == NULL ||
-        params->second_kernel == NULL || params->ring_rows < 1 || params->kernel_scratch < 0) {
+        params->second_kernel == NULL || params->ring_rows < 1 || params->kernel_scratch < 0 || params->band_rows < 1) {
         return MCUQ_ERR_ARGUMENT;
     }
     const mcuq_conv2d_params *a = &params->first;
@@ -56,11 +54,13 @@ mcuq_status mcuq_band_conv_s8(const mcuq_context *ctx, const mcuq_band_conv_para
     }
     int32_t ring_lo = 0; /* the ring holds rows [ring_lo, ring_hi) of first's output */
     int32_t ring_hi = 0;
-    int32_t r;
-    for (r = 0; r < b->output.h; ++r) {
-        const int32_t top = r * b->window.stride.h - b->window.pad.h;
+    int32_t r0 = 0;
+    while (r0 < b->output.h) {
+        /* output rows [r0, r1) of second read rows [lo, hi) of first's output */
+        const int32_t r1 = b->output.h - r0 > params->band_rows ? r0 + params->band_rows : b->output.h;
+        const int32_t top = r0 * b->window.stride.h - b->window.pad.h;
         const int32_t lo = top > 0 ? top : 0;
-        const int32_t end = top + b->window.filter.h;
+        const int32_t end = (r1 - 1) * b->window.stride.h - b->window.pad.h + b->window.filter.h;
         const int32_t hi = end < a->output.h ? end : a->output.h;
         if (hi <= lo || hi - lo > params->ring_rows) {
             return MCUQ_ERR_ARGUMENT;
@@ -86,14 +86,15 @@ mcuq_status mcuq_band_conv_s8(const mcuq_context *ctx, const mcuq_band_conv_para
         {
             mcuq_conv2d_params pb = *b;
             pb.input.h = hi - lo;
-            pb.output.h = 1;
+            pb.output.h = r1 - r0;
             pb.window.pad.h = lo - top;
             const mcuq_status s =
-                params->second_kernel(&inner, &pb, ring, second_filter, second_bias, output + r * out_row);
+                params->second_kernel(&inner, &pb, ring, second_filter, second_bias, output + r0 * out_row);
             if (s != MCUQ_OK) {
                 return s;
             }
         }
+        r0 = r1;
     }
     return MCUQ_OK;
 }
