@@ -20,7 +20,7 @@ from .hostrun import HostProgram, run_host
 from .ir import Graph, Tensor, verify
 from .lower import Layer, lower
 from .lower.bands import fuse_bands
-from .lower.specialize import board_path, specialize
+from .lower.specialize import board_path, specialize, within_arena
 from .passes import run_passes
 from .plan import Plan, plan
 from .quant.edge import dequantize_outputs, prepare_inputs
@@ -189,6 +189,10 @@ def _check_arguments(model: object, board: object, prefix: object, sanitize: obj
             raise McuqError(f"compile_model: {name} must be {what}, got {type(value).__name__}")
 
 
+def _arrange(g: Graph, layers: tuple[Layer, ...]) -> tuple[tuple[Layer, ...], Plan]:
+    return fuse_bands(g, layers, plan)
+
+
 def compile_model(
     model: str | os.PathLike | bytes | Graph | QuantizedModel,
     board: str = "host",
@@ -215,11 +219,11 @@ def compile_model(
     g = _quantized_graph(model) or load_graph(model)
     verify(g)
     g = run_passes(g, dump_dir=dump_ir)
-    layers = specialize(g, lower(g), path)
-    if path == "portable":  # the reference path: the kernels and plan as they were
-        p = plan(g, layers)
-    else:
-        layers, p = fuse_bands(g, layers, plan)
+    portable = lower(g)
+    p = plan(g, portable)  # the reference path: the kernels and plan as they were
+    layers = portable
+    if path != "portable":  # fast kernels, bands and overlaps, never in more RAM than the reference path
+        layers, p = within_arena(g, portable, specialize(g, portable, path), _arrange, p.arena_size)
     explicit = prefix is not None
     if prefix is None:
         prefix = _default_prefix(model, g)

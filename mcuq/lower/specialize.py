@@ -13,6 +13,7 @@ bits on every target, so a board file that claims a feature its CPU lacks gets s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -58,32 +59,51 @@ def specialize(g: Graph, layers: tuple[Layer, ...], path: str) -> tuple[Layer, .
         return layers
     table = _table(path)
     out = []
+    used: set[str] = set()  # names of the consts made so far: unique across layers (a band merges two layers' consts)
+    made: dict[tuple, tuple[str, Tensor]] = {}  # identical derived constants (shared weights) are made once
     for layer in layers:
         chosen = None
         for v in table.get(layer.kernel_name, ()):
             if v.supports(layer.params):
                 chosen = v
                 break
-        out.append(layer if chosen is None else _apply(g, layer, chosen))
+        out.append(layer if chosen is None else _apply(g, layer, chosen, used, made))
     return tuple(out)
 
 
-def _apply(g: Graph, layer: Layer, v: Variant) -> Layer:
+def _apply(
+    g: Graph,
+    layer: Layer,
+    v: Variant,
+    used: set[str] | None = None,
+    made: dict[tuple, tuple[str, Tensor]] | None = None,
+) -> Layer:
     params = v.params(layer) if v.params is not None else layer.params
     args = list(layer.args)
     consts = dict(layer.consts)
-    taken = set(g.tensors) | set(consts)
+    taken = set() if used is None else used  # grows with the names made here
+    taken.update(consts)
+    made = {} if made is None else made
+
+    def derived(base: str, label: str, data: np.ndarray, dtype: DType, qparams=None) -> str:
+        """A new constant (or the same one another layer already made from the same values), in ``consts``."""
+        key = (dtype, data.shape, data.tobytes())
+        if key not in made:
+            name = fresh_name(base, g.tensors, taken)
+            taken.add(name)
+            # keyed by a fresh name, named after the model's tensor (messages name what the user knows)
+            made[key] = (name, Tensor(label, tuple(data.shape), dtype, data=data, qparams=qparams))
+        name, t = made[key]
+        consts[name] = t
+        return name
+
     if v.weights is not None or v.fold_bias:
         w_name = str(args[1])
         w = _const(g, layer, w_name)
         w_int = np.asarray(w.data).astype(np.int64)
     if v.weights is not None:
-        name = fresh_name(f"{w_name}_{v.path}", *taken)
-        taken.add(name)
         data = np.ascontiguousarray(v.weights(np.asarray(w.data), params)).astype(np.int8)
-        # keyed by a fresh name, named after the model's tensor (messages name what the user knows)
-        consts[name] = Tensor(w.name, tuple(data.shape), DType.INT8, data=data, qparams=w.qparams)
-        args[1] = name
+        args[1] = derived(f"{w_name}_{v.path}", w.name, data, DType.INT8, w.qparams)
     if v.fold_bias:
         b_name = str(args[2])
         channels = _channels(layer, w_int)
@@ -93,9 +113,8 @@ def _apply(g: Graph, layer: Layer, v: Variant) -> Layer:
         folded = bias - int(layer.p("input_zp")) * _weight_sums(layer, w_int, channels)
         # The kernels accumulate modulo 2^32; the final sum is TFLite's exact int32 (checked by lowering).
         wrapped = ((folded + 2**31) % 2**32 - 2**31).astype(np.int32)
-        name = fresh_name(f"{b_name or layer.outputs[0]}_folded", *taken)
-        consts[name] = Tensor(b_name or name, (channels,), DType.INT32, data=wrapped)
-        args[2] = name
+        base_name = f"{b_name or layer.outputs[0]}_folded"
+        args[2] = derived(base_name, b_name or base_name, wrapped, DType.INT32)
     return replace(layer, kernel=v.kernel, params=params, args=tuple(args), consts=consts, base=layer)
 
 
@@ -121,3 +140,23 @@ def _weight_sums(layer: Layer, w: np.ndarray, channels: int) -> np.ndarray:
     if kind == "mcuq_fully_connected_s8":
         return (w - int(layer.p("weights_zp"))).reshape(channels, -1).sum(axis=1)
     return w.reshape(channels, -1).sum(axis=1)
+
+
+def within_arena(
+    g: Graph, portable: tuple[Layer, ...], fast: tuple[Layer, ...], arrange: Callable, limit: int
+) -> tuple[tuple[Layer, ...], object]:
+    """``arrange(g, layers) -> (layers, plan)`` (bands and planning) of ``fast``, such that the arena stays within
+    ``limit`` (the portable path's): a fast kernel's scratch must not cost RAM the reference path does not need.
+    While the arena is larger, the fast layer with the most scratch goes back to its portable kernel. A model
+    whose activations all live in caller-owned buffers (``limit`` 0: one layer) keeps its fast kernels: there
+    the scratch is the only RAM in the arena."""
+    layers = list(fast)
+    out, p = arrange(g, tuple(layers))
+    while limit > 0 and p.arena_size > limit:
+        scratchy = [i for i, la in enumerate(layers) if la.base is not None and la.scratch_bytes > 0]
+        if not scratchy:
+            break
+        worst = max(scratchy, key=lambda i: (layers[i].scratch_bytes, -i))
+        layers[worst] = portable[worst]
+        out, p = arrange(g, tuple(layers))
+    return out, p

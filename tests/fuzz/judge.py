@@ -122,6 +122,12 @@ def _build_failure(msg: str) -> tuple[str, str]:
     return "build", one_line(errors[0] if errors else msg)
 
 
+def _cli_kernels() -> list[str]:
+    """``--kernels PATH`` when the run picks a kernel path (``worker.KERNELS_ENV``), else nothing."""
+    path = os.environ.get("MCUQ_FUZZ_KERNELS")
+    return ["--kernels", path] if path else []
+
+
 def _cli(data: bytes, tmp: Path) -> tuple[int, list[str]]:
     """``mcuq compile`` on the mutant: (exit status, stderr lines)."""
     model = tmp / "mutant.tflite"
@@ -130,7 +136,7 @@ def _cli(data: bytes, tmp: Path) -> tuple[int, list[str]]:
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "mcuq.cli"]
     env = dict(os.environ, MCUQ_SANITIZE="0")
     proc = subprocess.run(
-        [*cmd, "compile", str(model), "-o", str(tmp / "out")],
+        [*cmd, "compile", str(model), "-o", str(tmp / "out"), *_cli_kernels()],
         capture_output=True,
         timeout=CLI_TIMEOUT,
         cwd=tmp,

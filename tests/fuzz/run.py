@@ -2,7 +2,7 @@
 ``make fuzz-quant`` (hostile float models and calibration data through the quantizer).
 
     python -m tests.fuzz.run mutants [--n 10000] [--seed 0] [--jobs J] [--model digits] [--out build/fuzz]
-    python -m tests.fuzz.run ops [--n 3000] [--seed 0] [--jobs J] [--out build/fuzz]
+    python -m tests.fuzz.run ops [--n 3000] [--seed 0] [--jobs J] [--out build/fuzz] [--kernels mve]
     python -m tests.fuzz.run quant [--n 2000] [--seed 0] [--jobs J] [--model digits] [--family calib]
 
 Mutant ``i`` of a run is seed ``seed + i`` of model ``i mod (number of models)``: digits (examples/), and KWS
@@ -161,10 +161,18 @@ def main(argv: list[str] | None = None) -> int:
         help="mutants: only these models (digits, kws, resnet); quant: (digits, mix, hello, ad, resnet, vww)",
     )
     p.add_argument("--family", action="append", help="quant: only these families (bytes, content, calib, files)")
+    p.add_argument(
+        "--kernels",
+        choices=("auto", "portable", "dsp", "mve"),
+        default=None,
+        help="mutants, ops: the kernel path compile_model and the CLI use (default: compile_model's, auto)",
+    )
     p.add_argument("--no-oracle", action="store_true", help="do not compare with tflite-runtime")
     p.add_argument("--out", type=Path, default=ROOT / "build" / "fuzz", help="failing inputs and worker logs")
     args = p.parse_args(argv)
     t0 = time.time()
+    if args.kernels:  # the workers inherit it (worker.use_kernels)
+        os.environ["MCUQ_FUZZ_KERNELS"] = args.kernels
     if args.what == "quant":
         return _quant_main(args, t0)
     if args.what == "mutants":

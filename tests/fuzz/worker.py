@@ -6,6 +6,9 @@ Tasks: ``{"id": N, "task": "mutant", "model": NAME, "path": PATH, "seed": S, "or
 "cli": bool, "det": bool}`` (see ``qjudge.judge_quant``); ``sleep``, ``exit`` and ``echo`` test the pool. The
 result line is ``{"id": N, "result": ...}``.
 
+``MCUQ_FUZZ_KERNELS`` (set by ``run --kernels``): the kernel path (portable, dsp, mve, auto) every
+``compile_model`` call of the worker uses, and the ``--kernels`` of the CLI runs; unset: compile_model's default.
+
 The protocol uses a private copy of the original stdout; fd 1 is pointed at stderr, so that anything mcuq, a
 compiler or a C program prints cannot corrupt it. Started by ``pool.Pool`` (``python -m tests.fuzz.worker``).
 """
@@ -18,8 +21,25 @@ import sys
 import time
 from pathlib import Path
 
+KERNELS_ENV = "MCUQ_FUZZ_KERNELS"
+
+
+def use_kernels(path: str | None = None) -> str | None:
+    """Make ``mcuq.compile_model`` (as the fuzz modules and the test harness call it) default to ``kernels=path``
+    (default: ``$MCUQ_FUZZ_KERNELS``); returns the path, None when unset."""
+    import functools
+
+    import mcuq
+    import mcuq.api
+
+    path = path or os.environ.get(KERNELS_ENV) or None
+    if path:
+        mcuq.compile_model = functools.partial(mcuq.api.compile_model, kernels=path)
+    return path
+
 
 def main() -> None:
+    use_kernels()
     proto = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
