@@ -68,5 +68,5 @@ def test_wheel_ships_data_and_works_without_checkout(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "(1, 4)"
-    assert (tmp_path / "out" / "mcuq_runtime" / "src" / "conv" / "mcuq_fully_connected_s8.c").exists()
+    assert (tmp_path / "out" / "mcuq_runtime" / "src" / "conv" / "mcuq_fully_connected_s8_dsp.c").exists()
     assert (tmp_path / "fw" / "linker.ld").exists() and (tmp_path / "fw" / "startup.c").exists()
