@@ -198,8 +198,11 @@ def profile(
         # The build is cached by content: run_batch_info below links the same image again from the cache.
         elf = qemu.build_firmware(image, board, base / "probe", hooks=True)
         marks = marker_addresses(elf)
-        sizes = elf_sizes(elf, image.prefix)
-        code = kernel_code(elf, image)
+        # Sizes are those of the firmware as deployed, without the per-layer hooks (their calls and the layer-name
+        # strings they pass are bench-only); the instructions are counted on the hooked build.
+        plain = qemu.build_firmware(image, board, base / "sizes", hooks=False)
+        sizes = elf_sizes(plain, image.prefix)
+        code = kernel_code(plain, image)
         events_file = base / "mcuq_insn_events.txt"
         events_file.unlink(missing_ok=True)
         plugin = plugin_args(events_file, marks)

@@ -169,7 +169,7 @@ def test_report_text_and_json(digits, digits_profiles) -> None:
 
 
 def test_size_report_matches_arm_size(digits, digits_profiles) -> None:
-    elf = next(digits_profiles[2].rglob("*.elf"))
+    elf = next((digits_profiles[2] / "sizes").rglob("*.elf"))  # sizes: the build without hooks
     s = elf_sizes(elf, digits.prefix)
     assert {k: s[k] for k in ("text", "data", "bss", "dec")} == arm_size(elf)
     assert s["code"] + s["rodata"] == s["text"] and s["flash"] == s["text"] + s["data"]
@@ -246,7 +246,7 @@ def test_other_emulated_boards(digits, board: str, tmp_path: Path) -> None:
     p = profile(digits, board, keep_dir=tmp_path)
     assert p.board == board and len(p.layers) == len(digits.layers)
     assert all(r.instructions > 0 for r in p.layers) and 0 < p.glue <= 12 * len(p.layers) + 40
-    elf = next(tmp_path.rglob("*.elf"))
+    elf = next((tmp_path / "sizes").rglob("*.elf"))
     assert {k: p.sizes[k] for k in ("text", "data", "bss", "dec")} == arm_size(elf)
 
 
@@ -277,7 +277,7 @@ def test_kernel_path_and_code_per_kernel(kernels: str, tmp_path: Path) -> None:
     used = {layer.kernel_name for layer in cm.layers if layer.kernel_name}
     assert set(p.kernel_code) == used | {"model", "other"}
     assert 0.95 * p.sizes["code"] <= sum(p.kernel_code.values()) <= p.sizes["code"]  # all but alignment padding
-    nm = _nm_sizes(next(tmp_path.rglob("*.elf")))
+    nm = _nm_sizes(next((tmp_path / "sizes").rglob("*.elf")))
     for k in used:
         assert p.kernel_code[k] >= nm[k] + nm.get(f"{k}_scratch_size", 0) > 0, k
     assert p.kernel_code["model"] >= nm[f"{cm.prefix}_invoke"] > 0
