@@ -475,8 +475,9 @@ instructions. Targets (issue 10, optimized path): MACs per instruction on the M4
 weights <= 16 kB (AD <= 8 kB; kB = 1,024 bytes). Sizes are read from the ELF with pyelftools and agree with
 `arm-none-eabi-size`: flash = .text + .data (code, weights, parameters), RAM = .data + .bss (arena, the
 2,048-byte stack reserve, other statics). ".text without weights" is the read-only flash (code, vectors,
-constants) less the model's weight and parameter arrays, of the firmware that `mcuq bench` runs (with its
-main loop and per-layer hooks). Per-kernel code is the size of the linked functions from the ELF's symbols.
+constants) less the model's weight and parameter arrays, of the firmware as deployed: `mcuq bench`'s firmware
+(startup, a main loop reading inputs by semihosting) built without the per-layer hooks, whose calls and
+layer-name strings only the instruction counting needs; other statics in RAM include the input buffer. Per-kernel code is the size of the linked functions from the ELF's symbols.
 "Stack used" is the measured high-water mark (the stack is painted at boot).
 
 """

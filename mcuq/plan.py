@@ -89,7 +89,7 @@ class Plan:
     arena_no_levers: int = 0  # inputs and outputs of every step apart (the plan before levers)
     arena_in_place: int = 0  # + outputs over inputs where the kernel allows D >= 0
     arena_line_buffers: int = 0  # + outputs trailing inputs where the kernel allows D < 0
-    arena_patches: int | None = None  # + patch-based execution: not implemented yet
+    arena_patches: int | None = None  # + band execution (mcuq.lower.bands), where a band is used
     overlaps: tuple[Overlap, ...] = ()  # the (input, output) pairs that share memory, by step
 
     def describe(self) -> list[str]:

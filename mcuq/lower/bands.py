@@ -144,9 +144,21 @@ def fuse_bands(g: Graph, layers: tuple[Layer, ...], plan_fn: Callable) -> tuple[
         p = plan_fn(g, trial, quick=True)
         if p.arena_size < best.arena_size:
             current, best = list(trial), p
+    if not any(la.parts for la in current):
+        return tuple(layers), plan_fn(g, layers)
     current = _taller(g, current, best.arena_size, plan_fn)
     final = plan_fn(g, tuple(current))
-    return tuple(current), final
+    without = plan_fn(g, layers)
+    if final.arena_size >= without.arena_size:  # the quick trial plans were not borne out by the full plans
+        return tuple(layers), without
+    # The levers in turn: the overlaps on the layers without bands, then the bands ("patches").
+    return tuple(current), replace(
+        final,
+        arena_no_levers=without.arena_no_levers,
+        arena_in_place=without.arena_in_place,
+        arena_line_buffers=without.arena_line_buffers,
+        arena_patches=final.arena_size,
+    )
 
 
 def _taller(g: Graph, current: list[Layer], arena: int, plan_fn: Callable) -> list[Layer]:

@@ -174,7 +174,8 @@ def _simulate(g: ir.Graph, layers: tuple[Layer, ...], p: Plan, align: int) -> No
         intact(name)
         assert p.external[name] == name
     assert p.arena_no_levers >= p.lower_bound and p.arena_size >= p.lower_bound or p.overlaps
-    assert p.arena_size == p.arena_line_buffers <= p.arena_in_place <= p.arena_no_levers
+    final = p.arena_line_buffers if p.arena_patches is None else p.arena_patches
+    assert p.arena_size == final and final <= p.arena_line_buffers <= p.arena_in_place <= p.arena_no_levers
     if not p.scratch:  # kernel scratch is no graph tensor
         assert p.lower_bound == _liveness_bound(g, layers)
 
