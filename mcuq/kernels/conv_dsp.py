@@ -29,7 +29,7 @@ def conv2d_dsp_scratch(p: Conv2DParams) -> int:
     if fh <= 0 or fw <= 0 or cin <= 0:
         return 0
     groups = (fh * fw * cin + 3) // 4
-    return groups * BLOCK * 8 + (groups * 4 if cin % 4 else 0)
+    return groups * BLOCK * 8 + (groups * 4 + 4 if cin % 4 else 0)
 
 
 def conv2d_dsp_overlap(p: Conv2DParams) -> tuple[int | None, ...]:

@@ -41,6 +41,9 @@ ODD = [
     Case("dsp_k1_cout5", C, (1, 3, 3, 1), 5, in_zp=-9, seed=45),  # K < 4: tails read bytewise near the end
     Case("dsp_k2_cout6", C, (1, 2, 5, 2), 6, in_zp=33, seed=46),
     Case("dsp_k3_cout7", C, (1, 4, 2, 3), 7, act=A.RELU, in_zp=-128, seed=47),
+    # cin 3: whole-column windows gathered a word at a time (reads past a row stay inside the input, else bytewise)
+    Case("dsp_cin3_batch2_dil_h", C, (2, 7, 6, 3), 5, (3, 2), dilation=(2, 1), padding=SAME, in_zp=-5, seed=48),
+    Case("dsp_cin3_5x5_s1", C, (1, 6, 9, 3), 4, (5, 5), padding=VALID, in_zp=64, seed=49),
     Case("dsp_fc_5_units_k7", F, (1, 7), 5, in_zp=-128, seed=41),
     Case("dsp_fc_6_units_k9", F, (2, 9), 6, per_channel=False, in_zp=127, seed=42),
     Case("dsp_fc_7_units_k64", F, (1, 64), 7, act=A.RELU, seed=43),

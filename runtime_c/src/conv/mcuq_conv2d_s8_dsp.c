@@ -50,7 +50,7 @@ int32_t mcuq_conv2d_s8_dsp_scratch_size(const mcuq_conv2d_params *params)
         return 0;
     }
     const int32_t groups = groups_of(params);
-    return groups * BLOCK * 8 + ((params->input.c % 4) != 0 ? groups * 4 : 0);
+    return groups * BLOCK * 8 + ((params->input.c % 4) != 0 ? groups * 4 + 4 : 0);
 }
 
 /* n int8 from src (any alignment) widened into groups of two words, `stride` words apart; a last partial group is
@@ -399,6 +399,49 @@ static void gather_rows(int8_t *stage, const int8_t *image, int32_t oy, int32_t 
     }
 }
 
+/* One pixel's window (cin % 4 != 0, dilation.w 1, every column in the image) as int8 into stage, each in-image
+ * filter row as whole words: a row's last word runs past it (into the next row's place, rewritten next, or the
+ * stage's 4 spare bytes) and reads up to 3 bytes past it, which stay inside the input (else bytewise); padding rows
+ * hold input_zp. Returns stage's words widened into slot, the bytes past K masked off. */
+static void gather_words(uint32_t *slot, int8_t *stage, const int8_t *image, const int8_t *end, int32_t iy0,
+                         int32_t ix0, const mcuq_conv2d_params *p, int32_t k)
+{
+    const int32_t fr = p->window.filter.w * p->input.c;
+    const int32_t in_row = p->input.w * p->input.c;
+    const uint32_t zp4 = ((uint32_t)p->input_zp & 0xffu) * 0x01010101u;
+    int8_t *dst = stage;
+    int32_t iy = iy0;
+    for (int32_t ky = 0; ky < p->window.filter.h; ++ky, dst += fr, iy += p->window.dilation.h) {
+        if (iy < 0 || iy >= p->input.h) {
+            fill_bytes(dst, zp4, fr);
+            continue;
+        }
+        const int8_t *src = image + iy * in_row + ix0 * p->input.c;
+        if (end - src >= fr + 3) {
+            const int8_t *s = src;
+            int8_t *d = dst;
+            for (int32_t n = fr; n > 0; n -= 4, s += 4, d += 4) {
+                mcuq_write_u32(d, mcuq_read_u32(s));
+            }
+        } else {
+            copy_row(dst, src, fr);
+        }
+    }
+    const int32_t stride = BLOCK * 2;
+    const uint8_t *st = (const uint8_t *)stage;
+    int32_t n = k;
+    for (; n >= 4; n -= 4, st += 4, slot += stride) {
+        const uint32_t v = mcuq_read_u32(st);
+        slot[0] = mcuq_sxtb16(v);
+        slot[1] = mcuq_sxtb16_ror8(v);
+    }
+    if (n > 0) {
+        const uint32_t v = mcuq_read_u32(st) & ((1u << (8 * n)) - 1u);
+        slot[0] = mcuq_sxtb16(v);
+        slot[1] = mcuq_sxtb16_ror8(v);
+    }
+}
+
 /* One pixel's window widened straight from the input, filter row by filter row, when every row is whole groups
  * (filter.w * input.c % 4 == 0) and its in-image taps start on group boundaries (input.c % 4 == 0, or all taps of
  * the row in the image): padding groups hold input_zp. */
@@ -471,6 +514,7 @@ mcuq_status mcuq_conv2d_s8_dsp(const mcuq_context *ctx, const mcuq_conv2d_params
     const int fast = all_fast(&p);
     const int mode = fast ? (full_range ? CLAMP_FULL : CLAMP_ANY) : (full_range ? CLAMP_MIXED : CLAMP_SLOW);
     const int32_t pixels = p.output.n * p.output.h * p.output.w;
+    const int8_t *input_end = input + p.input.n * in_image;
     int32_t b = 0;
     int32_t oy = 0;
     int32_t ox = 0;
@@ -490,6 +534,8 @@ mcuq_status mcuq_conv2d_s8_dsp(const mcuq_context *ctx, const mcuq_conv2d_params
             const int whole = ix0 >= 0 && ix0 + (p.window.filter.w - 1) * p.window.dilation.w < p.input.w;
             if (rows_whole && (cin % 4 == 0 || (whole && p.window.dilation.w == 1))) {
                 direct_rows(slot, image, oy, ox, &p, zp_pair);
+            } else if (whole && p.window.dilation.w == 1) {
+                gather_words(slot, stage, image, input_end, oy * p.window.stride.h - p.window.pad.h, ix0, &p, k);
             } else { /* gather the window as int8 first */
                 gather_rows(stage, image, oy, ox, &p);
                 widen(slot, stride, stage, k);
