@@ -54,18 +54,6 @@ static inline uint32_t mac_bb(uint32_t a, uint32_t b, uint32_t acc)
     return acc + (uint32_t)((int32_t)(int16_t)(a & 0xffffu) * (int32_t)(int16_t)(b & 0xffffu));
 }
 
-/* acc + lo16(a) * hi16(b) + hi16(a) * lo16(b) */
-static inline uint32_t smladx(uint32_t a, uint32_t b, uint32_t acc)
-{
-#if MCUQ_HAVE_DSP
-    return (uint32_t)__smladx((int16x2_t)a, (int16x2_t)b, (int32_t)acc);
-#else
-    const int32_t p0 = (int32_t)(int16_t)(a & 0xffffu) * (int32_t)(int16_t)(b >> 16);
-    const int32_t p1 = (int32_t)(int16_t)(a >> 16) * (int32_t)(int16_t)(b & 0xffffu);
-    return acc + (uint32_t)p0 + (uint32_t)p1;
-#endif
-}
-
 /* Input row iy (or input_zp where iy is outside the image), channels c0 .. c0 + cn - 1 (cn <= 4), into the
  * region dst: dst[ci * width + pad_w + ix] = image[iy][ix][c0 + ci] for the columns that fit. */
 static void fill_group(int8_t *dst, const int8_t *image, int32_t iy, int32_t c0, int32_t cn,
@@ -77,13 +65,11 @@ static void fill_group(int8_t *dst, const int8_t *image, int32_t iy, int32_t c0,
     if (cols <= 0) {
         return;
     }
-    int8_t *d = dst + pad_w;
-    if (iy < 0 || iy >= p->input.h) {
-        for (int32_t ci = 0; ci < cn; ++ci) {
-            memset(d + ci * width, (int)(int8_t)p->input_zp, (size_t)cols);
-        }
+    if (iy < 0 || iy >= p->input.h) { /* the whole region (its padding columns hold input_zp already) */
+        memset(dst, (int)(int8_t)p->input_zp, (size_t)(4 * width));
         return;
     }
+    int8_t *d = dst + pad_w;
     const int8_t *s = image + iy * p->input.w * c_n + c0;
     if (cn < 4) {
         for (int32_t ci = 0; ci < cn; ++ci) {
@@ -138,8 +124,9 @@ static inline int8_t requantize(uint32_t acc, const uint32_t *k, int32_t mult, i
     return (int8_t)MCUQ_CLAMP(v, p->activation.min, p->activation.max);
 }
 
-/* One channel's output row in plain C (the DSP path's assembly computes the same sums): rows r0, r1, r2 of the
- * channel in the ring, the output pixels at out[ox * step]. */
+/* One channel's output row in plain C, pixel by pixel (the DSP path's assembly computes the same sums, two or
+ * three pixels at a time, for channels with the fast rounding): rows r0, r1, r2 of the channel in the ring, the
+ * output pixels at out[ox * step]. */
 static void chan_row_c(const int8_t *r0, const int8_t *r1, const int8_t *r2, int8_t *out, int32_t step, int32_t ow,
                        int32_t stride, const int8_t *filter, int32_t bias, int32_t mult, int32_t shift,
                        const mcuq_conv2d_params *p)
@@ -150,90 +137,45 @@ static void chan_row_c(const int8_t *r0, const int8_t *r1, const int8_t *r2, int
     }
     const int8_t *rows[3] = {r0, r1, r2};
     const uint32_t mid[3] = {k[3], k[3] >> 16, k[4]}; /* w_k1 in the low half */
-    int32_t ox = 0;
-    for (; ox + 2 <= ow; ox += 2) {
-        uint32_t s0 = (uint32_t)bias;
-        uint32_t s1 = (uint32_t)bias;
+    for (int32_t ox = 0; ox < ow; ++ox) {
+        uint32_t s = (uint32_t)bias;
         for (int32_t r = 0; r < 3; ++r) {
             const int8_t *x = rows[r] + ox * stride;
-            const uint32_t v = mcuq_read_u32(x);
-            const uint32_t x02 = mcuq_sxtb16(v);
-            const uint32_t x13 = mcuq_sxtb16_ror8(v);
-            s0 = mcuq_smlad(x02, k[r], s0);
-            s0 = mac_bb(x13, mid[r], s0);
-            if (stride == 1) {
-                s1 = mcuq_smlad(x13, k[r], s1);
-                s1 = mac_bb(x02 >> 16, mid[r], s1);
-            } else {
-                s1 = mac_bb(x13 >> 16, mid[r], s1);
-                const uint32_t x42 = (x02 & 0xffff0000u) | ((uint32_t)(int32_t)x[4] & 0xffffu); /* PKHTB */
-                s1 = smladx(x42, k[r], s1);
-            }
+            s = mac_bb((uint32_t)(int32_t)x[0], k[r], s);
+            s = mac_bb((uint32_t)(int32_t)x[1], mid[r], s);
+            s = mac_bb((uint32_t)(int32_t)x[2], k[r] >> 16, s);
         }
-        out[ox * step] = requantize(s0, k, mult, shift, p);
-        out[(ox + 1) * step] = requantize(s1, k, mult, shift, p);
-    }
-    if (ox < ow) { /* the last pixel of an odd row */
-        uint32_t s0 = (uint32_t)bias;
-        for (int32_t r = 0; r < 3; ++r) {
-            const uint32_t v = mcuq_read_u32(rows[r] + ox * stride);
-            s0 = mac_bb(mcuq_sxtb16_ror8(v), mid[r], mcuq_smlad(mcuq_sxtb16(v), k[r], s0));
-        }
-        out[ox * step] = requantize(s0, k, mult, shift, p);
+        out[ox * step] = requantize(s, k, mult, shift, p);
     }
 }
 
 #if MCUQ_HAVE_DSP && defined(__GNUC__)
-/* The assembly of chan_row_c for channels with the fast rounding and activation bounds [-128, 127].
- * Registers: r0-r2 the ring rows (post-incremented), r3 out, r4-r6/r8/r9 A0 A1 A2 B01 B2, r10/r11 the two sums,
- * r12/lr x02/x13. The frame: sp+0 A0 A1 A2 B01 B2 bias bias, sp+28 M R r step end odd. */
+/* What the assembly needs for the channels c0 .. c0 + n - 1 of one group and one output row (field order is the
+ * order of the assembly's frame). */
+typedef struct {
+    const int8_t *row0; /* ring row iy0 of channel c0 (rows iy0 + 1, iy0 + 2 below) */
+    const int8_t *row1;
+    const int8_t *row2;
+    int32_t step;        /* output bytes between pixels: C */
+    int8_t *out;         /* channel c0's first output pixel */
+    int32_t pairs;       /* ring bytes the pair loop advances: pixel pairs before the tail * 2 * stride */
+    const int32_t *bias; /* bias[c0] */
+    const int8_t *k;     /* channel c0's filter words */
+    int32_t next;        /* ring bytes from where the pair loop ends to the next channel's row: width - pairs */
+    const int8_t *k_end; /* the filter words after the last channel */
+    int32_t triple;      /* a three-pixel tail (odd output width) */
+} dw_job;
+/* The assembly of chan_row_c for the channels of a job, all with the fast rounding and activation bounds
+ * [-128, 127], output width >= 2: pixel pairs, then three pixels when the width is odd.
+ * Registers in the loops: r0-r2 the ring rows (post-incremented), r3 out, r4-r6/r8/r9 A0 A1 A2 B01 B2, r10/r11
+ * (and r7 in the tail) the sums, r12/lr x02/x13, r7 the end of the pairs. The frame: sp+0 A0 A1 A2 B01 B2 bias
+ * bias, sp+28 M R r, sp+40 step out pairs bias k next k_end triple (the job from `step` on). */
 #define DW_REQ(s)                                                                                                      \
     "smmlar " s ", " s ", r4, " s "\n\t"                                                                               \
     "add " s ", " s ", " s ", asr #31\n\t"                                                                             \
     "qadd " s ", " s ", r5\n\t"                                                                                        \
     "asr " s ", " s ", r6\n\t"                                                                                         \
     "ssat " s ", #8, " s "\n\t"
-#define DW_PROLOGUE                                                                                                    \
-    "ldrd r4, r5, [r12, #20]\n\t"                                                                                      \
-    "ldr r6, [r12, #28]\n\t"                                                                                           \
-    "push {r4, r5, r6, r8, r9, r11}\n\t"                                                                               \
-    "cmp r0, r9\n\t"                                                                                                   \
-    "mov r11, r10\n\t"                                                                                                 \
-    "ldm r12, {r4, r5, r6, r8, r9}\n\t"                                                                                \
-    "push {r4, r5, r6, r8, r9, r10, r11}\n\t"                                                                          \
-    "beq 2f\n\t"
-#define DW_EPILOGUE                                                                                                    \
-    "2:\n\t"                                                                                                           \
-    "ldr r4, [sp, #48]\n\t"                                                                                            \
-    "cbz r4, 3f\n\t"                                                                                                   \
-    "ldm sp, {r4, r5, r6, r8, r9, r10}\n\t"                                                                            \
-    "ldr lr, [r0]\n\t"                                                                                                 \
-    "sxtb16 r12, lr\n\t"                                                                                               \
-    "sxtb16 lr, lr, ror #8\n\t"                                                                                        \
-    "smlad r10, r12, r4, r10\n\t"                                                                                      \
-    "smlabb r10, lr, r8, r10\n\t"                                                                                      \
-    "ldr lr, [r1]\n\t"                                                                                                 \
-    "sxtb16 r12, lr\n\t"                                                                                               \
-    "sxtb16 lr, lr, ror #8\n\t"                                                                                        \
-    "smlad r10, r12, r5, r10\n\t"                                                                                      \
-    "smlabt r10, lr, r8, r10\n\t"                                                                                      \
-    "ldr lr, [r2]\n\t"                                                                                                 \
-    "sxtb16 r12, lr\n\t"                                                                                               \
-    "sxtb16 lr, lr, ror #8\n\t"                                                                                        \
-    "smlad r10, r12, r6, r10\n\t"                                                                                      \
-    "smlabb r10, lr, r9, r10\n\t"                                                                                      \
-    "add r12, sp, #28\n\t"                                                                                             \
-    "ldm r12, {r4, r5, r6}\n\t" DW_REQ("r10") "strb r10, [r3]\n\t"                                                     \
-                                              "3:\n\t"                                                                 \
-                                              "add sp, sp, #52\n\t"
-/* after the sums: requantize both, store, loop */
-#define DW_STORE                                                                                                       \
-    "add r12, sp, #28\n\t"                                                                                             \
-    "ldm r12, {r4, r5, r6, r8, r9}\n\t" DW_REQ("r10") DW_REQ("r11") "strb r10, [r3]\n\t"                               \
-                                                                    "strb r11, [r3, r8]\n\t"                           \
-                                                                    "add r3, r3, r8, lsl #1\n\t"                       \
-                                                                    "cmp r0, r9\n\t"                                   \
-                                                                    "bne 1b\n\t"
 /* stride 1, one filter row: pixel 0 (x0, x2).(w0, w2) + x1 w1, pixel 1 (x1, x3).(w0, w2) + x2 w1 */
 #define DW_ROW1(rp, a, bw, b0, b1)                                                                                     \
     "ldr lr, [" rp "], #2\n\t"                                                                                         \
@@ -254,36 +196,100 @@ static void chan_row_c(const int8_t *r0, const int8_t *r1, const int8_t *r2, int
     "ldrsb lr, [" rp "]\n\t"                                                                                           \
     "pkhtb lr, r12, lr\n\t"                                                                                            \
     "smladx r11, lr, " a ", r11\n\t"
+/* stride 1, three pixels, one filter row: as DW_ROW1, and pixel 2 (x4, x2) x (w0, w2) crosswise + x3 w1 */
+#define DW_TRI1(rp, a, bw, b0, b1)                                                                                     \
+    "ldr lr, [" rp "]\n\t"                                                                                             \
+    "sxtb16 r12, lr\n\t"                                                                                               \
+    "sxtb16 lr, lr, ror #8\n\t"                                                                                        \
+    "smlad r10, r12, " a ", r10\n\t"                                                                                   \
+    "smla" b0 " r10, lr, " bw ", r10\n\t"                                                                              \
+    "smlad r11, lr, " a ", r11\n\t"                                                                                    \
+    "smla" b1 " r11, r12, " bw ", r11\n\t"                                                                             \
+    "smla" b1 " r7, lr, " bw ", r7\n\t"                                                                                \
+    "ldrsb lr, [" rp ", #4]\n\t"                                                                                       \
+    "pkhtb lr, r12, lr\n\t"                                                                                            \
+    "smladx r7, lr, " a ", r7\n\t"
+/* stride 2, three pixels, one filter row: pixel 0 as DW_ROW2, pixel 1 (x4, x2) x (w0, w2) crosswise + x3 w1,
+ * pixel 2 (x4, x6).(w0, w2) + x5 w1 */
+#define DW_TRI2(rp, a, bw, b0, b1)                                                                                     \
+    "ldr lr, [" rp "]\n\t"                                                                                             \
+    "sxtb16 r12, lr\n\t"                                                                                               \
+    "sxtb16 lr, lr, ror #8\n\t"                                                                                        \
+    "smlad r10, r12, " a ", r10\n\t"                                                                                   \
+    "smla" b0 " r10, lr, " bw ", r10\n\t"                                                                              \
+    "smla" b1 " r11, lr, " bw ", r11\n\t"                                                                              \
+    "ldr lr, [" rp ", #4]\n\t"                                                                                         \
+    "sxtb16 lr, lr\n\t"                                                                                                \
+    "pkhtb r12, r12, lr\n\t"                                                                                           \
+    "smladx r11, r12, " a ", r11\n\t"                                                                                  \
+    "smlad r7, lr, " a ", r7\n\t"                                                                                      \
+    "ldrsb lr, [" rp ", #5]\n\t"                                                                                       \
+    "smla" b0 " r7, lr, " bw ", r7\n\t"
+/* The whole job: ROW is DW_ROW1 or DW_ROW2, TRI DW_TRI1 or DW_TRI2. */
+#define DW_JOB(ROW, TRI)                                                                                               \
+    "push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"                                                                  \
+    "sub sp, sp, #72\n\t"                                                                                              \
+    "add r12, r0, #12\n\t"                                                                                             \
+    "ldm r12, {r3, r4, r5, r6, r7, r8, r9, r10}\n\t"                                                                   \
+    "add r12, sp, #40\n\t"                                                                                             \
+    "stm r12, {r3, r4, r5, r6, r7, r8, r9, r10}\n\t"                                                                   \
+    "ldm r0, {r0, r1, r2}\n\t"                                                                                         \
+    "4:\n\t"                                                                                                           \
+    "add lr, sp, #44\n\t"                                                                                              \
+    "ldm lr, {r3, r7, r10, r12}\n\t"                                                                                   \
+    "ldm r12!, {r4, r5, r6, r8, r9}\n\t"                                                                               \
+    "ldr r11, [r10], #4\n\t"                                                                                           \
+    "stm sp, {r4, r5, r6, r8, r9, r11}\n\t"                                                                            \
+    "str r11, [sp, #24]\n\t"                                                                                           \
+    "ldm r12!, {r4, r5, r6}\n\t"                                                                                       \
+    "add r8, sp, #28\n\t"                                                                                              \
+    "stm r8, {r4, r5, r6}\n\t"                                                                                         \
+    "add r4, r3, #1\n\t"                                                                                               \
+    "stm lr, {r4, r7, r10, r12}\n\t"                                                                                   \
+    "cmp r7, #0\n\t"                                                                                                   \
+    "beq 5f\n\t"                                                                                                       \
+    "add r7, r0, r7\n\t"                                                                                               \
+    "1:\n\t"                                                                                                           \
+    "ldm sp, {r4, r5, r6, r8, r9, r10, r11}\n\t" ROW("r0", "r4", "r8", "bb", "tb") ROW("r1", "r5", "r8", "bt", "tt")   \
+        ROW("r2", "r6", "r9", "bb",                                                                                    \
+            "tb") "add r12, sp, #28\n\t"                                                                               \
+                  "ldm r12, {r4, r5, r6, r8}\n\t" DW_REQ("r10") DW_REQ(                                                \
+                      "r11") "strb r10, [r3]\n\t"                                                                      \
+                             "strb r11, [r3, r8]\n\t"                                                                  \
+                             "add r3, r3, r8, lsl #1\n\t"                                                              \
+                             "cmp r0, r7\n\t"                                                                          \
+                             "bne 1b\n\t"                                                                              \
+                             "5:\n\t"                                                                                  \
+                             "ldr r4, [sp, #68]\n\t"                                                                   \
+                             "cmp r4, #0\n\t"                                                                          \
+                             "beq 6f\n\t"                                                                              \
+                             "ldm sp, {r4, r5, r6, r8, r9, r10, r11}\n\t"                                              \
+                             "mov r7, r10\n\t" TRI("r0", "r4", "r8", "bb", "tb") TRI("r1", "r5", "r8", "bt", "tt")     \
+                                 TRI("r2", "r6", "r9", "bb",                                                           \
+                                     "tb") "add r12, sp, #28\n\t"                                                      \
+                                           "ldm r12, {r4, r5, r6, r8}\n\t" DW_REQ("r10") DW_REQ("r11")                 \
+                                               DW_REQ("r7") "strb r10, [r3]\n\t"                                       \
+                                                            "strb r11, [r3, r8]\n\t"                                   \
+                                                            "strb r7, [r3, r8, lsl #1]\n\t"                            \
+                                                            "6:\n\t"                                                   \
+                                                            "add lr, sp, #56\n\t"                                      \
+                                                            "ldm lr, {r4, r5, r6}\n\t"                                 \
+                                                            "add r0, r0, r5\n\t"                                       \
+                                                            "add r1, r1, r5\n\t"                                       \
+                                                            "add r2, r2, r5\n\t"                                       \
+                                                            "cmp r4, r6\n\t"                                           \
+                                                            "bne 4b\n\t"                                               \
+                                                            "add sp, sp, #72\n\t"                                      \
+                                                            "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n\t"
 
-static void chan_row_asm(const int8_t *r0, const int8_t *r1, const int8_t *r2, int8_t *out, int32_t step, int32_t ow,
-                         int32_t stride, const int8_t *filter, int32_t bias)
+__attribute__((naked, noinline)) static void dw_job_s1(const dw_job *job __attribute__((unused)))
 {
-    register const int8_t *a0 __asm__("r0") = r0;
-    register const int8_t *a1 __asm__("r1") = r1;
-    register const int8_t *a2 __asm__("r2") = r2;
-    register int8_t *a3 __asm__("r3") = out;
-    register int32_t a8 __asm__("r8") = step;
-    register const int8_t *a9 __asm__("r9") = r0 + (ow >> 1) * 2 * stride; /* end of the pairs */
-    register int32_t a10 __asm__("r10") = bias;
-    register int32_t a11 __asm__("r11") = ow & 1;
-    register const int8_t *a12 __asm__("r12") = filter;
-    if (stride == 1) {
-        __asm__ volatile(DW_PROLOGUE "1:\n\t"
-                                     "ldm sp, {r4, r5, r6, r8, r9, r10, r11}\n\t" DW_ROW1("r0", "r4", "r8", "bb", "tb")
-                                         DW_ROW1("r1", "r5", "r8", "bt", "tt") DW_ROW1("r2", "r6", "r9", "bb", "tb")
-                                             DW_STORE DW_EPILOGUE
-                         : "+r"(a0), "+r"(a1), "+r"(a2), "+r"(a3), "+r"(a8), "+r"(a9), "+r"(a10), "+r"(a11), "+r"(a12)
-                         :
-                         : "r4", "r5", "r6", "lr", "cc", "memory");
-    } else {
-        __asm__ volatile(DW_PROLOGUE "1:\n\t"
-                                     "ldm sp, {r4, r5, r6, r8, r9, r10, r11}\n\t" DW_ROW2("r0", "r4", "r8", "bb", "tb")
-                                         DW_ROW2("r1", "r5", "r8", "bt", "tt") DW_ROW2("r2", "r6", "r9", "bb", "tb")
-                                             DW_STORE DW_EPILOGUE
-                         : "+r"(a0), "+r"(a1), "+r"(a2), "+r"(a3), "+r"(a8), "+r"(a9), "+r"(a10), "+r"(a11), "+r"(a12)
-                         :
-                         : "r4", "r5", "r6", "lr", "cc", "memory");
-    }
+    __asm__ volatile(DW_JOB(DW_ROW1, DW_TRI1));
+}
+
+__attribute__((naked, noinline)) static void dw_job_s2(const dw_job *job __attribute__((unused)))
+{
+    __asm__ volatile(DW_JOB(DW_ROW2, DW_TRI2));
 }
 #define MCUQ_DW_ASM 1
 #else
@@ -323,7 +329,20 @@ mcuq_status mcuq_depthwise_conv2d_s8_dsp(const mcuq_context *ctx, const mcuq_con
     int8_t *fifo = (int8_t *)(void *)(base + ((4u - ((uintptr_t)base & 3u)) & 3u));
     const int32_t in_image = p.input.h * p.input.w * c_n;
     const int32_t out_row = ow * c_n;
-    const int fast_act = p.activation.min <= -128 && p.activation.max >= 127;
+#if MCUQ_DW_ASM
+    /* the assembly takes whole groups when every channel has the fast rounding, else the channels that have it */
+    const int fast = p.activation.min <= -128 && p.activation.max >= 127 && ow >= 2;
+    int all_fast = fast;
+    for (int32_t c = 0; c < c_n && all_fast; ++c) {
+        all_fast = mcuq_read_u32(filter + c * 4 * MCUQ_DW_WORDS + 28) != 0;
+    }
+    void (*const run)(const dw_job *) = sw == 1 ? dw_job_s1 : dw_job_s2;
+    dw_job job;
+    job.step = c_n;
+    job.triple = ow & 1;
+    job.pairs = (ow - 3 * (ow & 1)) * sw; /* (pixels before the tail) / 2 pairs of 2 * stride bytes */
+    job.next = width - job.pairs;
+#endif
 
     memset(fifo, (int)(int8_t)p.input_zp, (size_t)(n_regions * region + 4)); /* the padding columns stay */
     int32_t head = 0; /* the region of the oldest row's group 0 */
@@ -348,20 +367,37 @@ mcuq_status mcuq_depthwise_conv2d_s8_dsp(const mcuq_context *ctx, const mcuq_con
                     if (next == iy0 + 2) { /* the output row's group g: rows iy0, iy0 + 1, iy0 + 2 */
                         const int8_t *r0 = fifo + i_old * region;
                         const int8_t *r1 = fifo + (i_mid >= n_regions ? i_mid - n_regions : i_mid) * region;
-                        for (int32_t c = c0; c < c0 + 4 && c < c_n; ++c) {
+                        int32_t c1 = MCUQ_MIN(c0 + 4, c_n);
+#if MCUQ_DW_ASM
+                        if (all_fast) {
+                            job.row0 = r0;
+                            job.row1 = r1;
+                            job.row2 = nw;
+                            job.out = out + c0;
+                            job.bias = bias + c0;
+                            job.k = filter + c0 * 4 * MCUQ_DW_WORDS;
+                            job.k_end = filter + c1 * 4 * MCUQ_DW_WORDS;
+                            run(&job);
+                            c1 = c0; /* done */
+                        }
+#endif
+                        for (int32_t c = c0; c < c1; ++c, r0 += width, r1 += width, nw += width) {
                             const int8_t *k = filter + c * 4 * MCUQ_DW_WORDS;
 #if MCUQ_DW_ASM
-                            if (fast_act && mcuq_read_u32(k + 28) != 0) {
-                                chan_row_asm(r0, r1, nw, out + c, c_n, ow, sw, k, bias[c]);
-                            } else
-#endif
-                            {
-                                chan_row_c(r0, r1, nw, out + c, c_n, ow, sw, k, bias[c], p.quant.multiplier[c],
-                                           p.quant.shift[c], &p);
+                            if (fast && mcuq_read_u32(k + 28) != 0) {
+                                job.row0 = r0;
+                                job.row1 = r1;
+                                job.row2 = nw;
+                                job.out = out + c;
+                                job.bias = bias + c;
+                                job.k = k;
+                                job.k_end = k + 4 * MCUQ_DW_WORDS;
+                                run(&job);
+                                continue;
                             }
-                            r0 += width;
-                            r1 += width;
-                            nw += width;
+#endif
+                            chan_row_c(r0, r1, nw, out + c, c_n, ow, sw, k, bias[c], p.quant.multiplier[c],
+                                       p.quant.shift[c], &p);
                         }
                     }
                     i_new = i_old;
@@ -372,6 +408,5 @@ mcuq_status mcuq_depthwise_conv2d_s8_dsp(const mcuq_context *ctx, const mcuq_con
             }
         }
     }
-    (void)fast_act;
     return MCUQ_OK;
 }
