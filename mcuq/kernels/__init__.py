@@ -3,16 +3,18 @@ module per op family, like runtime_c/include/mcuq_<family>.h."""
 
 from __future__ import annotations
 
-from . import (  # noqa: F401  (register the kernels)  # noqa: F401  (fast variants, bands)
+# the portable kernels, their fast variants (each registers its Variant rows) and the band kernel
+from . import (  # noqa: F401
     band,
     conv,
     conv_dsp,
     depthwise_dsp,
-    depthwise_mve,  # noqa: F401  (the MVE depthwise variant)
+    depthwise_mve,
     elementwise,
     elementwise_fast,
     nn_mve,
     pool,
+    pool_fast,
     shape,
     softmax,
 )

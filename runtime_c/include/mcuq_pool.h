@@ -30,6 +30,16 @@ mcuq_status mcuq_average_pool2d_s8(const mcuq_context *ctx, const mcuq_pool2d_pa
                                    int8_t *output);
 int32_t mcuq_average_pool2d_s8_scratch_size(const mcuq_pool2d_params *params);
 
+/* The largest window (filter.h * filter.w taps) mcuq_average_pool2d_s8_dsp sums in int16 lanes; larger ones run
+ * the portable loop inside it. */
+#define MCUQ_AVG_POOL_DSP_MAX_TAPS 255
+
+/* AVERAGE_POOL_2D, dsp path (SXTB16/SADD16 over four channels; plain C without the DSP extension): the same
+ * results, arguments, scratch (none) and errors as mcuq_average_pool2d_s8. */
+mcuq_status mcuq_average_pool2d_s8_dsp(const mcuq_context *ctx, const mcuq_pool2d_params *params, const int8_t *input,
+                                       int8_t *output);
+int32_t mcuq_average_pool2d_s8_dsp_scratch_size(const mcuq_pool2d_params *params);
+
 /* int8 max pooling, NHWC: the largest int8 value of the window's in-bounds taps, clamped to the activation
  * bounds. Needs no scratch. Errors as mcuq_average_pool2d_s8. */
 mcuq_status mcuq_max_pool2d_s8(const mcuq_pool2d_params *params, const int8_t *input, int8_t *output);

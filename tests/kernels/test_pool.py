@@ -55,6 +55,9 @@ POOL_CASES = [
     PoolCase("max_3x2_s1_same_relu", MAX, (1, 7, 10, 4), (3, 2), (1, 1), SAME, A.RELU, zp=-30, seed=13),
     PoolCase("max_1x1_s2x3_valid_relu6", MAX, (1, 9, 10, 3), (1, 1), (2, 3), VALID, A.RELU6, zp=-128, seed=14),
     PoolCase("max_even_kernel_same", MAX, (1, 6, 5, 7), (4, 2), (3, 2), SAME, A.RELU_N1_TO_1, scale=0.01, seed=15),
+    # the dsp average pool: four channels per word, a channel remainder, and a window over 255 taps (portable loop)
+    PoolCase("avg_global_8ch_all_min", AVG, (1, 15, 17, 8), (15, 17), (15, 17), VALID, zp=-128, seed=8),
+    PoolCase("avg_global_272_taps_7ch", AVG, (1, 16, 17, 7), (16, 17), (16, 17), VALID, zp=5, seed=9),
 ]
 
 
@@ -212,3 +215,21 @@ def test_mean_overflowing_scale_ratio_is_an_error() -> None:
     g = mean_graph(MeanCase("huge", (1, 4, 4, 8), (1, 2), True, (1000.0, 0), (1e-5, 0)))
     with pytest.raises(ModelError, match="too large"):
         lower(g)
+
+
+@pytest.mark.parametrize("kernels", ["portable", "dsp", "mve"])
+def test_average_pool_paths_agree(kernels: str) -> None:
+    """Every path's average pool (the dsp kernel on dsp and mve, in plain C on the host) against the reference,
+    including inputs at the int8 extremes, which fill the int16 lane sums to their largest."""
+    from mcuq.api import compile_model
+    from tests.util.harness import reference_outputs
+
+    for case in (c for c in POOL_CASES if c.kind == AVG):
+        g = pool_graph(case)
+        cm = compile_model(g, kernels=kernels)
+        want = "mcuq_average_pool2d_s8" + ("" if kernels == "portable" else "_dsp")
+        assert [layer.kernel_name for layer in cm.layers] == [want]
+        x = np.concatenate([random_int8(case.in_shape, 3, case.seed), np.full((2, *case.in_shape), -128, np.int8)])
+        x[-1] = 127
+        (ref,) = reference_outputs(g, x).values()
+        np.testing.assert_array_equal(cm.run(x)[0], ref, err_msg=f"{case.id} on {kernels}")

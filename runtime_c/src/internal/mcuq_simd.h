@@ -75,6 +75,18 @@ static inline uint32_t mcuq_smlad(uint32_t a, uint32_t b, uint32_t acc)
 #endif
 }
 
+/* SADD16: the two int16 halves added lane by lane, each modulo 2^16. */
+static inline uint32_t mcuq_sadd16(uint32_t a, uint32_t b)
+{
+#if MCUQ_HAVE_DSP
+    return (uint32_t)__sadd16((int16x2_t)a, (int16x2_t)b);
+#else
+    const uint32_t lo = (a + b) & 0xffffu;
+    const uint32_t hi = ((a >> 16) + (b >> 16)) & 0xffffu;
+    return lo | (hi << 16);
+#endif
+}
+
 /* TFLite's MultiplyByQuantizedMultiplier (mcuq_fixedpoint.h), the same bits with fewer instructions: the
  * doubling high multiply as one 64-bit multiply-accumulate, floor((x * m + 2^30) / 2^31), which equals gemmlowp's
  * SaturatingRoundingDoublingHighMul whenever m != INT32_MIN (multipliers are in [0, 2^31)), then the rounding
