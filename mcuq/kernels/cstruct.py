@@ -103,11 +103,9 @@ def out_of_range(s: CStruct) -> list[str]:
     fits)."""
     bad = []
     for path, f, v in walk(s):
-        if f.metadata.get("function"):
-            from .registry import KERNELS  # here: the registry imports this module
-
-            if v not in KERNELS:
-                bad.append(f"{path} '{v}' is not a kernel")
+        if f.metadata.get("function"):  # a kernel's name, set by mcuq itself (mcuq.lower.bands), never by a model
+            if not (isinstance(v, str) and v.isidentifier()):
+                bad.append(f"{path} {v!r} is not a C function name")
             continue
         lo, hi = f.metadata["range"]
         hint = f"; {f.metadata['hint']}" if f.metadata.get("hint") else ""

@@ -1,6 +1,7 @@
 /* FULLY_CONNECTED, int8: TFLite's reference_integer_ops::FullyConnected (per-tensor) and
  * FullyConnectedPerChannel (see mcuq_conv.h). */
 #include "mcuq_conv.h"
+#include "../internal/mcuq_conv_common.h"
 #include "../internal/mcuq_fixedpoint.h"
 #include "../internal/mcuq_util.h"
 
@@ -13,18 +14,12 @@ int32_t mcuq_fully_connected_s8_scratch_size(const mcuq_fully_connected_params *
 mcuq_status mcuq_fully_connected_s8(const mcuq_context *ctx, const mcuq_fully_connected_params *params,
                                     const int8_t *input, const int8_t *filter, const int32_t *bias, int8_t *output)
 {
-    if (ctx == NULL || params == NULL || input == NULL || filter == NULL || output == NULL ||
-        params->quant.multiplier == NULL || params->quant.shift == NULL) {
-        return MCUQ_ERR_ARGUMENT;
-    }
-    if (ctx->size < mcuq_fully_connected_s8_scratch_size(params)) {
-        return MCUQ_ERR_ARGUMENT;
+    const mcuq_status status = mcuq_fully_connected_check(ctx, params, input, filter, bias, output,
+                                                          mcuq_fully_connected_s8_scratch_size(params), 0);
+    if (status != MCUQ_OK) {
+        return status;
     }
     const mcuq_fully_connected_params p = *params;
-    if (p.batches < 0 || p.input_size <= 0 || p.output_size <= 0 || p.activation.min > p.activation.max ||
-        (p.per_channel != 0 && p.per_channel != 1)) {
-        return MCUQ_ERR_ARGUMENT;
-    }
     const int32_t input_offset = -p.input_zp;
     const int32_t weights_offset = -p.weights_zp;
     const int32_t step = p.per_channel; /* stride through multiplier/shift: 0 for per-tensor */

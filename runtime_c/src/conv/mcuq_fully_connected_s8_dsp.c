@@ -10,6 +10,7 @@
  * uint32_t in C): the final sum is TFLite's int32 accumulator. Outputs are written while the input is still
  * being read: the output must not overlap the input. */
 #include "mcuq_conv.h"
+#include "../internal/mcuq_conv_common.h"
 #include "../internal/mcuq_simd.h"
 #include "../internal/mcuq_util.h"
 
@@ -25,20 +26,11 @@ int32_t mcuq_fully_connected_s8_dsp_scratch_size(const mcuq_fully_connected_para
     return 0;
 }
 
-/* TFLite's MultiplyByQuantizedMultiplier as mcuq_requantize computes it (the doubling high multiply in 64 bits),
- * with gemmlowp's RoundingDivideByPOT in 32 bits, (x >> r) + ((x & mask) > (mask >> 1) + (x < 0)), mask = 2^r - 1:
- * the same bits, any multiplier and shift (as mcuq_conv2d_s8_dsp.c). */
+/* The general requantization of one output, any multiplier and shift (mcuq_requantize), clamped. */
 static int8_t finish(uint32_t acc, int32_t mult, int32_t shift, const mcuq_fully_connected_params *p)
 {
-    const int32_t left = shift > 0 ? shift : 0;
-    const int32_t right = shift > 0 ? 0 : -shift;
-    const int32_t mask = (int32_t)((1u << right) - 1u);
-    const int32_t xs = (int32_t)(acc << left);
-    const int32_t high = (int32_t)(((int64_t)xs * mult + (INT64_C(1) << 30)) >> 31);
-    const int32_t threshold = (mask >> 1) + (high < 0 ? 1 : 0);
-    int32_t y = (high >> right) + ((high & mask) > threshold ? 1 : 0) + p->output_zp;
-    y = MCUQ_CLAMP(y, p->activation.min, p->activation.max);
-    return (int8_t)y;
+    const int32_t y = mcuq_requantize((int32_t)acc, mult, shift) + p->output_zp;
+    return (int8_t)MCUQ_CLAMP(y, p->activation.min, p->activation.max);
 }
 
 /* The fast form, for multiplier m in [2^30, 2^31) and a right shift r in [1, 23] (mcuq_conv2d_s8_dsp.c's file
@@ -264,16 +256,15 @@ static MCUQ_ALWAYS_INLINE void row(int8_t *y, const uint32_t *w, const int8_t *x
 mcuq_status mcuq_fully_connected_s8_dsp(const mcuq_context *ctx, const mcuq_fully_connected_params *params,
                                         const int8_t *input, const int8_t *filter, const int32_t *bias, int8_t *output)
 {
-    if (ctx == NULL || params == NULL || input == NULL || filter == NULL || bias == NULL || output == NULL ||
-        params->quant.multiplier == NULL || params->quant.shift == NULL || ((uintptr_t)filter & 3u) != 0 ||
-        ctx->size < mcuq_fully_connected_s8_dsp_scratch_size(params)) {
+    const mcuq_status status = mcuq_fully_connected_check(ctx, params, input, filter, bias, output,
+                                                          mcuq_fully_connected_s8_dsp_scratch_size(params), 1);
+    if (status != MCUQ_OK) {
+        return status;
+    }
+    if (((uintptr_t)filter & 3u) != 0) { /* the interleaved weight words are read whole */
         return MCUQ_ERR_ARGUMENT;
     }
     const mcuq_fully_connected_params p = *params;
-    if (p.batches < 0 || p.input_size <= 0 || p.output_size <= 0 || p.activation.min > p.activation.max ||
-        (p.per_channel != 0 && p.per_channel != 1)) {
-        return MCUQ_ERR_ARGUMENT;
-    }
     if (p.weights_zp != 0) {
         return MCUQ_ERR_UNSUPPORTED;
     }

@@ -14,6 +14,7 @@
  * accumulates modulo 2^32; the final sum is TFLite's int32 accumulator. Without MVE (host, Cortex-M3/M4/M7/M33)
  * the same algorithm runs in plain C. The output must not overlap the input. */
 #include "mcuq_conv.h"
+#include "../internal/mcuq_conv_common.h"
 #include "../internal/mcuq_simd.h"
 #include "../internal/mcuq_util.h"
 
@@ -43,18 +44,12 @@ static inline int32x4_t requantize4(int32x4_t x, int32x4_t mult, int32x4_t left,
 mcuq_status mcuq_fully_connected_s8_mve(const mcuq_context *ctx, const mcuq_fully_connected_params *params,
                                         const int8_t *input, const int8_t *filter, const int32_t *bias, int8_t *output)
 {
-    if (ctx == NULL || params == NULL || input == NULL || filter == NULL || bias == NULL || output == NULL ||
-        params->quant.multiplier == NULL || params->quant.shift == NULL) {
-        return MCUQ_ERR_ARGUMENT;
-    }
-    if (ctx->size < mcuq_fully_connected_s8_mve_scratch_size(params)) {
-        return MCUQ_ERR_ARGUMENT;
+    const mcuq_status status = mcuq_fully_connected_check(ctx, params, input, filter, bias, output,
+                                                          mcuq_fully_connected_s8_mve_scratch_size(params), 1);
+    if (status != MCUQ_OK) {
+        return status;
     }
     const mcuq_fully_connected_params p = *params;
-    if (p.batches < 0 || p.input_size <= 0 || p.output_size <= 0 || p.activation.min > p.activation.max ||
-        (p.per_channel != 0 && p.per_channel != 1)) {
-        return MCUQ_ERR_ARGUMENT;
-    }
     if (p.weights_zp != 0) {
         return MCUQ_ERR_UNSUPPORTED;
     }

@@ -89,18 +89,17 @@ static inline uint32_t mcuq_sadd16(uint32_t a, uint32_t b)
 
 /* TFLite's MultiplyByQuantizedMultiplier (mcuq_fixedpoint.h), the same bits with fewer instructions: the
  * doubling high multiply as one 64-bit multiply-accumulate, floor((x * m + 2^30) / 2^31), which equals gemmlowp's
- * SaturatingRoundingDoublingHighMul whenever m != INT32_MIN (multipliers are in [0, 2^31)), then the rounding
- * right shift (ties away from zero) as (v + 2^(r-1) + (v < 0 ? -1 : 0)) >> r, computed in 64 bits. */
+ * SaturatingRoundingDoublingHighMul whenever m != INT32_MIN (multipliers are in [0, 2^31)), then gemmlowp's
+ * RoundingDivideByPOT in 32 bits, (v >> r) + ((v & mask) > (mask >> 1) + (v < 0)), mask = 2^r - 1. */
 static inline int32_t mcuq_requantize(int32_t x, int32_t multiplier, int32_t shift)
 {
     const int32_t left = shift > 0 ? shift : 0;
     const int32_t right = shift > 0 ? 0 : -shift;
+    const int32_t mask = (int32_t)((UINT32_C(1) << right) - 1u);
     const int32_t xs = (int32_t)((uint32_t)x << left);
     const int32_t high = (int32_t)(((int64_t)xs * multiplier + (INT64_C(1) << 30)) >> 31);
-    if (right == 0) {
-        return high;
-    }
-    return (int32_t)(((int64_t)high + (INT64_C(1) << (right - 1)) - (high < 0 ? 1 : 0)) >> right);
+    const int32_t threshold = (mask >> 1) + (high < 0 ? 1 : 0);
+    return (high >> right) + ((high & mask) > threshold ? 1 : 0);
 }
 
 #endif /* MCUQ_SIMD_H */
