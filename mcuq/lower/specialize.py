@@ -152,11 +152,20 @@ def within_arena(
     the scratch is the only RAM in the arena."""
     layers = list(fast)
     out, p = arrange(g, tuple(layers))
+    tries = 0
     while limit > 0 and p.arena_size > limit:
         scratchy = [i for i, la in enumerate(layers) if la.base is not None and la.scratch_bytes > 0]
         if not scratchy:
             break
-        worst = max(scratchy, key=lambda i: (layers[i].scratch_bytes, -i))
-        layers[worst] = portable[worst]
+        tries += 1
+        if tries > MAX_REVERTS:  # a bounded compile time: then every layer with scratch goes back at once
+            worst = scratchy
+        else:
+            worst = [max(scratchy, key=lambda i: (layers[i].scratch_bytes, -i))]
+        for i in worst:
+            layers[i] = portable[i]
         out, p = arrange(g, tuple(layers))
     return out, p
+
+
+MAX_REVERTS = 8  # layers within_arena sends back one by one before it sends back the rest together

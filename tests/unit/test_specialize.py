@@ -111,3 +111,38 @@ def test_window_overlap_3x3_line_buffer():
     w, c = 6, 5
     assert window_overlap(Dims(1, 5, w, c), Dims(1, 5, w, c), _win(3, 1, 1), 2) == -(w + 1) * c
     assert window_overlap(Dims(1, 1, 1, 3), Dims(1, 1, 1, 3), _win(1, 1, 0), 2) == NEVER  # one block only
+
+
+def test_fast_kernels_do_not_raise_the_arena():
+    """The demo CNN's dsp im2col scratch would raise its arena above the portable path's: the layer with the most
+    scratch goes back to its portable kernel, and the arena is the portable one's or less."""
+    from mcuq.api import compile_model
+
+    model = Path(__file__).parents[2] / "examples" / "digits_cnn.tflite"
+    portable = compile_model(model, kernels="portable")
+    fast = compile_model(model, kernels="dsp")
+    assert fast.plan.arena_size <= portable.plan.arena_size
+    assert any(la.base is not None for la in fast.layers), "some layers keep their fast kernel"
+    kept = [la.kernel_name for la in fast.layers if la.kernel is not None and la.kernel.variant == "portable"]
+    assert "mcuq_conv2d_s8" in kept  # the conv whose im2col scratch did not fit went back
+
+
+def test_within_arena_bounds_its_work():
+    """Past MAX_REVERTS single steps, every layer with scratch goes back at once (bounded compile time)."""
+    from mcuq.lower import specialize as sp
+
+    g = _conv_graph(3)
+    portable = lower(g)
+    fast = specialize(g, portable, "dsp")
+    calls = []
+
+    class P:
+        def __init__(self, n):
+            self.arena_size = n
+
+    def arrange(g, layers):
+        calls.append(layers)
+        return layers, P(10**9 if any(la.base is not None and la.scratch_bytes for la in layers) else 1)
+
+    out, p = sp.within_arena(g, portable, fast, arrange, limit=100)
+    assert p.arena_size == 1 and len(calls) <= sp.MAX_REVERTS + 2
