@@ -2,12 +2,15 @@
 Cortex-M4/M7/M33/M55, the same algorithm in plain C elsewhere. Both take the folded bias (``fold_bias``).
 
 CONV_2D: im2col of ``BLOCK`` output pixels into int16 scratch (small input.c: whole filter rows copied a word at a
-time), then one output channel x four pixels per pass (inline-asm LDM/SMLAD loop, two groups of 4 K per pass).
+time), then one output channel x four pixels per pass (inline-asm LDM/SMLAD loop, two groups of 4 K per pass); with
+full-range activations and fast-form channels, one asm call per block runs every channel's loop and requantization
+from a small state block (bias, multiplier, shift, output pointers).
 FULLY_CONNECTED: four units per pass share each input word (inline-asm loop, LDM of the weights); no scratch; its
 filter is re-laid out at compile time (``fc_dsp_weights``) so that one pointer walks a pass.
 Both requantize with SMMLAR/QADD/SSAT (about 6 instructions an output) when every multiplier is >= 2^30 and every
-shift in [-23, -1] (what quantize_multiplier gives for output/accumulator scale ratios in [2^-23, 0.5)), else with
-the general form; same bits either way (tests/kernels/test_conv_dsp.py).
+shift in [-23, -1] (what quantize_multiplier gives for output/accumulator scale ratios in [2^-23, 0.5)); the conv
+also per channel for shifts down to -31 (a pre-shift) and dead channels (multiplier 0); else the general form; same
+bits either way (tests/kernels/test_conv_dsp.py).
 """
 
 from __future__ import annotations

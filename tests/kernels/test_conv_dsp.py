@@ -247,3 +247,52 @@ def test_fast_requantization_is_the_general_one(tmp_path, kind: str) -> None:
     subprocess.run([*cmd, str(tmp_path / "t.c"), "-o", str(exe)], check=True)
     out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout
     assert out.strip() == "0"
+
+
+_MIXED_PROGRAM = r"""
+#include <stdio.h>
+#include "%(src)s"
+static uint32_t s = 777u;
+static uint32_t rnd32(void) { s = s * 1664525u + 1013904223u; return s ^ (s >> 15); }
+int main(void)
+{
+    static const int32_t edge[] = {INT32_MIN, INT32_MIN + 1, -1073741825, -65536, -1, 0, 1, 65535, 1073741824, INT32_MAX};
+    long bad = 0;
+    for (long i = 0; i < 400000; ++i) {
+        const int dead = (i & 15) == 0;
+        const int32_t m = dead ? 0 : (i & 7) == 1 ? INT32_MAX : (int32_t)((rnd32() >> 1) | (1u << 30));
+        const int32_t shift = dead ? (int32_t)(rnd32() %% 40) - 31 : -(int32_t)(1 + rnd32() %% 31);
+        const uint32_t acc = (i %% 5) == 0 ? (uint32_t)edge[rnd32() %% 10] : rnd32() >> (rnd32() %% 32);
+        mcuq_conv2d_params p;
+        memset(&p, 0, sizeof p);
+        p.output_zp = (int32_t)(rnd32() %% 256) - 128;
+        p.activation.min = -128;
+        p.activation.max = 127;
+        p.output.c = 1;
+        p.quant.multiplier = &m;
+        p.quant.shift = &shift;
+        const int8_t want = finish(acc, m, shift, &p);
+        const uint32_t block[8] = {0};
+        const int8_t w[4] = {0};
+        const int32_t bias = (int32_t)acc;
+        int8_t out[4];
+        bad += !is_fast_mixed(m, shift);
+        block_outputs(out, block, w, &bias, &p, 4, CLAMP_MIXED, BLOCK, 0);
+        bad += out[0] != want;
+    }
+    printf("%%ld\n", bad);
+    return 0;
+}
+"""
+
+
+def test_mixed_requantization_large_shifts_and_dead_channels(tmp_path) -> None:
+    """CLAMP_MIXED's fast form also takes shifts in [-31, -24] (t >> (r - 23) first) and dead channels (multiplier
+    0, any shift: output_zp): the same bits as the general form (plain C, ASan/UBSan)."""
+    path = RUNTIME_C / "src" / "conv" / "mcuq_conv2d_s8_dsp.c"
+    (tmp_path / "t.c").write_text(_MIXED_PROGRAM % {"src": path})
+    exe = tmp_path / "t"
+    cmd = [host_cc(), "-std=c99", *SANITIZE_FLAGS, f"-I{RUNTIME_C / 'include'}", "-Wno-unused-function"]
+    subprocess.run([*cmd, str(tmp_path / "t.c"), "-o", str(exe)], check=True)
+    out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "0"

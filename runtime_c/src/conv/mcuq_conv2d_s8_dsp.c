@@ -26,6 +26,8 @@
  * Memory order (mcuq/kernels/conv_dsp.py, window_overlap): output pixels are walked in raster order in blocks;
  * a block's whole input is copied into the scratch before any of its outputs is written, and its outputs fill
  * [first pixel * output.c, (last pixel + 1) * output.c). */
+#include <stddef.h>
+
 #include "mcuq_conv.h"
 #include "../internal/mcuq_simd.h"
 #include "../internal/mcuq_util.h"
@@ -282,6 +284,7 @@ typedef struct {
     uint32_t m2;
     int32_t rnd;
     int32_t right;
+    int32_t pre; /* CLAMP_MIXED: t >> pre first (see block_outputs) */
 } fast_quant;
 
 /* The requantized output of acc, rnd = 2^(r-1) + (output_zp << r) (so the shift adds output_zp, exactly; where
@@ -290,7 +293,7 @@ static MCUQ_ALWAYS_INLINE int8_t fast_finish(uint32_t acc, fast_quant q, int mod
 {
     const int32_t h = high_mul((int32_t)acc, q.m2);
     const int32_t t = (int32_t)((uint32_t)h - (h < 0 ? 1u : 0u)); /* h - (h < 0); h > INT32_MIN */
-    const int32_t y = qadd(t, q.rnd) >> q.right;
+    const int32_t y = qadd(mode == CLAMP_MIXED ? t >> q.pre : t, q.rnd) >> q.right;
     if (mode == CLAMP_FULL || mode == CLAMP_MIXED) {
         return (int8_t)ssat8(y);
     }
@@ -301,6 +304,12 @@ static MCUQ_ALWAYS_INLINE int8_t fast_finish(uint32_t acc, fast_quant q, int mod
 static inline int is_fast(int32_t m, int32_t s)
 {
     return m >= (INT32_C(1) << 30) && s <= -1 && s >= -23;
+}
+
+/* CLAMP_MIXED's fast channels: also shifts in [-31, -24] and dead channels (multiplier 0, any shift). */
+static inline int is_fast_mixed(int32_t m, int32_t s)
+{
+    return (m >= (INT32_C(1) << 30) && s <= -1 && s >= -31) || m == 0;
 }
 
 static int all_fast(const mcuq_conv2d_params *p)
@@ -316,7 +325,7 @@ static int all_fast(const mcuq_conv2d_params *p)
 /* A block: every output channel, dot product and requantization of the first nb (<= BLOCK) pixels; `mode` and nb
  * are constants in each call but the last block's, so each gets its own loop. */
 static MCUQ_ALWAYS_INLINE void block_outputs(int8_t *out, const uint32_t *block, const int8_t *w, const int32_t *bias,
-                                             const mcuq_conv2d_params *p, int32_t k, int mode, int32_t nb)
+                                             const mcuq_conv2d_params *p, int32_t k, int mode, int32_t nb, int32_t oc0)
 {
     const int32_t cout = p->output.c;
     const int32_t groups = (k + 3) / 4;
@@ -329,7 +338,8 @@ static MCUQ_ALWAYS_INLINE void block_outputs(int8_t *out, const uint32_t *block,
     const int32_t zp = p->output_zp;
     const int32_t lo = p->activation.min;
     const int32_t hi = p->activation.max;
-    for (int32_t oc = 0; oc < cout; ++oc, w += k) {
+    w += oc0 * k;
+    for (int32_t oc = oc0; oc < cout; ++oc, w += k) {
         const uint32_t b = (uint32_t)bias[oc];
         uint32_t acc[4] = {b, b, b, b};
         if (oc < bytewise) {
@@ -349,7 +359,7 @@ static MCUQ_ALWAYS_INLINE void block_outputs(int8_t *out, const uint32_t *block,
 #if defined(__GNUC__)
         __asm__("" : "+r"(o)); /* one output pointer, not four spilled ones */
 #endif
-        if (mode == CLAMP_SLOW || (mode == CLAMP_MIXED && !is_fast(mult[oc], shift[oc]))) {
+        if (mode == CLAMP_SLOW || (mode == CLAMP_MIXED && !is_fast_mixed(mult[oc], shift[oc]))) {
             for (int32_t q = 0; q < nb; ++q) {
                 o[q * cout] = finish(acc[q], mult[oc], shift[oc], p);
             }
@@ -357,11 +367,166 @@ static MCUQ_ALWAYS_INLINE void block_outputs(int8_t *out, const uint32_t *block,
             fast_quant q;
             q.m2 = (uint32_t)mult[oc] << 1;
             q.right = -shift[oc];
+            q.pre = 0;
+            /* CLAMP_MIXED, shifts to 31: floor((t + 2^(r-1)) / 2^r) = floor((floor(t / 2^a) + 2^(r-1-a)) / 2^(r-a))
+             * for a = r - 23 (no QADD saturation: |t >> a| <= 2^30); a dead channel gives output_zp as m = 2^30 with
+             * a = 31 (t >> 31 is 0 or -1) */
+            if (mode == CLAMP_MIXED && q.right > 23) {
+                q.pre = q.right - 23;
+                q.right = 23;
+            }
+            if (mode == CLAMP_MIXED && mult[oc] == 0) {
+                q.m2 = UINT32_C(1) << 31;
+                q.pre = 31;
+                q.right = 23;
+            }
             q.rnd = (int32_t)((1u << (q.right - 1)) + ((uint32_t)zp << q.right));
             o[0] = fast_finish(acc[0], q, mode, lo, hi);
             o[cout] = fast_finish(acc[1], q, mode, lo, hi);
             o[2 * cout] = fast_finish(acc[2], q, mode, lo, hi);
             o[3 * cout] = fast_finish(acc[3], q, mode, lo, hi);
+        }
+    }
+}
+
+/* Channels [0, n) of a full block in the fast form with the full int8 range, each channel's weights read whole
+ * (4 * groups bytes from w, the next channel k = 4 * groups + adj bytes on): one pass of the loop per channel
+ * (dot4, then SMMLAR/QADD/SSAT as fast_finish, rnd = (2 * output_zp + 1) << (r - 1)). The asm walks the fields
+ * from `block` on (pre-loop, LDM) and the seven before it (post-loop, LDMDB/STMDB), so their order is fixed;
+ * w_end is where w stands after channel n - 1 (filter + (n - 1) * k + 4 * groups). */
+typedef struct {
+    int32_t zp21;
+    int32_t o1; /* outputs at out + o1, + 2 * o1, + o3, then out: a store to out is a dropped spare slot's */
+    int32_t o3;
+    const int8_t *w_end;
+    const int32_t *mult;  /* walked */
+    const int32_t *shift; /* walked */
+    int8_t *out;          /* walked */
+    const uint32_t *block;
+    int32_t groups;
+    const int32_t *bias; /* walked */
+    int32_t adj;
+} chans;
+
+#if MCUQ_HAVE_DSP && defined(__GNUC__)
+/* r0-r3 the four sums, r4 the block, r5 the weights, r6 the group count, r7/r12 the widened weights, r8-r11 the
+ * block words, lr the state (&s->block). */
+#define MCUQ_CONV_DSP_GROUP                                                                                            \
+    "ldr r12, [r5], #4\n\t"                                                                                            \
+    "ldmia r4!, {r8, r9, r10, r11}\n\t"                                                                                \
+    "sxtb16 r7, r12\n\t"                                                                                               \
+    "sxtb16 r12, r12, ror #8\n\t"                                                                                      \
+    "smlad r0, r7, r8, r0\n\t"                                                                                         \
+    "smlad r0, r12, r9, r0\n\t"                                                                                        \
+    "smlad r1, r7, r10, r1\n\t"                                                                                        \
+    "smlad r1, r12, r11, r1\n\t"                                                                                       \
+    "ldmia r4!, {r8, r9, r10, r11}\n\t"                                                                                \
+    "smlad r2, r7, r8, r2\n\t"                                                                                         \
+    "smlad r2, r12, r9, r2\n\t"                                                                                        \
+    "smlad r3, r7, r10, r3\n\t"                                                                                        \
+    "smlad r3, r12, r11, r3\n\t"
+
+typedef char chans_layout_check[offsetof(chans, block) == 28 && offsetof(chans, adj) == 40 ? 1 : -1];
+
+__attribute__((naked, noinline)) static void chans_full(chans *s __attribute__((unused)),
+                                                        const int8_t *w __attribute__((unused)))
+{
+    __asm__ volatile("push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"
+                     "ldr r2, [r0, #40]\n\t"
+                     "sub r5, r1, r2\n\t"
+                     "add lr, r0, #28\n\t"
+                     "10:\n\t"
+                     "ldm lr, {r4, r6, r7, r8}\n\t"
+                     "ldr r0, [r7], #4\n\t"
+                     "str r7, [lr, #8]\n\t"
+                     "add r5, r5, r8\n\t"
+                     "mov r1, r0\n\t"
+                     "mov r2, r0\n\t"
+                     "mov r3, r0\n\t"
+                     "lsrs r6, r6, #1\n\t"
+                     "bcc 2f\n\t" MCUQ_CONV_DSP_GROUP "2:\n\t"
+                     "beq 3f\n\t"
+                     "1:\n\t" MCUQ_CONV_DSP_GROUP MCUQ_CONV_DSP_GROUP "subs r6, r6, #1\n\t"
+                     "bne 1b\n\t"
+                     "3:\n\t"
+                     "ldmdb lr, {r6, r7, r8, r9, r10, r11, r12}\n\t"
+                     "ldr r4, [r10], #4\n\t"
+                     "lsls r4, r4, #1\n\t"
+                     "smmlar r0, r0, r4, r0\n\t"
+                     "smmlar r1, r1, r4, r1\n\t"
+                     "smmlar r2, r2, r4, r2\n\t"
+                     "smmlar r3, r3, r4, r3\n\t"
+                     "ldr r4, [r11], #4\n\t"
+                     "mvns r4, r4\n\t"
+                     "lsls r6, r6, r4\n\t"
+                     "adds r4, r4, #1\n\t"
+                     "add r0, r0, r0, asr #31\n\t"
+                     "add r1, r1, r1, asr #31\n\t"
+                     "add r2, r2, r2, asr #31\n\t"
+                     "add r3, r3, r3, asr #31\n\t"
+                     "qadd r0, r0, r6\n\t"
+                     "qadd r1, r1, r6\n\t"
+                     "qadd r2, r2, r6\n\t"
+                     "qadd r3, r3, r6\n\t"
+                     "asrs r0, r0, r4\n\t"
+                     "asrs r1, r1, r4\n\t"
+                     "asrs r2, r2, r4\n\t"
+                     "asrs r3, r3, r4\n\t"
+                     "ssat r0, #8, r0\n\t"
+                     "ssat r1, #8, r1\n\t"
+                     "ssat r2, #8, r2\n\t"
+                     "ssat r3, #8, r3\n\t"
+                     "strb r1, [r12, r7]\n\t"
+                     "strb r2, [r12, r7, lsl #1]\n\t"
+                     "strb r3, [r12, r8]\n\t"
+                     "strb r0, [r12], #1\n\t"
+                     "stmdb lr, {r10, r11, r12}\n\t"
+                     "cmp r5, r9\n\t"
+                     "bne 10b\n\t"
+                     "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n\t");
+}
+#undef MCUQ_CONV_DSP_GROUP
+#else
+static void chans_full(chans *s, const int8_t *w)
+{
+    for (;;) {
+        const uint32_t b = (uint32_t)*s->bias++;
+        uint32_t acc[4] = {b, b, b, b};
+        dot4(s->block, w, s->groups, acc);
+        w += 4 * s->groups;
+        fast_quant q;
+        q.m2 = (uint32_t)*s->mult++ << 1;
+        const int32_t shift = *s->shift++;
+        q.right = -shift;
+        q.pre = 0;
+        q.rnd = (int32_t)((uint32_t)s->zp21 << (~shift));
+        int8_t *o = s->out++;
+        o[s->o1] = fast_finish(acc[1], q, CLAMP_FULL, -128, 127);
+        o[2 * s->o1] = fast_finish(acc[2], q, CLAMP_FULL, -128, 127);
+        o[s->o3] = fast_finish(acc[3], q, CLAMP_FULL, -128, 127);
+        o[0] = fast_finish(acc[0], q, CLAMP_FULL, -128, 127);
+        if (w == s->w_end) {
+            return;
+        }
+        w += s->adj;
+    }
+}
+#endif
+
+/* The output offsets of a block of nb (2..BLOCK) pixels for chans_full; of 2 pixels, the second also goes in slot 3
+ * (the stores of slots 1 and 2 then go to out, rewritten by slot 0's; of 3, slot 3's). */
+static void set_slots(chans *cs, uint32_t *block, int32_t nb, int32_t cout)
+{
+    cs->o1 = cout;
+    cs->o3 = 3 * cout;
+    if (nb == 3) {
+        cs->o3 = 0;
+    } else if (nb == 2) {
+        cs->o1 = 0;
+        cs->o3 = cout;
+        for (int32_t g = 0; g < cs->groups; ++g) {
+            block[g * BLOCK * 2 + 6] = block[g * BLOCK * 2 + 2];
+            block[g * BLOCK * 2 + 7] = block[g * BLOCK * 2 + 3];
         }
     }
 }
@@ -515,6 +680,14 @@ mcuq_status mcuq_conv2d_s8_dsp(const mcuq_context *ctx, const mcuq_conv2d_params
     const int mode = fast ? (full_range ? CLAMP_FULL : CLAMP_ANY) : (full_range ? CLAMP_MIXED : CLAMP_SLOW);
     const int32_t pixels = p.output.n * p.output.h * p.output.w;
     const int8_t *input_end = input + p.input.n * in_image;
+    /* channels whose last weight word may be read whole (block_outputs' `bytewise`) */
+    const int32_t whole_chans = k % 4 != 0 ? MCUQ_MAX(0, cout - 1 - (4 * groups - k - 1) / k) : cout;
+    chans cs;
+    cs.zp21 = (int32_t)(2u * (uint32_t)p.output_zp + 1u);
+    cs.block = block;
+    cs.groups = groups;
+    cs.adj = k - 4 * groups;
+    cs.w_end = whole_chans > 0 ? filter + (whole_chans - 1) * k + 4 * groups : filter;
     int32_t b = 0;
     int32_t oy = 0;
     int32_t ox = 0;
@@ -556,18 +729,32 @@ mcuq_status mcuq_conv2d_s8_dsp(const mcuq_context *ctx, const mcuq_conv2d_params
                 const uint32_t acc = dot1(block, w, k / 4, k % 4, (uint32_t)bias[oc]);
                 out[oc] = finish(acc, p.quant.multiplier[oc], p.quant.shift[oc], &p);
             }
-        } else if (nb != BLOCK || mode == CLAMP_SLOW) {
-            /* a last block: the unused pixel slots computed on zeros, their results dropped */
-            for (int32_t q = nb; q < BLOCK; ++q) {
-                fill(block + q * 2, stride, 0, groups);
-            }
-            block_outputs(out, block, filter, bias, &p, k, CLAMP_SLOW, nb);
-        } else if (mode == CLAMP_FULL) {
-            block_outputs(out, block, filter, bias, &p, k, CLAMP_FULL, BLOCK);
-        } else if (mode == CLAMP_ANY) {
-            block_outputs(out, block, filter, bias, &p, k, CLAMP_ANY, BLOCK);
         } else {
-            block_outputs(out, block, filter, bias, &p, k, CLAMP_MIXED, BLOCK);
+            int32_t oc0 = 0;
+            if (nb != BLOCK) {
+                /* a last block: the unused pixel slots computed on zeros, their results dropped */
+                for (int32_t q = nb; q < BLOCK; ++q) {
+                    fill(block + q * 2, stride, 0, groups);
+                }
+            }
+            if (mode == CLAMP_FULL && whole_chans > 0) {
+                /* the channels whose weights are read whole in one asm loop */
+                set_slots(&cs, block, nb, cout);
+                cs.mult = p.quant.multiplier;
+                cs.shift = p.quant.shift;
+                cs.out = out;
+                cs.bias = bias;
+                chans_full(&cs, filter);
+                oc0 = whole_chans;
+            }
+            if (nb != BLOCK || mode == CLAMP_SLOW) {
+                block_outputs(out, block, filter, bias, &p, k, CLAMP_SLOW, nb, oc0);
+            } else if (mode == CLAMP_MIXED) {
+                block_outputs(out, block, filter, bias, &p, k, CLAMP_MIXED, BLOCK, 0);
+            } else {
+                /* full range: the rest (a tail read bytewise) clamped to [-128, 127], the same as SSAT #8 */
+                block_outputs(out, block, filter, bias, &p, k, CLAMP_ANY, BLOCK, oc0);
+            }
         }
     }
     return MCUQ_OK;
