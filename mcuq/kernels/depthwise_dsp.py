@@ -109,7 +109,7 @@ DEPTHWISE_CONV2D_S8_DSP = register(
         "mcuq_depthwise_conv2d_s8_dsp",
         Conv2DParams,
         ("conv/mcuq_depthwise_conv2d_s8_dsp.c",),
-        code_bytes=3154,
+        code_bytes=3232,
         variant="dsp",
         context=True,
         scratch=depthwise_dsp_scratch,

@@ -22,7 +22,10 @@
  * give (x0, x2), (x1, x3)): stride 1 is SMLAD + SMLAxB for pixel 0 and SMLAD + SMLATx for pixel 1, 7 instructions
  * for 6 MACs; stride 2 pairs (x2, x4) with PKHTB for SMLADX. The two sums are requantized at once (SMMLAR, QADD
  * with the rounding and zero point, ASR, SSAT) and stored. On the DSP path this loop is inline assembly with the
- * channel's constants in a stack frame reloaded by LDM (GCC otherwise spills them one by one). */
+ * channel's constants in a stack frame reloaded by LDM (GCC otherwise spills them one by one). When all channels
+ * have the fast rounding, C is a multiple of 4 and row iy0 + 2 is in the image, one call does the whole output row:
+ * at each group it wraps the ring pointers and copies the group of row iy0 + 2 in (dw_group, dw_fill: the same
+ * reads and writes, in the same order, as the C loop). */
 #include "mcuq_conv.h"
 #include "../internal/mcuq_simd.h"
 #include "../internal/mcuq_util.h"
@@ -54,6 +57,87 @@ static inline uint32_t mac_bb(uint32_t a, uint32_t b, uint32_t acc)
     return acc + (uint32_t)((int32_t)(int16_t)(a & 0xffffu) * (int32_t)(int16_t)(b & 0xffffu));
 }
 
+#if MCUQ_HAVE_DSP && defined(__GNUC__)
+#define MCUQ_DW_ASM 1
+/* One group of 4 channels of an input row into a ring region: r3 the input (post-incremented), r4 C, r5 the ring
+ * width, r6 the region's first input column, r7 the columns (>= 1); 4 columns at a time by a 4x4 byte transpose
+ * (UXTB16, ORR, PKHBT/PKHTB), then one by one. Uses r3-r12; r0-r2 kept. */
+__attribute__((naked, noinline, used)) static void dw_fill(void)
+{
+    __asm__ volatile("push {lr}\n\t"
+                     "subs r7, r7, #4\n\t"
+                     "blt 2f\n\t"
+                     "1:\n\t"
+                     "ldr r8, [r3]\n\t"
+                     "ldr r9, [r3, r4]\n\t"
+                     "add r3, r3, r4, lsl #1\n\t"
+                     "ldr r10, [r3]\n\t"
+                     "ldr r11, [r3, r4]\n\t"
+                     "add r3, r3, r4, lsl #1\n\t"
+                     "uxtb16 r12, r8\n\t"
+                     "uxtb16 lr, r9\n\t"
+                     "orr r12, r12, lr, lsl #8\n\t"
+                     "uxtb16 r8, r8, ror #8\n\t"
+                     "uxtb16 r9, r9, ror #8\n\t"
+                     "orr r8, r8, r9, lsl #8\n\t"
+                     "uxtb16 r9, r10\n\t"
+                     "uxtb16 lr, r11\n\t"
+                     "orr r9, r9, lr, lsl #8\n\t"
+                     "uxtb16 r10, r10, ror #8\n\t"
+                     "uxtb16 r11, r11, ror #8\n\t"
+                     "orr r10, r10, r11, lsl #8\n\t"
+                     "pkhbt r11, r12, r9, lsl #16\n\t"
+                     "str r11, [r6]\n\t"
+                     "pkhbt r11, r8, r10, lsl #16\n\t"
+                     "str r11, [r6, r5]\n\t"
+                     "add lr, r6, r5, lsl #1\n\t"
+                     "pkhtb r11, r9, r12, asr #16\n\t"
+                     "str r11, [lr]\n\t"
+                     "pkhtb r11, r10, r8, asr #16\n\t"
+                     "str r11, [lr, r5]\n\t"
+                     "add r6, r6, #4\n\t"
+                     "subs r7, r7, #4\n\t"
+                     "bge 1b\n\t"
+                     "2:\n\t"
+                     "adds r7, r7, #4\n\t"
+                     "beq 4f\n\t"
+                     "3:\n\t"
+                     "ldr r8, [r3]\n\t"
+                     "add r3, r3, r4\n\t"
+                     "add lr, r6, r5, lsl #1\n\t"
+                     "strb r8, [r6]\n\t"
+                     "lsr r9, r8, #8\n\t"
+                     "strb r9, [r6, r5]\n\t"
+                     "lsr r9, r8, #16\n\t"
+                     "strb r9, [lr]\n\t"
+                     "lsr r9, r8, #24\n\t"
+                     "strb r9, [lr, r5]\n\t"
+                     "add r6, r6, #1\n\t"
+                     "subs r7, r7, #1\n\t"
+                     "bne 3b\n\t"
+                     "4:\n\t"
+                     "pop {pc}\n\t");
+}
+
+typedef struct {
+    const int8_t *src; /* r3 .. r7 of dw_fill */
+    int32_t c_n;
+    int32_t width;
+    int8_t *d;
+    int32_t cols;
+} dw_fill_args;
+
+__attribute__((naked, noinline)) static void dw_fill_c(const dw_fill_args *a __attribute__((unused)))
+{
+    __asm__ volatile("push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"
+                     "ldm r0, {r3, r4, r5, r6, r7}\n\t"
+                     "bl dw_fill\n\t"
+                     "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n\t");
+}
+#else
+#define MCUQ_DW_ASM 0
+#endif
+
 /* Input row iy (or input_zp where iy is outside the image), channels c0 .. c0 + cn - 1 (cn <= 4), into the
  * region dst: dst[ci * width + pad_w + ix] = image[iy][ix][c0 + ci] for the columns that fit. */
 static void fill_group(int8_t *dst, const int8_t *image, int32_t iy, int32_t c0, int32_t cn,
@@ -79,6 +163,10 @@ static void fill_group(int8_t *dst, const int8_t *image, int32_t iy, int32_t c0,
         }
         return;
     }
+#if MCUQ_DW_ASM
+    const dw_fill_args a = {s, c_n, width, d, cols};
+    dw_fill_c(&a);
+#else
     int32_t x = 0;
     for (; x + 4 <= cols; x += 4) { /* 4x4 byte transpose: 4 pixels x 4 channels */
         const uint32_t r0 = mcuq_read_u32(s);
@@ -102,6 +190,7 @@ static void fill_group(int8_t *dst, const int8_t *image, int32_t iy, int32_t c0,
         d[2 * width + x] = (int8_t)((v >> 16) & 0xffu);
         d[3 * width + x] = (int8_t)(v >> 24);
     }
+#endif
 }
 
 /* One output value from its accumulator: the fast rounding when the channel has one (k[7] = r != 0), else
@@ -149,7 +238,7 @@ static void chan_row_c(const int8_t *r0, const int8_t *r1, const int8_t *r2, int
     }
 }
 
-#if MCUQ_HAVE_DSP && defined(__GNUC__)
+#if MCUQ_DW_ASM
 /* What the assembly needs for the channels c0 .. c0 + n - 1 of one group and one output row (field order is the
  * order of the assembly's frame). */
 typedef struct {
@@ -164,6 +253,14 @@ typedef struct {
     int32_t next;        /* ring bytes from where the pair loop ends to the next channel's row: width - pairs */
     const int8_t *k_end; /* the filter words after the last channel */
     int32_t triple;      /* a three-pixel tail (odd output width) */
+    const int8_t *gend;  /* whole-row calls: the filter words of the next group (first: k), else NULL */
+    const int8_t *src;   /* whole-row calls: input row iy0 + 2 at the group's first channel */
+    int32_t c_n;         /* input bytes between pixels */
+    int32_t width;       /* ring row width */
+    int32_t pad_w;       /* left padding columns */
+    int32_t cols;        /* input columns copied into a ring row (>= 1) */
+    const int8_t *end;   /* the end of the ring regions */
+    int32_t ring;        /* the bytes of the ring regions */
 } dw_job;
 /* The assembly of chan_row_c for the channels of a job, all with the fast rounding and activation bounds
  * [-128, 127], output width >= 2: pixel pairs, then three pixels when the width is odd.
@@ -228,13 +325,22 @@ typedef struct {
 /* The whole job: ROW is DW_ROW1 or DW_ROW2, TRI DW_TRI1 or DW_TRI2. */
 #define DW_JOB(ROW, TRI)                                                                                               \
     "push {r4, r5, r6, r7, r8, r9, r10, r11, lr}\n\t"                                                                  \
-    "sub sp, sp, #72\n\t"                                                                                              \
+    "sub sp, sp, #104\n\t"                                                                                             \
     "add r12, r0, #12\n\t"                                                                                             \
     "ldm r12, {r3, r4, r5, r6, r7, r8, r9, r10}\n\t"                                                                   \
     "add r12, sp, #40\n\t"                                                                                             \
     "stm r12, {r3, r4, r5, r6, r7, r8, r9, r10}\n\t"                                                                   \
+    "add r12, r0, #44\n\t"                                                                                             \
+    "ldm r12, {r3, r4, r5, r6, r7, r8, r9, r10}\n\t"                                                                   \
+    "add r12, sp, #72\n\t"                                                                                             \
+    "stm r12, {r3, r4, r5, r6, r7, r8, r9, r10}\n\t"                                                                   \
     "ldm r0, {r0, r1, r2}\n\t"                                                                                         \
     "4:\n\t"                                                                                                           \
+    "ldr r4, [sp, #56]\n\t"                                                                                            \
+    "ldr r5, [sp, #72]\n\t"                                                                                            \
+    "cmp r4, r5\n\t"                                                                                                   \
+    "it eq\n\t"                                                                                                        \
+    "bleq dw_group\n\t"                                                                                                \
     "add lr, sp, #44\n\t"                                                                                              \
     "ldm lr, {r3, r7, r10, r12}\n\t"                                                                                   \
     "ldm r12!, {r4, r5, r6, r8, r9}\n\t"                                                                               \
@@ -279,8 +385,32 @@ typedef struct {
                                                             "add r2, r2, r5\n\t"                                       \
                                                             "cmp r4, r6\n\t"                                           \
                                                             "bne 4b\n\t"                                               \
-                                                            "add sp, sp, #72\n\t"                                      \
+                                                            "add sp, sp, #104\n\t"                                     \
                                                             "pop {r4, r5, r6, r7, r8, r9, r10, r11, pc}\n\t"
+
+/* Called by the jobs of whole rows at each group's first channel (r5 = k there): the next group's ring rows (r0,
+ * r1 wrapped at the ring's end, r2 the region just freed), then dw_fill copies the group's row iy0 + 2 into r2 (+ pad_w). Reads and updates
+ * the job's frame; uses r3-r12; r0-r2 out. */
+__attribute__((naked, noinline, used)) static void dw_group(void)
+{
+    __asm__ volatile("add r5, r5, #128\n\t"
+                     "str r5, [sp, #72]\n\t"
+                     "ldr r5, [sp, #84]\n\t"
+                     "sub r2, r0, r5, lsl #2\n\t"
+                     "ldrd r7, r8, [sp, #96]\n\t"
+                     "cmp r0, r7\n\t"
+                     "it eq\n\t"
+                     "subeq r0, r0, r8\n\t"
+                     "cmp r1, r7\n\t"
+                     "it eq\n\t"
+                     "subeq r1, r1, r8\n\t"
+                     "ldrd r3, r4, [sp, #76]\n\t"
+                     "add r6, r3, #4\n\t"
+                     "str r6, [sp, #76]\n\t"
+                     "ldrd r6, r7, [sp, #88]\n\t"
+                     "add r6, r2, r6\n\t"
+                     "b dw_fill\n\t");
+}
 
 __attribute__((naked, noinline)) static void dw_job_s1(const dw_job *job __attribute__((unused)))
 {
@@ -291,9 +421,6 @@ __attribute__((naked, noinline)) static void dw_job_s2(const dw_job *job __attri
 {
     __asm__ volatile(DW_JOB(DW_ROW2, DW_TRI2));
 }
-#define MCUQ_DW_ASM 1
-#else
-#define MCUQ_DW_ASM 0
 #endif
 
 mcuq_status mcuq_depthwise_conv2d_s8_dsp(const mcuq_context *ctx, const mcuq_conv2d_params *params, const int8_t *input,
@@ -342,6 +469,15 @@ mcuq_status mcuq_depthwise_conv2d_s8_dsp(const mcuq_context *ctx, const mcuq_con
     job.triple = ow & 1;
     job.pairs = (ow - 3 * (ow & 1)) * sw; /* (pixels before the tail) / 2 pairs of 2 * stride bytes */
     job.next = width - job.pairs;
+    job.gend = NULL;
+    job.c_n = c_n;
+    job.width = width;
+    job.pad_w = p.window.pad.w;
+    job.cols = MCUQ_MIN(p.input.w, width - p.window.pad.w);
+    job.end = fifo + n_regions * region;
+    job.ring = n_regions * region;
+    /* whole rows in one call (the assembly fills each group's new row): full groups, all fast */
+    const int whole = all_fast && (c_n & 3) == 0 && job.cols >= 1;
 #endif
 
     memset(fifo, (int)(int8_t)p.input_zp, (size_t)(n_regions * region + 4)); /* the padding columns stay */
@@ -356,6 +492,24 @@ mcuq_status mcuq_depthwise_conv2d_s8_dsp(const mcuq_context *ctx, const mcuq_con
                 next = iy0;
             }
             for (; next <= iy0 + 2; ++next) {
+#if MCUQ_DW_ASM
+                if (whole && next == iy0 + 2 && next >= 0 && next < p.input.h) {
+                    const int32_t i_mid = head + groups >= n_regions ? head + groups - n_regions : head + groups;
+                    job.row0 = fifo + (head == 0 ? n_regions : head) * region; /* the free region's end */
+                    job.row1 = fifo + i_mid * region;
+                    job.row2 = job.row0;
+                    job.out = out;
+                    job.bias = bias;
+                    job.k = filter;
+                    job.k_end = filter + c_n * 4 * MCUQ_DW_WORDS;
+                    job.gend = filter;
+                    job.src = image + next * p.input.w * c_n;
+                    run(&job);
+                    job.gend = NULL;
+                    head = i_mid;
+                    continue;
+                }
+#endif
                 /* each group of row `next` into the free region, which then holds it; the oldest group is freed */
                 int32_t i_old = head;
                 int32_t i_mid = head + groups;
@@ -367,32 +521,22 @@ mcuq_status mcuq_depthwise_conv2d_s8_dsp(const mcuq_context *ctx, const mcuq_con
                     if (next == iy0 + 2) { /* the output row's group g: rows iy0, iy0 + 1, iy0 + 2 */
                         const int8_t *r0 = fifo + i_old * region;
                         const int8_t *r1 = fifo + (i_mid >= n_regions ? i_mid - n_regions : i_mid) * region;
-                        int32_t c1 = MCUQ_MIN(c0 + 4, c_n);
-#if MCUQ_DW_ASM
-                        if (all_fast) {
-                            job.row0 = r0;
-                            job.row1 = r1;
-                            job.row2 = nw;
-                            job.out = out + c0;
-                            job.bias = bias + c0;
-                            job.k = filter + c0 * 4 * MCUQ_DW_WORDS;
-                            job.k_end = filter + c1 * 4 * MCUQ_DW_WORDS;
-                            run(&job);
-                            c1 = c0; /* done */
-                        }
-#endif
+                        const int32_t c1 = MCUQ_MIN(c0 + 4, c_n);
                         for (int32_t c = c0; c < c1; ++c, r0 += width, r1 += width, nw += width) {
                             const int8_t *k = filter + c * 4 * MCUQ_DW_WORDS;
 #if MCUQ_DW_ASM
-                            if (fast && mcuq_read_u32(k + 28) != 0) {
+                            if (fast && mcuq_read_u32(k + 28) != 0) { /* the whole group when all are fast */
                                 job.row0 = r0;
                                 job.row1 = r1;
                                 job.row2 = nw;
                                 job.out = out + c;
                                 job.bias = bias + c;
                                 job.k = k;
-                                job.k_end = k + 4 * MCUQ_DW_WORDS;
+                                job.k_end = filter + (all_fast ? c1 : c + 1) * 4 * MCUQ_DW_WORDS;
                                 run(&job);
+                                if (all_fast) {
+                                    break;
+                                }
                                 continue;
                             }
 #endif
