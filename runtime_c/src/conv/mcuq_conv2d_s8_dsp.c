@@ -29,6 +29,7 @@
 #include <stddef.h>
 
 #include "mcuq_conv.h"
+#include "../internal/mcuq_conv_common.h"
 #include "../internal/mcuq_simd.h"
 #include "../internal/mcuq_util.h"
 #include "../internal/mcuq_window.h"
@@ -226,19 +227,11 @@ static uint32_t dot1(const uint32_t *x, const int8_t *w, int32_t full, int32_t r
     return acc;
 }
 
-/* The general requantization of one output, any multiplier and shift: mcuq_requantize's doubling high multiply
- * in 64 bits, gemmlowp's RoundingDivideByPOT in 32 bits, (x >> r) + ((x & mask) > (mask >> 1) + (x < 0)). */
+/* The general requantization of one output, any multiplier and shift (mcuq_requantize), clamped. */
 static int8_t finish(uint32_t acc, int32_t mult, int32_t shift, const mcuq_conv2d_params *p)
 {
-    const int32_t left = shift > 0 ? shift : 0;
-    const int32_t right = shift > 0 ? 0 : -shift;
-    const int32_t mask = (int32_t)((1u << right) - 1u);
-    const int32_t xs = (int32_t)(acc << left);
-    const int32_t high = (int32_t)(((int64_t)xs * mult + (INT64_C(1) << 30)) >> 31);
-    const int32_t threshold = (mask >> 1) + (high < 0 ? 1 : 0);
-    int32_t y = (high >> right) + ((high & mask) > threshold ? 1 : 0) + p->output_zp;
-    y = MCUQ_CLAMP(y, p->activation.min, p->activation.max);
-    return (int8_t)y;
+    const int32_t y = mcuq_requantize((int32_t)acc, mult, shift) + p->output_zp;
+    return (int8_t)MCUQ_CLAMP(y, p->activation.min, p->activation.max);
 }
 
 /* -- the fast requantization (file header) ---------------------------------------------------------------------- */
@@ -647,17 +640,11 @@ static void direct_rows(uint32_t *slot, const int8_t *image, int32_t oy, int32_t
 mcuq_status mcuq_conv2d_s8_dsp(const mcuq_context *ctx, const mcuq_conv2d_params *params, const int8_t *input,
                                const int8_t *filter, const int32_t *bias, int8_t *output)
 {
-    if (ctx == NULL || params == NULL || input == NULL || filter == NULL || bias == NULL || output == NULL ||
-        params->quant.multiplier == NULL || params->quant.shift == NULL) {
-        return MCUQ_ERR_ARGUMENT;
+    const mcuq_status status = mcuq_conv2d_check(ctx, params, input, filter, bias, output, 1);
+    if (status != MCUQ_OK) {
+        return status;
     }
     const mcuq_conv2d_params p = *params;
-    if (p.input.n < 0 || p.output.n != p.input.n || p.depth_multiplier != 1 || p.input.h <= 0 || p.input.w <= 0 ||
-        p.input.c <= 0 || p.output.h < 0 || p.output.w < 0 || p.output.c <= 0 || p.window.filter.h <= 0 ||
-        p.window.filter.w <= 0 || p.window.stride.h <= 0 || p.window.stride.w <= 0 || p.window.dilation.h <= 0 ||
-        p.window.dilation.w <= 0 || p.activation.min > p.activation.max) {
-        return MCUQ_ERR_ARGUMENT;
-    }
     if (ctx->buf == NULL || ctx->size < mcuq_conv2d_s8_dsp_scratch_size(params) || ((uintptr_t)ctx->buf & 3u) != 0) {
         return MCUQ_ERR_ARGUMENT;
     }

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "mcuq_conv.h"
+#include "../internal/mcuq_conv_common.h"
 #include "../internal/mcuq_simd.h"
 #include "../internal/mcuq_util.h"
 #include "../internal/mcuq_window.h"
@@ -531,17 +532,11 @@ static void block_channels(const block_job *job, int32_t rows)
 mcuq_status mcuq_conv2d_s8_mve(const mcuq_context *ctx, const mcuq_conv2d_params *params, const int8_t *input,
                                const int8_t *filter, const int32_t *bias, int8_t *output)
 {
-    if (ctx == NULL || params == NULL || input == NULL || filter == NULL || bias == NULL || output == NULL ||
-        params->quant.multiplier == NULL || params->quant.shift == NULL) {
-        return MCUQ_ERR_ARGUMENT;
+    const mcuq_status status = mcuq_conv2d_check(ctx, params, input, filter, bias, output, 1);
+    if (status != MCUQ_OK) {
+        return status;
     }
     const mcuq_conv2d_params p = *params;
-    if (p.input.n < 0 || p.output.n != p.input.n || p.depth_multiplier != 1 || p.input.h <= 0 || p.input.w <= 0 ||
-        p.input.c <= 0 || p.output.h < 0 || p.output.w < 0 || p.output.c <= 0 || p.window.filter.h <= 0 ||
-        p.window.filter.w <= 0 || p.window.stride.h <= 0 || p.window.stride.w <= 0 || p.window.dilation.h <= 0 ||
-        p.window.dilation.w <= 0 || p.activation.min > p.activation.max) {
-        return MCUQ_ERR_ARGUMENT;
-    }
     if (ctx->buf == NULL || ctx->size < mcuq_conv2d_s8_mve_scratch_size(params)) {
         return MCUQ_ERR_ARGUMENT;
     }
