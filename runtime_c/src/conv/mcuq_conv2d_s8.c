@@ -1,6 +1,5 @@
 /* CONV_2D, int8: TFLite's reference_integer_ops::ConvPerChannel (see mcuq_conv.h). */
 #include "mcuq_conv.h"
-#include "../internal/mcuq_conv_common.h"
 #include "../internal/mcuq_fixedpoint.h"
 #include "../internal/mcuq_window.h"
 #include "../internal/mcuq_util.h"
@@ -14,14 +13,20 @@ int32_t mcuq_conv2d_s8_scratch_size(const mcuq_conv2d_params *params)
 mcuq_status mcuq_conv2d_s8(const mcuq_context *ctx, const mcuq_conv2d_params *params, const int8_t *input,
                            const int8_t *filter, const int32_t *bias, int8_t *output)
 {
-    const mcuq_status status = mcuq_conv2d_check(ctx, params, input, filter, bias, output, 0);
-    if (status != MCUQ_OK) {
-        return status;
+    if (ctx == NULL || params == NULL || input == NULL || filter == NULL || output == NULL ||
+        params->quant.multiplier == NULL || params->quant.shift == NULL) {
+        return MCUQ_ERR_ARGUMENT;
     }
     if (ctx->size < mcuq_conv2d_s8_scratch_size(params)) {
         return MCUQ_ERR_ARGUMENT;
     }
     const mcuq_conv2d_params p = *params;
+    if (p.input.n < 0 || p.output.n != p.input.n || p.depth_multiplier != 1 || p.input.h <= 0 || p.input.w <= 0 ||
+        p.input.c <= 0 || p.output.h < 0 || p.output.w < 0 || p.output.c <= 0 || p.window.filter.h <= 0 ||
+        p.window.filter.w <= 0 || p.window.stride.h <= 0 || p.window.stride.w <= 0 || p.window.dilation.h <= 0 ||
+        p.window.dilation.w <= 0 || p.activation.min > p.activation.max) {
+        return MCUQ_ERR_ARGUMENT;
+    }
     const int32_t input_offset = -p.input_zp;
     const int32_t in_row = p.input.w * p.input.c;               /* elements per input row */
     const int32_t in_image = p.input.h * in_row;                /* elements per input image */
