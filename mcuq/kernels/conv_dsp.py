@@ -27,12 +27,15 @@ BLOCK = c_define("MCUQ_CONV_DSP_BLOCK", 4)  # output pixels per im2col block
 
 def conv2d_dsp_scratch(p: Conv2DParams) -> int:
     """Mirror of mcuq_conv2d_s8_dsp_scratch_size: BLOCK pixels' windows as int16 in groups of 4 (a partial last
-    group padded), plus an int8 gather row when input.c % 4 != 0."""
+    group padded), plus an int8 gather row when input.c % 4 != 0, plus (K % 4 != 0) a zero-padded copy of the
+    weights of the channels whose last word would end past the filter."""
     fh, fw, cin = p.window.filter.h, p.window.filter.w, p.input.c
     if fh <= 0 or fw <= 0 or cin <= 0:
         return 0
-    groups = (fh * fw * cin + 3) // 4
-    return groups * BLOCK * 8 + (groups * 4 + 4 if cin % 4 else 0)
+    k = fh * fw * cin
+    groups = (k + 3) // 4
+    tail = min(p.output.c, 1 + (4 * groups - k - 1) // k) if k % 4 else 0
+    return groups * BLOCK * 8 + (groups * 4 + 4 if cin % 4 else 0) + ((tail * k + 7) // 4 * 4 if tail > 0 else 0)
 
 
 def conv2d_dsp_overlap(p: Conv2DParams) -> tuple[int | None, ...]:

@@ -47,13 +47,27 @@ static int32_t groups_of(const mcuq_conv2d_params *p)
     return (p->window.filter.h * p->window.filter.w * p->input.c + 3) / 4;
 }
 
+/* K % 4 != 0: the channels whose last weight word would end past the filter (the last one; more when K < 4)
+ * copied to the scratch end with a zero word after them, so chans_full reads them whole too. */
+static int32_t tail_chans(const mcuq_conv2d_params *p)
+{
+    const int32_t k = p->window.filter.h * p->window.filter.w * p->input.c;
+    return k % 4 != 0 ? MCUQ_MIN(p->output.c, 1 + (4 * groups_of(p) - k - 1) / k) : 0;
+}
+
+static int32_t tail_bytes(const mcuq_conv2d_params *p)
+{
+    const int32_t t = tail_chans(p);
+    return t > 0 ? (t * p->window.filter.h * p->window.filter.w * p->input.c + 7) / 4 * 4 : 0;
+}
+
 int32_t mcuq_conv2d_s8_dsp_scratch_size(const mcuq_conv2d_params *params)
 {
     if (params == NULL || params->window.filter.h <= 0 || params->window.filter.w <= 0 || params->input.c <= 0) {
         return 0;
     }
     const int32_t groups = groups_of(params);
-    return groups * BLOCK * 8 + ((params->input.c % 4) != 0 ? groups * 4 + 4 : 0);
+    return groups * BLOCK * 8 + ((params->input.c % 4) != 0 ? groups * 4 + 4 : 0) + tail_bytes(params);
 }
 
 /* n int8 from src (any alignment) widened into groups of two words, `stride` words apart; a last partial group is
@@ -557,44 +571,67 @@ static void gather_rows(int8_t *stage, const int8_t *image, int32_t oy, int32_t 
     }
 }
 
-/* One pixel's window (cin % 4 != 0, dilation.w 1, every column in the image) as int8 into stage, each in-image
+static void widen_stage(uint32_t *slot, const int8_t *stage, int32_t k);
+
+/* What gather_words needs, fixed per call. */
+typedef struct {
+    int32_t fh;
+    int32_t fr;       /* bytes per filter row: filter.w * input.c */
+    int32_t row_step; /* bytes between the input rows of two filter rows: dilation.h * input.w * input.c */
+    int32_t k;
+} gather_geom;
+
+/* One pixel's window (cin % 4 != 0, dilation.w 1, every tap in the image, src its first) as int8 into stage, each
  * filter row as whole words: a row's last word runs past it (into the next row's place, rewritten next, or the
- * stage's 4 spare bytes) and reads up to 3 bytes past it, which stay inside the input (else bytewise); padding rows
- * hold input_zp. Returns stage's words widened into slot, the bytes past K masked off. */
-static void gather_words(uint32_t *slot, int8_t *stage, const int8_t *image, const int8_t *end, int32_t iy0,
-                         int32_t ix0, const mcuq_conv2d_params *p, int32_t k)
+ * stage's 4 spare bytes) and reads up to 3 bytes past it, which the caller checked stay inside the input. Then
+ * stage's words widened into slot, the bytes past K masked off. */
+static void gather_words(uint32_t *slot, int8_t *stage, const int8_t *src, const gather_geom *g)
 {
-    const int32_t fr = p->window.filter.w * p->input.c;
-    const int32_t in_row = p->input.w * p->input.c;
-    const uint32_t zp4 = ((uint32_t)p->input_zp & 0xffu) * 0x01010101u;
+    const int32_t fr = g->fr;
     int8_t *dst = stage;
-    int32_t iy = iy0;
-    for (int32_t ky = 0; ky < p->window.filter.h; ++ky, dst += fr, iy += p->window.dilation.h) {
-        if (iy < 0 || iy >= p->input.h) {
-            fill_bytes(dst, zp4, fr);
-            continue;
+    if (fr > 8 && fr <= 12) { /* three words a row (a 3x3 filter over 3 channels) */
+        for (int32_t ky = g->fh; ky > 0; --ky, dst += fr, src += g->row_step) {
+            const uint32_t a = mcuq_read_u32(src);
+            const uint32_t b = mcuq_read_u32(src + 4);
+            const uint32_t c = mcuq_read_u32(src + 8);
+            mcuq_write_u32(dst, a);
+            mcuq_write_u32(dst + 4, b);
+            mcuq_write_u32(dst + 8, c);
         }
-        const int8_t *src = image + iy * in_row + ix0 * p->input.c;
-        if (end - src >= fr + 3) {
+    } else {
+        for (int32_t ky = g->fh; ky > 0; --ky, dst += fr, src += g->row_step) {
             const int8_t *s = src;
             int8_t *d = dst;
             for (int32_t n = fr; n > 0; n -= 4, s += 4, d += 4) {
                 mcuq_write_u32(d, mcuq_read_u32(s));
             }
-        } else {
-            copy_row(dst, src, fr);
         }
     }
-    const int32_t stride = BLOCK * 2;
-    const uint8_t *st = (const uint8_t *)stage;
+    widen_stage(slot, stage, g->k);
+}
+
+/* The int8 window at stage (4-byte aligned, k bytes) widened into slot, a last partial group padded with zeros. */
+static void widen_stage(uint32_t *slot, const int8_t *stage, int32_t k)
+{
+    const uint32_t *st = (const uint32_t *)(const void *)stage;
     int32_t n = k;
-    for (; n >= 4; n -= 4, st += 4, slot += stride) {
-        const uint32_t v = mcuq_read_u32(st);
+    for (; n >= 8; n -= 8, st += 2, slot += BLOCK * 4) {
+        const uint32_t v = st[0];
+        const uint32_t u = st[1];
         slot[0] = mcuq_sxtb16(v);
         slot[1] = mcuq_sxtb16_ror8(v);
+        slot[BLOCK * 2] = mcuq_sxtb16(u);
+        slot[BLOCK * 2 + 1] = mcuq_sxtb16_ror8(u);
+    }
+    if (n >= 4) {
+        const uint32_t v = *st++;
+        slot[0] = mcuq_sxtb16(v);
+        slot[1] = mcuq_sxtb16_ror8(v);
+        slot += BLOCK * 2;
+        n -= 4;
     }
     if (n > 0) {
-        const uint32_t v = mcuq_read_u32(st) & ((1u << (8 * n)) - 1u);
+        const uint32_t v = *st & ((1u << (8 * n)) - 1u);
         slot[0] = mcuq_sxtb16(v);
         slot[1] = mcuq_sxtb16_ror8(v);
     }
@@ -667,14 +704,31 @@ mcuq_status mcuq_conv2d_s8_dsp(const mcuq_context *ctx, const mcuq_conv2d_params
     const int mode = fast ? (full_range ? CLAMP_FULL : CLAMP_ANY) : (full_range ? CLAMP_MIXED : CLAMP_SLOW);
     const int32_t pixels = p.output.n * p.output.h * p.output.w;
     const int8_t *input_end = input + p.input.n * in_image;
+    /* gather_words: a window whose first row iy0 is in [0, rows_ok) has every filter row in the image; its words
+     * read from its first byte on end inside the input when input_end - first >= last_read */
+    const int32_t in_row = p.input.w * cin;
+    gather_geom gg;
+    gg.fh = p.window.filter.h;
+    gg.fr = p.window.filter.w * cin;
+    gg.row_step = p.window.dilation.h * in_row;
+    gg.k = k;
+    const uint32_t rows_ok = (uint32_t)MCUQ_MAX(0, p.input.h - (p.window.filter.h - 1) * p.window.dilation.h);
+    const int32_t last_read = (p.window.filter.h - 1) * gg.row_step + gg.fr + 3;
     /* channels whose last weight word may be read whole (block_outputs' `bytewise`) */
-    const int32_t whole_chans = k % 4 != 0 ? MCUQ_MAX(0, cout - 1 - (4 * groups - k - 1) / k) : cout;
+    const int32_t whole_chans = cout - tail_chans(&p);
+    /* the rest's weights, copied to the scratch end (zero-padded), for a second chans_full call */
+    int8_t *tail_w = (int8_t *)ctx->buf + (mcuq_conv2d_s8_dsp_scratch_size(&p) - tail_bytes(&p));
+    const int8_t *tail_end = tail_w + (cout - whole_chans - 1) * k + 4 * groups;
+    if (whole_chans < cout) {
+        const int32_t n = (cout - whole_chans) * k;
+        copy_row(tail_w, filter + whole_chans * k, n);
+        mcuq_write_u32(tail_w + n, 0);
+    }
     chans cs;
     cs.zp21 = (int32_t)(2u * (uint32_t)p.output_zp + 1u);
     cs.block = block;
     cs.groups = groups;
     cs.adj = k - 4 * groups;
-    cs.w_end = whole_chans > 0 ? filter + (whole_chans - 1) * k + 4 * groups : filter;
     int32_t b = 0;
     int32_t oy = 0;
     int32_t ox = 0;
@@ -694,11 +748,16 @@ mcuq_status mcuq_conv2d_s8_dsp(const mcuq_context *ctx, const mcuq_conv2d_params
             const int whole = ix0 >= 0 && ix0 + (p.window.filter.w - 1) * p.window.dilation.w < p.input.w;
             if (rows_whole && (cin % 4 == 0 || (whole && p.window.dilation.w == 1))) {
                 direct_rows(slot, image, oy, ox, &p, zp_pair);
-            } else if (whole && p.window.dilation.w == 1) {
-                gather_words(slot, stage, image, input_end, oy * p.window.stride.h - p.window.pad.h, ix0, &p, k);
-            } else { /* gather the window as int8 first */
-                gather_rows(stage, image, oy, ox, &p);
-                widen(slot, stride, stage, k);
+            } else {
+                const int32_t iy0 = oy * p.window.stride.h - p.window.pad.h;
+                const int32_t first_tap = iy0 * in_row + ix0 * cin; /* gather_words' offset in image */
+                if (whole && p.window.dilation.w == 1 && (uint32_t)iy0 < rows_ok &&
+                    (input_end - image) - first_tap >= last_read) {
+                    gather_words(slot, stage, image + first_tap, &gg);
+                } else { /* gather the window as int8 first */
+                    gather_rows(stage, image, oy, ox, &p);
+                    widen_stage(slot, stage, k);
+                }
             }
             if (++ox == p.output.w) {
                 ox = 0;
@@ -724,15 +783,23 @@ mcuq_status mcuq_conv2d_s8_dsp(const mcuq_context *ctx, const mcuq_conv2d_params
                     fill(block + q * 2, stride, 0, groups);
                 }
             }
-            if (mode == CLAMP_FULL && whole_chans > 0) {
-                /* the channels whose weights are read whole in one asm loop */
+            if (mode == CLAMP_FULL) {
+                /* every channel in one asm loop: those whose weights are read whole from the filter, then the
+                 * rest from their copy */
                 set_slots(&cs, block, nb, cout);
                 cs.mult = p.quant.multiplier;
                 cs.shift = p.quant.shift;
                 cs.out = out;
                 cs.bias = bias;
-                chans_full(&cs, filter);
-                oc0 = whole_chans;
+                if (whole_chans > 0) {
+                    cs.w_end = filter + (whole_chans - 1) * k + 4 * groups;
+                    chans_full(&cs, filter);
+                }
+                if (whole_chans < cout) {
+                    cs.w_end = tail_end;
+                    chans_full(&cs, tail_w);
+                }
+                oc0 = cout;
             }
             if (nb != BLOCK || mode == CLAMP_SLOW) {
                 block_outputs(out, block, filter, bias, &p, k, CLAMP_SLOW, nb, oc0);
