@@ -61,14 +61,29 @@ def specialize(g: Graph, layers: tuple[Layer, ...], path: str) -> tuple[Layer, .
     out = []
     used: set[str] = set()  # names of the consts made so far: unique across layers (a band merges two layers' consts)
     made: dict[tuple, tuple[str, Tensor]] = {}  # identical derived constants (shared weights) are made once
+    choice = []
     for layer in layers:
         chosen = None
         for v in table.get(layer.kernel_name, ()):
             if v.supports(layer.params):
                 chosen = v
                 break
-        out.append(layer if chosen is None else _apply(g, layer, chosen, used, made))
+        choice.append(chosen)
+    # A fast kernel is bigger code than the portable one: link it only where its layers do a fair share of the
+    # model's multiply-accumulates (KWS's and VWW's last FULLY_CONNECTED: under 0.1 %, 1.7 kB of code for ~2,000
+    # instructions); layers without MACs (pooling, ADD) keep their variant.
+    total = sum(la.macs for la in layers)
+    share: dict[str, int] = {}
+    for layer, v in zip(layers, choice, strict=True):
+        if v is not None:
+            share[v.kernel.name] = share.get(v.kernel.name, 0) + layer.macs
+    for layer, v in zip(layers, choice, strict=True):
+        small = v is not None and layer.macs > 0 and share[v.kernel.name] * MIN_MAC_SHARE < total
+        out.append(layer if v is None or small else _apply(g, layer, v, used, made))
     return tuple(out)
+
+
+MIN_MAC_SHARE = 64  # a fast kernel with MACs is linked when its layers do at least 1/64 of the model's MACs
 
 
 def _apply(

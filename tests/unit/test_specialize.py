@@ -146,3 +146,17 @@ def test_within_arena_bounds_its_work():
 
     out, p = sp.within_arena(g, portable, fast, arrange, limit=100)
     assert p.arena_size == 1 and len(calls) <= sp.MAX_REVERTS + 2
+
+
+def test_a_fast_kernel_with_a_tiny_share_of_the_macs_is_not_linked(shared_models):
+    """KWS's last FULLY_CONNECTED does 768 of 2.66 M MACs: its 2 kB dsp kernel would buy ~2,000 instructions, so
+    the portable FC (0.5 kB) runs it; AD, all FC, gets the dsp FC."""
+    from mcuq.api import compile_model
+    from mcuq.lower.specialize import MIN_MAC_SHARE
+
+    kws = compile_model(shared_models / "mlperf_tiny" / "kws_ref_model.tflite", kernels="dsp")
+    fc = [la for la in kws.layers if la.base_kernel_name == "mcuq_fully_connected_s8"]
+    assert [la.kernel_name for la in fc] == ["mcuq_fully_connected_s8"]
+    assert fc[0].macs * MIN_MAC_SHARE < sum(la.macs for la in kws.layers)
+    ad = compile_model(shared_models / "mlperf_tiny" / "ad01_int8.tflite", kernels="dsp")
+    assert {la.kernel_name for la in ad.layers} == {"mcuq_fully_connected_s8_dsp"}

@@ -133,14 +133,26 @@ def kernel_problems(compiled: mcuq.CompiledModel, group: str, fallbacks: Sequenc
     """What is wrong with the kernel choice of a compiled model: a layer whose kernel is not the table's choice,
     or that falls back although a variant for its op is registered on the path and no rule of ``fallbacks``
     covers it. Empty when all is well."""
+    from mcuq.lower.specialize import MIN_MAC_SHARE
+
     path = compiled.kernels
     out = []
+    # specialize links a fast kernel with MACs only where its layers do >= 1/MIN_MAC_SHARE of the model's MACs
+    total = sum(la.macs for la in compiled.layers)
+    share: dict[str, int] = {}
+    for layer in compiled.layers:
+        if layer.kernel is not None:
+            k = expected_kernel(layer.base or layer, path)
+            share[k] = share.get(k, 0) + layer.macs
     for layer in compiled.layers:
         if layer.kernel is None:
             continue
         base = layer.base or layer
         where = f"{group}:{layer.op.name}"
         want = expected_kernel(base, path)
+        small = want != base.kernel_name and base.macs > 0 and share[want] * MIN_MAC_SHARE < total
+        if small:
+            want = base.kernel_name  # too small a share of the MACs for its code: the portable kernel
         if layer.kernel_name != want:
             out.append(f"{where}: runs {layer.kernel_name}, the variant table gives {want}")
         if path == "portable":
@@ -148,7 +160,7 @@ def kernel_problems(compiled: mcuq.CompiledModel, group: str, fallbacks: Sequenc
                 out.append(f"{where}: the portable build runs {layer.kernel_name}")
             continue
         own = registered(base.kernel_name, path)
-        if own and layer.kernel_name not in own and not allowed(fallbacks, base, path):
+        if own and layer.kernel_name not in own and not small and not allowed(fallbacks, base, path):
             out.append(
                 f"{where}: falls back to {layer.kernel_name} on the {path} path although {', '.join(own)} "
                 "is registered (its predicate rejects these params); if that is intended, add a Fallback rule "
