@@ -50,14 +50,3 @@ def window_overlap(inp: Dims, out: Dims, win: Window, block: int) -> int:
     if ends.size == 0:
         return NEVER
     return int((later_min[ends] - ends * out.c).min())
-
-
-def rows_overlap(rows: int, in_row: int, out_row: int, ahead: int) -> int:
-    """D for a kernel that produces output row r only after it has read (or copied aside) every input row it
-    needs up to row ``r + ahead``, and writes output rows in order: the output row r's end must stay below input
-    row r + ahead + 1."""
-    d = NEVER
-    for r in range(rows - 1):
-        nxt = min(r + ahead + 1, rows)
-        d = min(d, nxt * in_row - (r + 1) * out_row)
-    return d

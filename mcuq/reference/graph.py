@@ -168,7 +168,6 @@ def _float_value(g: Graph, op: Op, env: dict[str, np.ndarray], name: str) -> np.
 def _run_layer(g: Graph, layer: Layer, env: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     from . import run_layer  # here: the package imports this module before it defines run_layer
 
-    layer = layer.base or layer  # a fast variant computes what the portable layer it replaces computes
     args = [
         [_value(g, layer, env, n) for n in a] if isinstance(a, tuple) else _value(g, layer, env, a)
         for a in layer.inputs

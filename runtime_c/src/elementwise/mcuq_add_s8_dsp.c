@@ -12,6 +12,7 @@
  * The results are saturated to int8 (SSAT), packed four to a word and clamped to the activation with SSUB8/SEL.
  */
 #include "mcuq_elementwise.h"
+#include "../internal/mcuq_arithmetic.h"
 #include "../internal/mcuq_simd.h"
 #include "../internal/mcuq_util.h"
 
@@ -123,16 +124,11 @@ ADD_FAST_INLINE void add_fast_loop(const mcuq_add_fast_params *p, const int8_t *
 mcuq_status mcuq_add_s8_dsp(const mcuq_add_fast_params *params, const int8_t *input1, const int8_t *input2,
                             int8_t *output)
 {
-    if (params == NULL || input1 == NULL || input2 == NULL || output == NULL || params->input1_table == NULL ||
-        params->input2_table == NULL) {
-        return MCUQ_ERR_ARGUMENT;
+    const mcuq_status status = mcuq_add_fast_check(params, input1, input2, output);
+    if (status != MCUQ_OK) {
+        return status;
     }
     const mcuq_add_fast_params *p = params;
-    if (p->size < 0 || p->output_shift < -31 || p->output_shift > 0 || p->output_multiplier < 0 ||
-        p->output_zp < -128 || p->output_zp > 127 || p->activation.min < -128 || p->activation.max > 127 ||
-        p->activation.min > p->activation.max) {
-        return MCUQ_ERR_ARGUMENT;
-    }
     const int32_t r = -p->output_shift;
     const int clamp = p->activation.min > -128 || p->activation.max < 127;
     if (r >= 1 && r <= 22) {

@@ -9,6 +9,7 @@
  * Each block of four reads both inputs before it writes its four outputs, so the output may be either input.
  */
 #include "mcuq_elementwise.h"
+#include "../internal/mcuq_arithmetic.h"
 #include "../internal/mcuq_simd.h"
 #include "../internal/mcuq_util.h"
 
@@ -29,16 +30,11 @@ static inline int32_t add_fast_lane(const mcuq_add_fast_params *p, int8_t x1, in
 mcuq_status mcuq_add_s8_mve(const mcuq_add_fast_params *params, const int8_t *input1, const int8_t *input2,
                             int8_t *output)
 {
-    if (params == NULL || input1 == NULL || input2 == NULL || output == NULL || params->input1_table == NULL ||
-        params->input2_table == NULL) {
-        return MCUQ_ERR_ARGUMENT;
+    const mcuq_status status = mcuq_add_fast_check(params, input1, input2, output);
+    if (status != MCUQ_OK) {
+        return status;
     }
     const mcuq_add_fast_params *p = params;
-    if (p->size < 0 || p->output_shift < -31 || p->output_shift > 0 || p->output_multiplier < 0 ||
-        p->output_zp < -128 || p->output_zp > 127 || p->activation.min < -128 || p->activation.max > 127 ||
-        p->activation.min > p->activation.max) {
-        return MCUQ_ERR_ARGUMENT;
-    }
     const int32_t r = -p->output_shift;
     const int32_t neg_flag = r > 0 ? 1 : 0;
 #if MCUQ_HAVE_MVE

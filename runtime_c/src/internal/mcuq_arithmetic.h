@@ -56,4 +56,22 @@ static inline int8_t mcuq_arithmetic_output(const mcuq_add_params *p, int32_t co
     return (int8_t)MCUQ_CLAMP(raw, p->activation.min, p->activation.max);
 }
 
+/* The argument checks of the fast same-shape ADD/SUB kernels (mcuq_add_s8_dsp, mcuq_add_s8_mve; see
+ * mcuq_elementwise.h): MCUQ_ERR_ARGUMENT for a NULL pointer or table, a negative size, an output shift outside
+ * [-31, 0], a negative multiplier, a zero point or activation bound outside int8 or an empty activation range. */
+static inline mcuq_status mcuq_add_fast_check(const mcuq_add_fast_params *p, const int8_t *input1, const int8_t *input2,
+                                              const int8_t *output)
+{
+    if (p == NULL || input1 == NULL || input2 == NULL || output == NULL || p->input1_table == NULL ||
+        p->input2_table == NULL) {
+        return MCUQ_ERR_ARGUMENT;
+    }
+    if (p->size < 0 || p->output_shift < -31 || p->output_shift > 0 || p->output_multiplier < 0 ||
+        p->output_zp < -128 || p->output_zp > 127 || p->activation.min < -128 || p->activation.max > 127 ||
+        p->activation.min > p->activation.max) {
+        return MCUQ_ERR_ARGUMENT;
+    }
+    return MCUQ_OK;
+}
+
 #endif /* MCUQ_ARITHMETIC_H */
