@@ -21,7 +21,8 @@ from .ir import Graph, Tensor, verify
 from .lower import Layer, lower
 from .lower.bands import fuse_bands
 from .lower.specialize import board_path, specialize, within_arena
-from .passes import run_passes
+from .passes import PIPELINE, run_passes
+from .passes import pack_weights as pack_weights_pass
 from .plan import Plan, plan
 from .quant.edge import dequantize_outputs, prepare_inputs
 from .records import normalise_inputs, shape_outputs
@@ -200,6 +201,7 @@ def compile_model(
     sanitize: bool | None = None,
     dump_ir: str | os.PathLike | None = None,
     kernels: str = "auto",
+    pack_weights: bool = True,
 ) -> CompiledModel:
     """Load, lower, plan and generate C for ``model`` (a .tflite path, its bytes, an IR graph, or what
     ``mcuq.quantize`` returns for a float model) for ``board`` (``mcuq boards`` lists them). A float32 model is
@@ -210,15 +212,19 @@ def compile_model(
     project files (``mcuq.codegen.names.choose_prefix``) is rewritten, and ``notes`` of the result says so.
     ``kernels``: "auto" (the fastest path the board's features allow: mve, dsp, else portable; dsp for the
     host), or "portable" (the reference kernels), "dsp" or "mve" (``mcuq.lower.specialize``); every path gives
-    the same bits."""
+    the same bits. ``pack_weights``: store int8 conv/depthwise/FC weights whose values all fit 4, 2 or 1 bits
+    packed (``mcuq.passes.pack_weights``; same results, less flash); weights the model declares as 4, 2 or 1 bits
+    (INT4 tensors, the ``mcuq_weight_bits`` metadata) are packed either way."""
     _check_arguments(model, board, prefix, sanitize, dump_ir)
     if not isinstance(kernels, str):
         raise McuqError(f"compile_model: kernels must be a string, got {type(kernels).__name__}")
+    if not isinstance(pack_weights, bool):
+        raise McuqError(f"compile_model: pack_weights must be True or False, got {type(pack_weights).__name__}")
     b = load_board(board)
     path = board_path(b.features, b.name == HOST, kernels)
     g = _quantized_graph(model) or load_graph(model)
     verify(g)
-    g = run_passes(g, dump_dir=dump_ir)
+    g = run_passes(g, PIPELINE + ((pack_weights_pass,) if pack_weights else ()), dump_dir=dump_ir)
     portable = lower(g)
     p = plan(g, portable)  # the reference path: the kernels and plan as they were
     layers = portable

@@ -11,7 +11,9 @@ import numpy as np
 class DType(enum.Enum):
     """Element types. INT4, INT2 and INT1 are signed and *packed* (``bits`` < 8), little end first in a byte as
     TFLite packs int4; their ``Tensor.data`` holds unpacked int8 values (``np``), converted to and from the packed
-    ``uint8_t`` bytes by ``mcuq.quant.packing``."""
+    ``uint8_t`` bytes by ``mcuq.quant.packing``. INT4 and INT2 are two's complement; INT1 is *binary*, {-1, +1}
+    (a set bit is +1, a clear bit -1: there is no 0). As conv/depthwise/FC weights they hold the narrow ranges
+    [-7, 7] (INT4), ternary {-1, 0, 1} (INT2) and binary {-1, +1} (INT1)."""
 
     INT8 = "int8"
     UINT8 = "uint8"
@@ -50,7 +52,10 @@ class DType(enum.Enum):
 
     @property
     def int_range(self) -> tuple[int, int]:
-        """(min, max) of an integer dtype, e.g. (-8, 7) for INT4."""
+        """(min, max) of an integer dtype, e.g. (-8, 7) for INT4; (-1, 1) for the binary INT1, whose values are
+        only the two ends."""
+        if self is DType.INT1:
+            return (-1, 1)
         info = np.iinfo(self.np)
         return (-(1 << (self.bits - 1)), (1 << (self.bits - 1)) - 1) if self.packed else (int(info.min), int(info.max))
 

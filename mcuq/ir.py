@@ -158,9 +158,12 @@ class Pool2DAttrs:
 
 @dataclass(frozen=True)
 class BinaryAttrs:
-    """ADD, SUB and MUL."""
+    """ADD, SUB and MUL. ``pot_scale_int16`` is TFLite's AddOptions/SubOptions flag: with int16 operands whose
+    scales are all powers of two it selects TFLite's LSTM-only power-of-two path (mcuq refuses that); False, as
+    TFLite's converter writes for 16x8 models, selects the general rescaling. Ignored for int8 and by MUL."""
 
     activation: Activation = Activation.NONE
+    pot_scale_int16: bool = False
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,12 @@ no escape sequences, cut to a sane length)."""
 
 from __future__ import annotations
 
+import json
+
 from .api import CompiledModel
 from .errors import printable
 from .ir import Tensor
+from .layer_bytes import layer_precisions
 
 NAME_WIDTH = 120  # characters of a tensor or op name in a table row
 
@@ -63,4 +66,52 @@ def inspect_lines(cm: CompiledModel) -> list[str]:
         "arena plan:",
     ]
     lines += [f"  {printable(s)}" for s in cm.plan.describe()]
+    return lines + precision_lines(cm)
+
+
+def precision_lines(cm: CompiledModel) -> list[str]:
+    """Each weighted layer's precision and flash bytes as the generated C stores them (weights packed below 8
+    bits), then the totals."""
+    precisions = layer_precisions(cm.graph, cm.layers)
+    if not precisions:
+        return []
+    header = (
+        f"{'#':>3}  {'op':<18} {'weights':<8} {'activations':<12} {'weights B':>10} {'bias B':>8} "
+        f"{'mult+shift B':>12} {'flash B':>9}  name"
+    )
+    lines = ["", "layer precision (flash: weights as stored, bias, per-channel multipliers and shifts):", header]
+    lines.append("-" * len(header))
+    for p in precisions:
+        lines.append(
+            f"{p.layer:>3}  {p.kind:<18} {p.weights:<8} {p.activations:<12} {p.weight_bytes:>10,} {p.bias_bytes:>8,} "
+            f"{p.rescale_bytes:>12,} {p.flash_bytes:>9,}  {printable(p.op, NAME_WIDTH)}"
+        )
+    packed = sum(p.weight_bytes for p in precisions if p.weight_bits < 8)
+    stored = sum(p.weight_bytes for p in precisions)
+    as_int8 = sum(p.weight_values for p in precisions)
+    lines.append(
+        f"weight bytes as stored: {stored:,} (packed sub-8-bit: {packed:,}; all int8 would be {as_int8:,})   "
+        f"flash of these layers: {sum(p.flash_bytes for p in precisions):,}"
+    )
     return lines
+
+
+def compile_json(cm: CompiledModel, out_dir: str, files: list[str]) -> str:
+    """`mcuq compile --json`: the sizes, the kernel path and each weighted layer's precision and flash bytes."""
+    precisions = layer_precisions(cm.graph, cm.layers)
+    doc = {
+        "model": cm.graph.source or cm.graph.name,
+        "prefix": cm.prefix,
+        "board": cm.board,
+        "kernels": cm.kernels,
+        "output_dir": out_dir,
+        "files": files,
+        "layers": len(cm.layers),
+        "weight_bytes": cm.model.weight_bytes,
+        "const_bytes": cm.model.const_bytes,
+        "packed_weight_bytes": sum(p.weight_bytes for p in precisions if p.weight_bits < 8),
+        "arena_bytes": cm.plan.arena_size,
+        "arena_lower_bound": cm.plan.lower_bound,
+        "weighted_layers": [p.as_dict() for p in precisions],
+    }
+    return json.dumps(doc, indent=2)

@@ -19,8 +19,10 @@ from ..errors import join_within
 from ..ir import Graph, Tensor
 from ..kernels import initializer
 from ..kernels.cstruct import functions
+from ..layer_bytes import layer_precisions
 from ..lower.base import Layer
 from ..plan import Plan
+from ..quant.packing import pack
 from .arrays import ctype_of, format_values
 from .names import Namer, c_comment, c_string, choose_prefix
 
@@ -105,6 +107,7 @@ class Model:
     plan_lines: list[str] = field(default_factory=list)  # escaped for C comments
     weight_bytes: int = 0  # constant tensors of the model (weights, biases)
     const_bytes: int = 0  # every constant array in the generated C (also per-channel multipliers, shifts, tables)
+    precision_lines: list[str] = field(default_factory=list)  # each weighted layer's precision, escaped for comments
 
 
 @functools.lru_cache(maxsize=1)  # one environment: templates are compiled once per process
@@ -142,6 +145,14 @@ def build_model(g: Graph, layers: tuple[Layer, ...], plan: Plan, prefix: str) ->
         arena_size=plan.arena_size,
         lower_bound=plan.lower_bound,
         plan_lines=[c_comment(line) for line in plan.describe()],
+        precision_lines=[
+            c_comment(
+                f"{p.layer}: {p.kind} '{_short(p.op)}': weights {p.weights}, activations {p.activations}, "
+                f"{p.flash_bytes} B (weights {p.weight_bytes})",
+                LAYER_COMMENT,
+            )
+            for p in layer_precisions(g, layers)
+        ],
     )
 
     ptr: dict[str, str] = {}
@@ -204,9 +215,13 @@ def build_model(g: Graph, layers: tuple[Layer, ...], plan: Plan, prefix: str) ->
         key = id(t.data)
         if key not in const_names:
             arr = np.ascontiguousarray(t.data)
+            packed = ""
+            if t.dtype.packed:  # one bit stream, little end first (mcuq.quant.packing, mcuq_packed.h)
+                arr = pack(arr, t.dtype.bits)
+                packed = f" {t.dtype.value}, packed {8 // t.dtype.bits} a byte"
             cname = namer(f"w_{name}", 40)
             const_names[key] = cname
-            comment = c_comment(f"{_short(name)} {list(t.shape)}")
+            comment = c_comment(f"{_short(name)} {list(t.shape)}{packed}")
             m.arrays.append(ConstArray(cname, ctype_of(arr), arr.size, format_values(arr), comment))
             m.weight_bytes += arr.nbytes
             m.const_bytes += arr.nbytes
@@ -233,7 +248,8 @@ def build_model(g: Graph, layers: tuple[Layer, ...], plan: Plan, prefix: str) ->
             if isinstance(a, tuple):
                 lname = namer(f"{base}_in{ai}")
                 ptrs = ", ".join(_arg(n, layer, tensor_of, const_ref, activation_ptr) for n in a)
-                local_decls.append(f"const int8_t *const {lname}[{len(a)}] = {{{ptrs}}};")
+                elem = tensor_of(a[0], layer).dtype.ctype  # a list of one dtype's tensors (CONCATENATION)
+                local_decls.append(f"const {elem} *const {lname}[{len(a)}] = {{{ptrs}}};")
                 args.append(lname)
             else:
                 args.append(_arg(a, layer, tensor_of, const_ref, activation_ptr))

@@ -22,6 +22,7 @@ import tflite
 from .. import ir
 from ..errors import ModelError
 from ..quant.packing import unpack
+from . import weight_bits
 from .quant_spec import qparams_problem
 from .tflite_ops import BUILTIN_NAMES, CONVERTERS, INPUT_NAMES, OPTIONAL_INPUTS, TENSOR_TYPES, OpContext
 
@@ -120,7 +121,9 @@ class _Reader:
         referenced = {self.index_of[t] for t in inputs + outputs}
         referenced.update(self.index_of[t] for op in ops for t in op.inputs + op.outputs if t)
         used = sorted(referenced)
-        tensors = {self.names[i]: self.tensor(i) for i in used}
+        tensors = weight_bits.apply(
+            {self.names[i]: self.tensor(i) for i in used}, ops, self.weight_bits(set(used)), self.fail
+        )
         meta = {f"tflite_index:{self.names[i]}": str(i) for i in used}
         desc = m.Description()
         if desc:
@@ -128,6 +131,39 @@ class _Reader:
         g = ir.Graph(self.name, tensors, ops, inputs, outputs, source=self.source, meta=meta)
         ir.verify(g)
         return g
+
+    def weight_bits(self, used: set[int]) -> dict[str, int]:
+        """The ``mcuq_weight_bits`` metadata (``weight_bits``): {tensor name: bits}, or {} without it."""
+        m = self.model
+        found = None
+        for k in range(self.count(m.MetadataLength(), 4, "metadata")):
+            md = m.Metadata(k)
+            if (md.Name() or b"") != weight_bits.NAME.encode():
+                continue
+            if found is not None:
+                raise self.fail(f"{weight_bits.NAME}: the model has two metadata entries of that name")
+            found = int(md.Buffer())
+        if found is None:
+            return {}
+        if not 0 <= found < self.nbuffers:
+            raise self.fail(f"{weight_bits.NAME}: buffer index {found} out of range ({self.nbuffers} buffers)")
+        buffer = m.Buffers(found)
+        offset, size = int(buffer.Offset()), int(buffer.Size())
+        if offset > 1:
+            raw = self.buf[offset : offset + size] if offset + size <= len(self.buf) else None
+            if raw is None:
+                raise self.fail(f"{weight_bits.NAME}: buffer {found} data beyond the end of the file")
+        else:
+            arr = buffer.DataAsNumpy()
+            raw = b"" if isinstance(arr, int) else arr.tobytes()
+        try:
+            by_index = weight_bits.parse(raw, self.ntensors)
+        except ValueError as e:
+            raise self.fail(f"{weight_bits.NAME} metadata: {e}") from None
+        for i in by_index:
+            if i not in used:
+                raise self.fail(f"{weight_bits.NAME}: tensor {i} '{self.names[i]}' is not used by any op")
+        return {self.names[i]: bits for i, bits in by_index.items()}
 
     def opcode(self, i: int) -> str:
         oc = self.model.OperatorCodes(i)

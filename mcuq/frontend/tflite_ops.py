@@ -167,16 +167,17 @@ def _pool(c: OpContext) -> Converted:
 
 
 def _add(c: OpContext) -> Converted:
+    # AddOptions.pot_scale_int16 (schema default true) only matters for int16 operands; absent options are false.
     o = c.opts(tflite.AddOptions)
     act = c.activation(o.FusedActivationFunction()) if o is not None else ir.Activation.NONE
-    return ir.BinaryAttrs(activation=act), (0, 1)
+    return ir.BinaryAttrs(activation=act, pot_scale_int16=bool(o.PotScaleInt16()) if o is not None else False), (0, 1)
 
 
 def _sub(c: OpContext) -> Converted:
-    # SubOptions.pot_scale_int16 only matters for int16 operands.
+    # SubOptions.pot_scale_int16, as ADD's.
     o = c.opts(tflite.SubOptions)
     act = c.activation(o.FusedActivationFunction()) if o is not None else ir.Activation.NONE
-    return ir.BinaryAttrs(activation=act), (0, 1)
+    return ir.BinaryAttrs(activation=act, pot_scale_int16=bool(o.PotScaleInt16()) if o is not None else False), (0, 1)
 
 
 def _mul(c: OpContext) -> Converted:

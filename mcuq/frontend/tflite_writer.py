@@ -5,7 +5,10 @@ dtype the IR has (float32 included). What it synthesises:
   * the attribute-carrying int32 constant inputs TFLite expects: RESHAPE's shape (from the output tensor),
     PAD's paddings, MEAN's axes, TRANSPOSE's perm; SQUEEZE's squeeze_dims option (from the shapes),
   * builtin options from the typed attrs, and op versions high enough for int8 (TFLite's op_version rules),
-  * buffer 0 empty (TFLite's convention), one buffer per constant tensor, data 16-byte aligned.
+  * buffer 0 empty (TFLite's convention), one buffer per constant tensor, data 16-byte aligned;
+  * packed sub-8-bit weights (INT4/INT2/INT1) as INT8 tensors of the same values plus the ``mcuq_weight_bits``
+    metadata (``weight_bits.py``), so that tflite-runtime 2.14 runs the model; with ``native_int4`` INT4 weights
+    as TFLite INT4 tensors (packed, op versions 7/7/10 for CONV_2D/DEPTHWISE_CONV_2D/FULLY_CONNECTED).
 
 The output is deterministic: tensors in the graph's order, then synthesised ones in op order.
 """
@@ -23,6 +26,7 @@ import tflite
 
 from .. import ir
 from ..quant.packing import pack
+from . import weight_bits
 from .tflite_ops import ACTIVATIONS, BUILTIN_CODES, CONVERTERS, PADDINGS, TENSOR_TYPES
 
 _ACT = {v: k for k, v in ACTIVATIONS.items()}
@@ -50,6 +54,25 @@ _INT8_VERSION: dict[str, int] = {
     **{"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 4},
     **dict.fromkeys(("RESHAPE", "SQUEEZE", "HARD_SWISH"), 1),
 }
+
+
+# op_version.cc for int16 operands (16x8) of the elementwise ops; ADD and SUB as with pot_scale_int16 false.
+_INT16_ELEMENTWISE_VERSION = {"ADD": 3, "SUB": 5, "MUL": 4, "LOGISTIC": 3, "TANH": 3, "SOFTMAX": 3}
+
+# op_version.cc for int16 operands of the pooling and data-movement ops (PAD: 4 beyond 4-D; TRANSPOSE stays 5, the
+# highest version tflite-runtime 2.14's reference resolver registers, also for 6-D).
+_INT16_POOL_SHAPE_VERSION = {
+    **dict.fromkeys(("AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "PAD", "CONCATENATION"), 3),
+    **{"TRANSPOSE": 5, "RESHAPE": 1, "SQUEEZE": 1},
+}
+
+
+# op_version.cc for the 16x8 conv family (int16 activations, int8 filter).
+_INT16_CONV_VERSION = {"CONV_2D": 4, "DEPTHWISE_CONV_2D": 5, "FULLY_CONNECTED": 7}
+
+
+# op_version.cc: int8 activations with an INT4 filter.
+_INT4_VERSION = {ir.OpKind.CONV2D: 7, ir.OpKind.DEPTHWISE_CONV2D: 7, ir.OpKind.FULLY_CONNECTED: 10}
 
 
 def _dequantize_version(t: ir.Tensor) -> int:
@@ -89,6 +112,7 @@ class _OpSpec:
 @dataclass
 class _Writer:
     graph: ir.Graph
+    native_int4: bool = False
     tensors: list[ir.Tensor] = field(default_factory=list)
     index: dict[str, int] = field(default_factory=dict)
 
@@ -108,7 +132,11 @@ class _Writer:
     # -- top level -----------------------------------------------------------------------------------
     def build(self) -> bytes:
         g = self.graph
+        container: dict[int, int] = {}  # tensor index -> bits of a packed tensor written as int8 (the metadata)
         for t in g.tensors.values():
+            if t.dtype.packed and t.data is not None and not (self.native_int4 and t.dtype is ir.DType.INT4):
+                container[len(self.tensors)] = t.dtype.bits
+                t = ir.Tensor(t.name, t.shape, ir.DType.INT8, t.qparams, t.data)
             self.add_tensor(t)
         specs = [self.op_spec(op) for op in g.ops]
         codes: list[tuple[int, int]] = []  # (builtin code, version), one per kind, first-use order
@@ -130,6 +158,8 @@ class _Writer:
                 else:
                     blobs.append(np.ascontiguousarray(t.data, dtype=t.dtype.np.newbyteorder("<")).tobytes())
                 buffer_of.append(len(blobs))
+        if container:
+            blobs.append(weight_bits.encode(container))
         buffer_offsets = [self.buffer(b, None)] + [self.buffer(b, d) for d in blobs]
         tensor_offsets = [self.tensor(b, t, buffer_of[i]) for i, t in enumerate(self.tensors)]
         op_offsets = [self.operator(b, s, code_index[s.code]) for s in specs]
@@ -162,12 +192,22 @@ class _Writer:
         subs_vec = self.vector(b, m.StartSubgraphsVector, [subgraph])
         bufs_vec = self.vector(b, m.StartBuffersVector, buffer_offsets)
         desc = b.CreateString("mcuq")
+        meta_vec = None
+        if container:
+            md = _mod("Metadata")
+            md_name = b.CreateString(weight_bits.NAME)
+            md.Start(b)
+            md.AddName(b, md_name)
+            md.AddBuffer(b, len(blobs))  # the last buffer
+            meta_vec = self.vector(b, m.StartMetadataVector, [md.End(b)])
         m.Start(b)
         m.AddVersion(b, 3)
         m.AddOperatorCodes(b, codes_vec)
         m.AddSubgraphs(b, subs_vec)
         m.AddDescription(b, desc)
         m.AddBuffers(b, bufs_vec)
+        if meta_vec is not None:
+            m.AddMetadata(b, meta_vec)
         b.Finish(m.End(b), b"TFL3")
         return bytes(b.Output())
 
@@ -249,6 +289,16 @@ class _Writer:
             version = _dequantize_version(first)
         if op.kind is ir.OpKind.FULLY_CONNECTED and isinstance(op.attrs, ir.FullyConnectedAttrs):
             version = max(version, 5) if op.attrs.keep_num_dims else version
+        if op.kind in _INT4_VERSION and len(op.inputs) > 1 and op.inputs[1]:
+            w = self.tensors[self.index[op.inputs[1]]]
+            version = max(version, _INT4_VERSION[op.kind]) if w.dtype is ir.DType.INT4 else version
+        if first is not None and first.dtype is ir.DType.INT16 and builtin in _INT16_ELEMENTWISE_VERSION:
+            version = _INT16_ELEMENTWISE_VERSION[builtin]
+        if first is not None and first.dtype is ir.DType.INT16 and builtin in _INT16_POOL_SHAPE_VERSION:
+            version = _INT16_POOL_SHAPE_VERSION[builtin]
+            version = 4 if builtin == "PAD" and len(first.shape) > 4 else version
+        if first is not None and first.dtype is ir.DType.INT16 and builtin in _INT16_CONV_VERSION:
+            version = max(version, _INT16_CONV_VERSION[builtin])
         if builtin == "SUB" and _broadcasts_beyond_4d(self.graph, op):
             version = max(version, 3)
         spec = _OpSpec(
@@ -327,8 +377,8 @@ _OPTIONS: dict[str, tuple[str | None, _Fields]] = {
         "Pool2DOptions",
         lambda a, g, op: _window(a) + [("FilterWidth", a.filter_w), ("FilterHeight", a.filter_h)] + _act(a),
     ),
-    "ADD": ("AddOptions", lambda a, g, op: _act(a)),
-    "SUB": ("SubOptions", lambda a, g, op: _act(a)),
+    "ADD": ("AddOptions", lambda a, g, op: _act(a) + [("PotScaleInt16", a.pot_scale_int16)]),
+    "SUB": ("SubOptions", lambda a, g, op: _act(a) + [("PotScaleInt16", a.pot_scale_int16)]),
     "MUL": ("MulOptions", lambda a, g, op: _act(a)),
     "RESHAPE": ("ReshapeOptions", lambda a, g, op: [("NewShape", _shape(g, op.outputs[0]))]),
     "SQUEEZE": (
@@ -359,10 +409,13 @@ _ATTR_INPUTS: dict[str, tuple[str, Callable[[Any, ir.Graph, ir.Op], Any]]] = {
 }
 
 
-def write(graph: ir.Graph) -> bytes:
+def write(graph: ir.Graph, native_int4: bool = False) -> bytes:
     """Serialise ``graph`` to .tflite bytes (deterministic for a given graph).
 
     Tensor ``i`` of the written model is the ``i``-th tensor of ``graph.tensors`` (so oracle tensor indices
-    map back to IR names); synthesised attribute inputs come after them.
+    map back to IR names); synthesised attribute inputs come after them. Packed weights (INT4, INT2, INT1) are
+    written as INT8 tensors plus the ``mcuq_weight_bits`` metadata (the model tflite-runtime 2.14 runs); with
+    ``native_int4`` INT4 ones are TFLite INT4 tensors instead (for runtimes that take INT4 filters; INT2 and
+    INT1 stay int8 containers).
     """
-    return _Writer(graph).build()
+    return _Writer(graph, native_int4=native_int4).build()

@@ -43,6 +43,14 @@ class ActivationRange(CStruct, c_name="mcuq_activation"):
     max: int = i32(INT8_MIN, INT8_MAX)
 
 
+@dataclass(frozen=True)
+class ActivationRange16(ActivationRange, c_name="mcuq_activation"):
+    """The same C struct holding int16 clamp bounds (the 16x8 kernels' outputs)."""
+
+    min: int = i32(-32768, 32767)
+    max: int = i32(-32768, 32767)
+
+
 @dataclass(frozen=True, eq=False)
 class PerChannelQuant(CStruct, c_name="mcuq_per_channel_quant"):
     """Per-channel requantization multipliers and shifts (int32 arrays of one length)."""

@@ -114,8 +114,13 @@ def requantize_params(
 
 @lowering(OpKind.QUANTIZE)
 def lower_quantize(g: Graph, op: Op) -> Layer:
-    """QUANTIZE int8 -> int8: reference_ops::Requantize with quantize.cc's double effective scale."""
+    """QUANTIZE int8 -> int8: reference_ops::Requantize with quantize.cc's double effective scale (int16 on
+    either side: elementwise16.py)."""
     src, dst = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    if DType.INT16 in (src.dtype, dst.dtype):
+        from .elementwise16 import lower_quantize16
+
+        return lower_quantize16(g, op)
     if src.dtype != DType.INT8 or dst.dtype != DType.INT8:
         raise fail(
             g,
@@ -141,7 +146,11 @@ def lower_relu(g: Graph, op: Op) -> Layer:
 
 @lowering(OpKind.SIGMOID, OpKind.TANH)
 def lower_lut(g: Graph, op: Op) -> Layer:
-    """SigmoidPrepare / TanhPrepare (kReference, int8): a 256-entry table."""
+    """SigmoidPrepare / TanhPrepare (kReference, int8): a 256-entry table (int16: elementwise16.py)."""
+    from .elementwise16 import is_int16, lower_tanh_logistic16
+
+    if is_int16(g, op):
+        return lower_tanh_logistic16(g, op)
     inp, out = _unary(g, op)
     if op.kind == OpKind.SIGMOID:
         if float(np.float32(out.scale)) != 1.0 / 256:

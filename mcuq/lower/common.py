@@ -7,16 +7,26 @@ import math
 import numpy as np
 
 from ..ir import Activation, DType, Graph, Op, Tensor
-from ..kernels.types import ActivationRange
+from ..kernels.types import ActivationRange, ActivationRange16
 from ..quant.fixedpoint import tflite_round
 from .base import fail
 
 INT8_MIN, INT8_MAX = -128, 127
+INT16_MIN, INT16_MAX = -32768, 32767
+
+# the activation dtypes a kernel family may run on, with their value ranges
+ACT_RANGES: dict[DType, tuple[int, int]] = {DType.INT8: (INT8_MIN, INT8_MAX), DType.INT16: (INT16_MIN, INT16_MAX)}
 
 
-def max_abs_offset(zero_point: int) -> int:
-    """The largest |x - zero_point| over int8 x."""
-    return max(INT8_MAX - zero_point, zero_point - INT8_MIN)
+def dtype_range(dtype: DType) -> tuple[int, int]:
+    """The [min, max] of an int8 or int16 activation dtype."""
+    return ACT_RANGES[dtype]
+
+
+def max_abs_offset(zero_point: int, dtype: DType = DType.INT8) -> int:
+    """The largest |x - zero_point| over x of ``dtype`` (int8 or int16)."""
+    lo, hi = ACT_RANGES[dtype]
+    return max(hi - zero_point, zero_point - lo)
 
 
 class ActivationRangeError(ValueError):
@@ -24,7 +34,8 @@ class ActivationRangeError(ValueError):
 
 
 def activation_bounds(act: Activation, out: Tensor) -> tuple[int, int]:
-    """TFLite's CalculateActivationRangeQuantized for an int8 output: fused activation -> clamp bounds.
+    """TFLite's CalculateActivationRangeQuantized for an int8 or int16 output: fused activation -> clamp bounds
+    within the output dtype's range ([-128, 127] or [-32768, 32767]; any other dtype is treated as int8).
 
     quantize(f) = zero_point + round(f / scale), the division in float32 as TFLite does it.
     """
@@ -44,7 +55,7 @@ def activation_bounds(act: Activation, out: Tensor) -> tuple[int, int]:
             )
         return zp + tmp
 
-    lo, hi = INT8_MIN, INT8_MAX
+    lo, hi = ACT_RANGES.get(out.dtype, (INT8_MIN, INT8_MAX))
     if act == Activation.RELU:
         lo = max(lo, quantize(0.0))
     elif act == Activation.RELU6:
@@ -57,8 +68,10 @@ def activation_bounds(act: Activation, out: Tensor) -> tuple[int, int]:
 
 
 def activation_range(act: Activation, out: Tensor) -> ActivationRange:
-    """``activation_bounds`` as the C ``mcuq_activation`` struct."""
-    return ActivationRange(*activation_bounds(act, out))
+    """``activation_bounds`` as the C ``mcuq_activation`` struct (``ActivationRange16``, int16 bounds, for an int16
+    output)."""
+    cls = ActivationRange16 if out.dtype == DType.INT16 else ActivationRange
+    return cls(*activation_bounds(act, out))
 
 
 def require_int8(g: Graph, op: Op, *names: str) -> tuple[Tensor, ...]:
@@ -71,6 +84,52 @@ def require_int8(g: Graph, op: Op, *names: str) -> tuple[Tensor, ...]:
             raise fail(
                 g, op, f"tensor '{n}' is {t.dtype.value}; mcuq compiles int8 models (quantize float models first)"
             )
+        if t.qparams is None:
+            raise fail(g, op, f"tensor '{n}' has no quantization parameters")
+        if t.qparams.per_channel:
+            raise fail(g, op, f"tensor '{n}' is quantized per channel; {op.type_name} needs per-tensor parameters")
+        if not (math.isfinite(t.scale) and t.scale > 0.0):
+            raise fail(g, op, f"tensor '{n}' has scale {t.scale}; scales must be positive and finite")
+        out.append(t)
+    return tuple(out)
+
+
+def require_act(
+    g: Graph, op: Op, *names: str, allow: tuple[DType, ...] = (DType.INT8, DType.INT16)
+) -> tuple[Tensor, ...]:
+    """Like ``require_int8`` for a kernel family that runs on int8 or int16 activations (TFLite's 16x8 mode): every
+    named tensor must have the same dtype, one of ``allow``, per-tensor quantization and a positive scale; an int16
+    tensor must also be symmetric (zero point 0, as TFLite's 16x8 spec requires). Returns the tensors; their
+    common dtype is ``tensors[0].dtype``."""
+    if not names:
+        return ()
+    first = g.tensors[names[0]]
+    for n in names:
+        t = g.tensors[n]
+        if t.dtype not in allow:
+            wanted = " or ".join(d.value for d in allow)
+            raise fail(g, op, f"tensor '{n}' is {t.dtype.value}; {op.type_name} runs on {wanted} activations")
+        if t.dtype != first.dtype:
+            raise fail(
+                g,
+                op,
+                f"tensor '{names[0]}' is {first.dtype.value} but '{n}' is {t.dtype.value}; "
+                f"{op.type_name} needs all its activations of one type (insert a QUANTIZE between int8 and int16)",
+            )
+    tensors = _require_quantized(g, op, names)
+    if first.dtype == DType.INT16:
+        for t in tensors:
+            if t.zero_point != 0:
+                raise fail(
+                    g, op, f"int16 tensor '{t.name}' has zero point {t.zero_point}; int16 activations must be symmetric"
+                )
+    return tensors
+
+
+def _require_quantized(g: Graph, op: Op, names: tuple[str, ...]) -> tuple[Tensor, ...]:
+    out = []
+    for n in names:
+        t = g.tensors[n]
         if t.qparams is None:
             raise fail(g, op, f"tensor '{n}' has no quantization parameters")
         if t.qparams.per_channel:

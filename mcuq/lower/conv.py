@@ -37,6 +37,7 @@ from ..kernels.types import Dims, PerChannelQuant
 from ..quant.fixedpoint import INT32_MAX, quantize_multiplier
 from .base import Layer, fail, lowering
 from .common import activation_range, require_int8
+from .lowbit import packed_layer
 from .window import window
 
 
@@ -105,7 +106,7 @@ def _bias(g: Graph, op: Op, name: str, channels: int) -> np.ndarray | None:
 
 def _weights(g: Graph, op: Op, name: str, rank: int) -> Tensor:
     t = g.tensors[name]
-    if t.dtype != DType.INT8 or t.data is None:
+    if (t.dtype != DType.INT8 and not t.dtype.packed) or t.data is None:  # packed: mcuq.lower.lowbit
         raise fail(g, op, f"weights '{name}' must be a constant int8 tensor (is {t.dtype.value})")
     if t.qparams is None:
         raise fail(g, op, f"weights '{name}' have no quantization parameters")
@@ -149,6 +150,10 @@ def _operands(g: Graph, op: Op, weight_rank: int) -> tuple[tuple[str, str, str, 
 def lower_conv2d(g: Graph, op: Op) -> Layer:
     """CONV_2D (weights OHWI) and DEPTHWISE_CONV_2D (weights 1HWC, C = in_ch * depth_multiplier): the same
     window, padding, per-channel requantization and checks; they differ in the weight layout and the kernel."""
+    from .conv16 import is_16x8, lower_conv2d_s16  # here: conv16 builds on this module's helpers
+
+    if is_16x8(g, op):
+        return lower_conv2d_s16(g, op)
     attrs = op.attrs
     depthwise = op.kind == OpKind.DEPTHWISE_CONV2D
     assert isinstance(attrs, DepthwiseConv2DAttrs if depthwise else Conv2DAttrs)
@@ -193,17 +198,22 @@ def lower_conv2d(g: Graph, op: Op) -> Layer:
         activation=activation_range(attrs.activation, y),
         quant=PerChannelQuant(mult, shift),
     )
-    return Layer(
+    layer = Layer(
         op=op,
         kernel=DEPTHWISE_CONV2D_S8 if depthwise else CONV2D_S8,
         params=params,
         args=(x_name, w_name, b_name, y_name),
         macs=n * oh * ow * cout * macs_per_output,
     )
+    return packed_layer(g, op, layer, wt)
 
 
 @lowering(OpKind.FULLY_CONNECTED)
 def lower_fully_connected(g: Graph, op: Op) -> Layer:
+    from .conv16 import is_16x8, lower_fully_connected_s16
+
+    if is_16x8(g, op):
+        return lower_fully_connected_s16(g, op)
     attrs = op.attrs
     assert isinstance(attrs, FullyConnectedAttrs)
     (x_name, w_name, b_name, y_name), x, wt, y = _operands(g, op, 2)
@@ -237,10 +247,11 @@ def lower_fully_connected(g: Graph, op: Op) -> Layer:
         per_channel=int(wt.qparams.per_channel),
         quant=PerChannelQuant(mult, shift),
     )
-    return Layer(
+    layer = Layer(
         op=op,
         kernel=FULLY_CONNECTED_S8,
         params=params,
         args=(x_name, w_name, b_name, y_name),
         macs=batches * units * depth,
     )
+    return packed_layer(g, op, layer, wt)

@@ -21,6 +21,7 @@ from ..quant.fixedpoint import INT32_MAX, quantize_multiplier, quantize_multipli
 from . import activations  # noqa: F401  (registers QUANTIZE, RELU, RELU6, SIGMOID, TANH, HARD_SWISH)
 from .base import Layer, fail, lowering
 from .common import activation_range, max_abs_offset, require_int8
+from .elementwise16 import is_int16, lower_add_sub16, lower_mul16
 
 # Largest rank TFLite 2.14 broadcasts for int8 (measured: its ADD broadcasts 5-D and 6-D shapes correctly, its SUB
 # aborts beyond 5-D, its MUL beyond 4-D). Inputs of equal shape (after adding leading 1s) are elementwise at any rank.
@@ -126,19 +127,25 @@ def add_params(g: Graph, op: Op) -> AddParams:
 
 @lowering(OpKind.ADD)
 def lower_add(g: Graph, op: Op) -> Layer:
-    """reference_integer_ops::Add / BroadcastAdd6DSlow with add.cc's 8-bit Prepare."""
+    """reference_integer_ops::Add / BroadcastAdd6DSlow with add.cc's 8-bit Prepare (int16: elementwise16.py)."""
+    if is_int16(g, op):
+        return lower_add_sub16(g, op)
     return Layer(op, ADD_S8, add_params(g, op), (*op.inputs, *op.outputs))
 
 
 @lowering(OpKind.SUB)
 def lower_sub(g: Graph, op: Op) -> Layer:
     """reference_ops::SubElementwise / BroadcastQuantSubSlow with sub.cc's int8 Prepare (ADD's parameters)."""
+    if is_int16(g, op):
+        return lower_add_sub16(g, op)
     return Layer(op, SUB_S8, add_params(g, op), (*op.inputs, *op.outputs))
 
 
 @lowering(OpKind.MUL)
 def lower_mul(g: Graph, op: Op) -> Layer:
     """reference_integer_ops::Mul / BroadcastMul4DSlow with mul.cc's Prepare."""
+    if is_int16(g, op):
+        return lower_mul16(g, op)
     t1, t2, out = require_int8(g, op, *op.inputs, *op.outputs)
     with np.errstate(over="ignore"):  # float32, as mul.cc; an overflow to inf is refused below
         real = float(np.float32(np.float32(t1.scale) * np.float32(t2.scale)) / np.float32(out.scale))

@@ -1,4 +1,4 @@
-"""Lowering of AVERAGE_POOL_2D, MAX_POOL_2D and MEAN (int8) to integer kernel parameters.
+"""Lowering of AVERAGE_POOL_2D, MAX_POOL_2D and MEAN (int8 and int16) to integer kernel parameters.
 
 What tflite-runtime 2.14 does with BUILTIN_REF kernels (checked against the interpreter):
 
@@ -15,6 +15,9 @@ What tflite-runtime 2.14 does with BUILTIN_REF kernels (checked against the inte
   ``s = min(floor(log2 n), 32, 31 + shift)``, ``multiplier' = (multiplier << s) // n``, ``shift' = shift - s``,
   then each output is ``clamp(MultiplyByQuantizedMultiplier(sum(x) - zp_in * n, multiplier', shift') + zp_out)``.
   No float is used at run time, in TFLite or here.
+* 16x8 mode (int16 activations, zero points 0): the same kernels on int16 (AveragePool / MaxPool int16, whose
+  Prepare compares no quantization at all; MEAN's QuantizedMeanOrSum with an int32 sum, which limits a mean
+  to 65,535 elements and an average pool to 65,535 taps), clamped to [-32768, 32767].
 """
 
 from __future__ import annotations
@@ -23,22 +26,24 @@ import logging
 
 import numpy as np
 
-from ..ir import Graph, MeanAttrs, Op, OpKind, Pool2DAttrs, Tensor
+from ..ir import DType, Graph, MeanAttrs, Op, OpKind, Pool2DAttrs, Tensor
 from ..kernels.pool import AVERAGE_POOL2D_S8, MAX_POOL2D_S8, MEAN_MAX_DIMS, MEAN_S8, MeanParams, Pool2DParams
-from ..kernels.types import Dims
+from ..kernels.pool16 import AVERAGE_POOL2D_S16, MAX_POOL2D_S16, MEAN_S16, POOL_S16_MAX_TAPS, Pool2DS16Params
+from ..kernels.types import ActivationRange16, Dims
 from ..quant.fixedpoint import INT32_MAX, quantize_multiplier
 from .base import Layer, fail, lowering
-from .common import activation_range, require_int8
+from .common import activation_bounds, activation_range, max_abs_offset, require_act
 from .window import window
 
 log = logging.getLogger(__name__)
 
 
 def _one_in_one_out(g: Graph, op: Op, what: str) -> tuple[Tensor, Tensor]:
-    """The int8 input and output of an op that takes exactly one of each (``what`` says so otherwise)."""
+    """The input and output of an op that takes exactly one of each (``what`` says so otherwise), both int8 or
+    both int16 (16x8 mode, symmetric)."""
     if len(op.inputs) != 1 or len(op.outputs) != 1:
         raise fail(g, op, what)
-    x, y = require_int8(g, op, op.inputs[0], op.outputs[0])
+    x, y = require_act(g, op, op.inputs[0], op.outputs[0])
     return x, y
 
 
@@ -59,19 +64,29 @@ def lower_pool2d(g: Graph, op: Op) -> Layer:
         raise fail(g, op, "empty output")
     if attrs.filter_h * attrs.filter_w > (1 << 23):
         raise fail(g, op, "pooling window too large for an int32 sum")
+    s16 = x.dtype == DType.INT16
+    if s16 and op.kind == OpKind.AVG_POOL2D and min(attrs.filter_h, h) * min(attrs.filter_w, w) > POOL_S16_MAX_TAPS:
+        # TFLite's int32 sum of int16 values (plus its rounding term) could overflow beyond this many taps
+        raise fail(g, op, f"int16 average pooling over more than {POOL_S16_MAX_TAPS} taps could overflow an int32 sum")
     if np.float32(x.scale) != np.float32(y.scale) or x.zero_point != y.zero_point:
         log.warning(
             "%s: input and output quantization differ; TFLite does not requantize pooling and neither does mcuq",
             op.where,
         )
-    activation = activation_range(attrs.activation, y)
+    # TFLite's CalculateActivationRangeQuantized on the output (int16: within [-32768, 32767])
+    activation = (
+        ActivationRange16(*activation_bounds(attrs.activation, y)) if s16 else activation_range(attrs.activation, y)
+    )
     if activation.min > activation.max:
         raise fail(g, op, f"empty activation range [{activation.min}, {activation.max}]")
-    params = Pool2DParams(input=Dims(n, h, w, c), output=Dims(n, oh, ow, c), window=win, activation=activation)
+    dims = {"input": Dims(n, h, w, c), "output": Dims(n, oh, ow, c), "window": win, "activation": activation}
+    if s16:
+        kernel = AVERAGE_POOL2D_S16 if op.kind == OpKind.AVG_POOL2D else MAX_POOL2D_S16
+        return Layer(op=op, kernel=kernel, params=Pool2DS16Params(**dims), args=(op.inputs[0], op.outputs[0]))
     return Layer(
         op=op,
         kernel=AVERAGE_POOL2D_S8 if op.kind == OpKind.AVG_POOL2D else MAX_POOL2D_S8,
-        params=params,
+        params=Pool2DParams(**dims),
         args=(op.inputs[0], op.outputs[0]),
     )
 
@@ -131,7 +146,7 @@ def lower_mean(g: Graph, op: Op) -> Layer:
         raise fail(g, op, f"output shape {y.shape} does not match the reduced shape {kept_shape}")
     if not (x.scale > 0 and y.scale > 0):
         raise fail(g, op, f"scales must be positive (input {x.scale:g}, output {y.scale:g})")
-    x_max = max(127 - x.zero_point, x.zero_point + 128)
+    x_max = max_abs_offset(x.zero_point, x.dtype)  # int16 (16x8): zero points are 0, x_max = 32768
     if n * x_max > INT32_MAX:
         raise fail(g, op, f"MEAN over {n} elements could overflow TFLite's int32 sum")
     _, shift, mean_mult, mean_shift = mean_multiplier(x.scale, y.scale, n)
@@ -162,4 +177,5 @@ def lower_mean(g: Graph, op: Op) -> Layer:
         shift=int(mean_shift),
         output_zp=y.zero_point,
     )
-    return Layer(op=op, kernel=MEAN_S8, params=params, args=(op.inputs[0], op.outputs[0]))
+    kernel = MEAN_S16 if x.dtype == DType.INT16 else MEAN_S8
+    return Layer(op=op, kernel=kernel, params=params, args=(op.inputs[0], op.outputs[0]))

@@ -10,15 +10,23 @@ What TFLite 2.14 (kernels/*.cc Prepare, BUILTIN_REF) does with int8, checked aga
   * TRANSPOSE: up to 6-D, negative perm entries count from the end; the data is copied unchanged and 2.14
     does not compare quantization parameters (mirrored here).
 
+16x8 mode (int16 tensors, zero points 0; TFLite 2.14 runs the same reference ops on int16): PAD pads with the
+output zero point, 0; CONCATENATION checks only that every zero point is 0 and copies values unchanged even when
+the scales differ (mirrored, with a warning); RESHAPE and TRANSPOSE as for int8. The ``_s16`` kernels
+(mcuq/kernels/pool16.py) take the same parameters, counted in elements.
+
 Shapes are simplified at compile time (size-1 axes dropped, axes that stay contiguous merged) so the kernels
-loop over few, long dimensions; an op that turns out to move nothing becomes ``mcuq_copy_s8``.
+loop over few, long dimensions; an op that turns out to move nothing becomes ``mcuq_copy_s8`` (``_s16``).
 """
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
-from ..ir import Activation, Graph, Op, OpKind
+from ..ir import Activation, DType, Graph, Op, OpKind
+from ..kernels.pool16 import CONCATENATION_S16, COPY_S16, PAD_S16, TRANSPOSE_S16, PadS16Params
 from ..kernels.shape import (
     CONCATENATION_S8,
     COPY_S8,
@@ -32,7 +40,9 @@ from ..kernels.shape import (
     TransposeParams,
 )
 from .base import Layer, fail, lowering
-from .common import require_int8
+from .common import require_act
+
+log = logging.getLogger(__name__)
 
 
 def _size(shape: tuple[int, ...] | list[int]) -> int:
@@ -54,18 +64,19 @@ def _require_same_qparams(g: Graph, op: Op, x: str, out: str, why: str) -> None:
         )
 
 
-def copy_layer(op: Op, src: str, dst: str, size: int) -> Layer:
-    """A ``mcuq_copy_s8`` call copying ``size`` int8 values from tensor ``src`` to tensor ``dst``.
+def copy_layer(op: Op, src: str, dst: str, size: int, dtype: DType = DType.INT8) -> Layer:
+    """A ``mcuq_copy_s8`` (int16: ``mcuq_copy_s16``) call copying ``size`` values from tensor ``src`` to ``dst``.
 
     Used for COPY ops and for PAD / TRANSPOSE that move nothing.
     """
-    return Layer(op=op, kernel=COPY_S8, params=CopyParams(size=int(size)), args=(src, dst))
+    kernel = COPY_S16 if dtype == DType.INT16 else COPY_S8
+    return Layer(op=op, kernel=kernel, params=CopyParams(size=int(size)), args=(src, dst))
 
 
 @lowering(OpKind.RESHAPE)
 def lower_alias(g: Graph, op: Op) -> Layer:
     x, out = op.inputs[0], op.outputs[0]
-    require_int8(g, op, x, out)
+    require_act(g, op, x, out)
     tx, to = g.tensors[x], g.tensors[out]
     if tx.size != to.size:
         raise fail(g, op, f"input {tx.shape} has {tx.size} elements but output {to.shape} has {to.size}")
@@ -77,7 +88,8 @@ def lower_alias(g: Graph, op: Op) -> Layer:
 def lower_copy(g: Graph, op: Op) -> Layer:
     """A RESHAPE that ``passes.reshape_to_copy`` made a copy (its input and output are two caller buffers)."""
     lower_alias(g, op)  # the same checks
-    return copy_layer(op, op.inputs[0], op.outputs[0], g.tensors[op.outputs[0]].size)
+    to = g.tensors[op.outputs[0]]
+    return copy_layer(op, op.inputs[0], op.outputs[0], to.size, to.dtype)
 
 
 def pad_plan(shape: tuple[int, ...], paddings: tuple[tuple[int, int], ...]) -> list[tuple[int, int, int]] | None:
@@ -106,7 +118,7 @@ def pad_plan(shape: tuple[int, ...], paddings: tuple[tuple[int, int], ...]) -> l
 @lowering(OpKind.PAD)
 def lower_pad(g: Graph, op: Op) -> Layer:
     x, out = op.inputs[0], op.outputs[0]
-    require_int8(g, op, x, out)
+    require_act(g, op, x, out)
     tx, to = g.tensors[x], g.tensors[out]
     paddings = op.attrs.paddings
     rank = len(tx.shape)
@@ -123,16 +135,17 @@ def lower_pad(g: Graph, op: Op) -> Layer:
         raise fail(g, op, f"output shape {to.shape} does not match input {tx.shape} padded by {paddings} = {want}")
     plan = pad_plan(tx.shape, paddings)
     if plan is None:
-        return copy_layer(op, x, out, tx.size)
+        return copy_layer(op, x, out, tx.size, tx.dtype)
     plan = [(1, 0, 0)] * (PAD_DIMS - len(plan)) + plan
-    params = PadParams(
-        # TFLite 2.14 pad.cc, int8 without constant_values: pad_value = output->params.zero_point.
+    s16 = tx.dtype == DType.INT16
+    params = (PadS16Params if s16 else PadParams)(
+        # TFLite 2.14 pad.cc, int8/int16 without constant_values: pad_value = output->params.zero_point.
         pad_value=int(to.zero_point),
         in_dims=np.array([d for d, _, _ in plan], dtype=np.int32),
         pad_before=np.array([b for _, b, _ in plan], dtype=np.int32),
         pad_after=np.array([a for _, _, a in plan], dtype=np.int32),
     )
-    return Layer(op=op, kernel=PAD_S8, params=params, args=(x, out))
+    return Layer(op=op, kernel=PAD_S16 if s16 else PAD_S8, params=params, args=(x, out))
 
 
 @lowering(OpKind.CONCAT)
@@ -141,8 +154,9 @@ def lower_concatenation(g: Graph, op: Op) -> Layer:
     ins = tuple(op.inputs)
     if not ins or any(not n for n in ins):
         raise fail(g, op, "CONCATENATION needs at least one input and no absent ones")
-    require_int8(g, op, *ins, out)
+    require_act(g, op, *ins, out)
     to = g.tensors[out]
+    s16 = to.dtype == DType.INT16
     axis = op.attrs.axis
     rank = len(to.shape)
     if not 0 <= axis < rank:
@@ -154,7 +168,17 @@ def lower_concatenation(g: Graph, op: Op) -> Layer:
         t = g.tensors[n]
         if len(t.shape) != rank or any(t.shape[d] != to.shape[d] for d in range(rank) if d != axis):
             raise fail(g, op, f"input '{n}' shape {t.shape} does not fit output {to.shape} along axis {axis}")
-        _require_same_qparams(g, op, n, out, "TFLite's int8 CONCATENATION requires them equal")
+        if not s16:
+            _require_same_qparams(g, op, n, out, "TFLite's int8 CONCATENATION requires them equal")
+        elif np.float32(t.scale) != np.float32(to.scale):
+            log.warning(
+                "%s: input '%s' has scale %g, the output %g; TFLite's int16 CONCATENATION copies values unchanged "
+                "and so does mcuq",
+                op.where,
+                n,
+                t.scale,
+                to.scale,
+            )
         axis_sum += t.shape[axis]
     if axis_sum != to.shape[axis]:
         raise fail(g, op, f"inputs sum to {axis_sum} along axis {axis} but the output has {to.shape[axis]}")
@@ -163,7 +187,7 @@ def lower_concatenation(g: Graph, op: Op) -> Layer:
         outer_size=_size(to.shape[:axis]),
         copy_sizes=np.array([_size(g.tensors[n].shape[axis:]) for n in ins], dtype=np.int32),
     )
-    return Layer(op=op, kernel=CONCATENATION_S8, params=params, args=(ins, out))
+    return Layer(op=op, kernel=CONCATENATION_S16 if s16 else CONCATENATION_S8, params=params, args=(ins, out))
 
 
 def transpose_plan(shape: tuple[int, ...], perm: tuple[int, ...]) -> tuple[list[int], list[int]]:
@@ -192,7 +216,7 @@ def transpose_plan(shape: tuple[int, ...], perm: tuple[int, ...]) -> tuple[list[
 @lowering(OpKind.TRANSPOSE)
 def lower_transpose(g: Graph, op: Op) -> Layer:
     x, out = op.inputs[0], op.outputs[0]
-    require_int8(g, op, x, out)
+    require_act(g, op, x, out)
     tx, to = g.tensors[x], g.tensors[out]
     rank = len(tx.shape)
     if rank > TRANSPOSE_DIMS:
@@ -210,10 +234,11 @@ def lower_transpose(g: Graph, op: Op) -> Layer:
         raise fail(g, op, f"output shape {to.shape} is not input {tx.shape} permuted by {raw} = {want}")
     dims, strides = transpose_plan(tuple(tx.shape), perm)
     if len(dims) == 1:
-        return copy_layer(op, x, out, tx.size)
+        return copy_layer(op, x, out, tx.size, tx.dtype)
     pad = TRANSPOSE_DIMS - len(dims)
     params = TransposeParams(
         out_dims=np.array([1] * pad + dims, dtype=np.int32),
         in_strides=np.array([0] * pad + strides, dtype=np.int32),
     )
-    return Layer(op=op, kernel=TRANSPOSE_S8, params=params, args=(x, out))
+    kernel = TRANSPOSE_S16 if tx.dtype == DType.INT16 else TRANSPOSE_S8
+    return Layer(op=op, kernel=kernel, params=params, args=(x, out))

@@ -52,6 +52,10 @@ def calculate_input_radius(input_integer_bits: int, input_left_shift: int, total
 
 @lowering(OpKind.SOFTMAX)
 def lower_softmax(g: Graph, op: Op) -> Layer:
+    from .elementwise16 import is_int16, lower_softmax16
+
+    if is_int16(g, op):
+        return lower_softmax16(g, op)
     attrs = op.attrs
     assert isinstance(attrs, SoftmaxAttrs)
     if len(op.inputs) != 1 or len(op.outputs) != 1:

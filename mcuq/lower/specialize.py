@@ -118,7 +118,8 @@ def _apply(
         w_int = np.asarray(w.data).astype(np.int64)
     if v.weights is not None:
         data = np.ascontiguousarray(v.weights(np.asarray(w.data), params)).astype(np.int8)
-        args[1] = derived(f"{w_name}_{v.path}", w.name, data, DType.INT8, w.qparams)
+        # packed weights stay packed (the same bytes, their values reordered)
+        args[1] = derived(f"{w_name}_{v.path}", w.name, data, w.dtype if w.dtype.packed else DType.INT8, w.qparams)
     if v.fold_bias:
         b_name = str(args[2])
         channels = _channels(layer, w_int)

@@ -20,6 +20,7 @@ from ..ir import Graph
 from .copies import reshape_to_copy
 from .dump import format_graph
 from .fold import FLOAT_PIPELINE, fold_batchnorm, fold_dequantize, fold_relu
+from .lowbit import pack_weights
 
 __all__ = [
     "FLOAT_PIPELINE",
@@ -29,6 +30,7 @@ __all__ = [
     "fold_dequantize",
     "fold_relu",
     "format_graph",
+    "pack_weights",
     "reshape_to_copy",
     "run_passes",
 ]

@@ -55,6 +55,24 @@ def multiply_by_quantized_multiplier(x, quantized_multiplier, shift) -> np.ndarr
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, quantized_multiplier), right_shift)
 
 
+def multiply_by_quantized_multiplier_s64(x, quantized_multiplier, shift) -> np.ndarray:
+    """TFLite's MultiplyByQuantizedMultiplier(int64_t x, int32_t, int) (the 16x8 kernels' requantization): the
+    multiplier is first reduced to 16 bits, ``(q + 2^15) >> 16`` (0x7FFF from 0x7FFF0000 up), then
+    ``(x * reduced + 2^(14 - shift)) >> (15 - shift)`` in int64, single rounding (ties toward +inf), truncated to
+    int32 like TFLite's return value. TFLite assumes |x| < 2^47 and shift in [-31, 7]; the kernels allow shift up to
+    14 (``15 - shift >= 1``). Mirrors ``mcuq_multiply_by_quantized_multiplier_s64``."""
+    x = _i64(x)
+    q = _i64(quantized_multiplier)
+    shift = _i64(shift)
+    if np.any((shift < -31) | (shift > 14)):
+        raise ValueError("multiply_by_quantized_multiplier_s64: shift out of [-31, 14]")
+    reduced = np.where(q < 0x7FFF0000, (q + (1 << 15)) >> 16, 0x7FFF)
+    total_shift = 15 - shift
+    with np.errstate(over="ignore"):  # the product wraps modulo 2^64 exactly like the C's uint64_t arithmetic
+        r = (x * reduced + (np.int64(1) << (total_shift - 1))) >> total_shift
+    return _wrap32(r)
+
+
 def multiply_by_quantized_multiplier_smaller_than_one_exp(x, quantized_multiplier, left_shift) -> np.ndarray:
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, quantized_multiplier), -_i64(left_shift))
 

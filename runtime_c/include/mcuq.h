@@ -10,6 +10,7 @@
 #include "mcuq_band.h"
 #include "mcuq_conv.h"
 #include "mcuq_elementwise.h"
+#include "mcuq_lowbit.h"
 #include "mcuq_pool.h"
 #include "mcuq_shape.h"
 #include "mcuq_softmax.h"

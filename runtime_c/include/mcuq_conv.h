@@ -130,4 +130,91 @@ mcuq_status mcuq_fully_connected_s8_mve(const mcuq_context *ctx, const mcuq_full
                                         const int8_t *input, const int8_t *filter, const int32_t *bias, int8_t *output);
 int32_t mcuq_fully_connected_s8_mve_scratch_size(const mcuq_fully_connected_params *params);
 
+/* -- 16x8: int16 activations, int8 or packed sub-8-bit weights (TFLite's 16x8 mode) -------------------------------
+ * TFLite 2.14's reference_integer_ops ConvPerChannel / DepthwiseConvPerChannel / FullyConnected(PerChannel) for
+ * int16 data. Activations are symmetric (no zero points). Which accumulator TFLite uses depends on the bias:
+ *   acc64 == 1 (an int64 bias; CONV_2D and DEPTHWISE_CONV_2D without bias too):
+ *     acc = sum w * x [+ bias[c]] in int64,
+ *     y = clamp(mcuq_multiply_by_quantized_multiplier_s64(acc, multiplier[c], shift[c]), act_min, act_max)
+ *     (TFLite's 16-bit reduced multiplier, one rounding; |acc| < 2^47 and shift <= 14, checked at compile time);
+ *   acc64 == 0 (an int32 bias, or FULLY_CONNECTED without bias):
+ *     acc = sum w * x [+ bias[c]] in int32 (cannot overflow: checked at compile time), y as the int8 kernels
+ *     (gemmlowp double rounding), without zero points.
+ * The bias is int64 in both (lowering widens an int32 bias). The filter is int8 (weight_bits 8) or the packed
+ * uint8_t stream of runtime_c/src/internal/mcuq_packed.h (weight_bits 4, 2 or 1: one bit stream over the whole
+ * filter in C order, channels not byte aligned); either may be passed, hence `const void *`. Scratch: 0 bytes.
+ * MCUQ_ERR_ARGUMENT for a NULL pointer, too little scratch, a size/filter/stride/dilation below 1, weight_bits not
+ * in {1, 2, 4, 8}, acc64 not 0 or 1, or an activation range that is empty or outside [-32768, 32767]. */
+
+/* CONV_2D and DEPTHWISE_CONV_2D 16x8 parameters; shapes and layouts as mcuq_conv2d_params. */
+typedef struct {
+    mcuq_dims input;
+    mcuq_dims output;
+    mcuq_window window;
+    int32_t depth_multiplier;     /* >= 1; 1 for CONV_2D */
+    int32_t weight_bits;          /* 8, 4, 2 or 1 */
+    int32_t acc64;                /* 1: int64 accumulator, reduced multiplier; 0: int32 accumulator */
+    mcuq_activation activation;   /* within [-32768, 32767] */
+    mcuq_per_channel_quant quant; /* output.c entries; shift <= 14 when acc64 */
+} mcuq_conv2d_s16_params;
+
+/* CONV_2D, int16 NHWC activations, OHWI per-channel symmetric filter (int8 or packed), optional int64 bias
+ * [output.c] (NULL for none). */
+mcuq_status mcuq_conv2d_s16(const mcuq_context *ctx, const mcuq_conv2d_s16_params *params, const int16_t *input,
+                            const void *filter, const int64_t *bias, int16_t *output);
+int32_t mcuq_conv2d_s16_scratch_size(const mcuq_conv2d_s16_params *params);
+
+/* DEPTHWISE_CONV_2D (depth multiplier >= 1), int16 NHWC activations, 1HWC per-channel symmetric filter (int8 or
+ * packed), optional int64 bias [output.c]. */
+mcuq_status mcuq_depthwise_conv2d_s16(const mcuq_context *ctx, const mcuq_conv2d_s16_params *params,
+                                      const int16_t *input, const void *filter, const int64_t *bias, int16_t *output);
+int32_t mcuq_depthwise_conv2d_s16_scratch_size(const mcuq_conv2d_s16_params *params);
+
+/* FULLY_CONNECTED 16x8 parameters; shapes as mcuq_fully_connected_params. weights_zp: the per-tensor int8
+ * filter's zero point (TFLite honours it in 16x8 too), 0 for per-channel or packed filters. */
+typedef struct {
+    int32_t batches;
+    int32_t input_size;
+    int32_t output_size;
+    int32_t weights_zp;  /* [-128, 127]; 0 unless per-tensor int8 */
+    int32_t weight_bits; /* 8, 4, 2 or 1 */
+    int32_t acc64;       /* as mcuq_conv2d_s16_params */
+    mcuq_activation activation;
+    int32_t per_channel; /* 0: one multiplier/shift; 1: output_size of them */
+    mcuq_per_channel_quant quant;
+} mcuq_fully_connected_s16_params;
+
+/* FULLY_CONNECTED, int16 input [batches, input_size], filter [output_size, input_size] (int8 or packed), optional
+ * int64 bias [output_size], int16 output [batches, output_size]. MCUQ_ERR_ARGUMENT also for a non-zero weights_zp
+ * with packed weights. */
+mcuq_status mcuq_fully_connected_s16(const mcuq_context *ctx, const mcuq_fully_connected_s16_params *params,
+                                     const int16_t *input, const void *filter, const int64_t *bias, int16_t *output);
+int32_t mcuq_fully_connected_s16_scratch_size(const mcuq_fully_connected_s16_params *params);
+
+/* -- 16x8 dsp path (SXTB16 on the weights, SMLAD on int16 pairs; plain C with the same bits elsewhere) ----------
+ * int8 weights only (weight_bits 8, else MCUQ_ERR_UNSUPPORTED), re-laid out at compile time by
+ * mcuq/kernels/conv16_fast.py: rows zero-padded to a multiple of 4 bytes, and every 4-byte group stored as
+ * (w0, w2, w1, w3). Exact sums (32-bit partial sums of at most 508 products, added into int64), so both
+ * accumulators (acc64) give the portable kernels' bits. */
+
+/* Output pixels per im2col block of mcuq_conv2d_s16_dsp. */
+#define MCUQ_CONV_S16_DSP_BLOCK 4
+
+/* CONV_2D as mcuq_conv2d_s16 with the filter [output.c][KP] (KP = 4 * ceil(K / 4), K = filter.h * filter.w *
+ * input.c) in the layout above. Needs mcuq_conv2d_s16_dsp_scratch_size(params) = 2 * MCUQ_CONV_S16_DSP_BLOCK *
+ * KP bytes of 4-byte aligned scratch (an im2col block of int16), none for a 1x1 filter without padding on
+ * input.c % 4 == 0 (read in place). The output must not overlap the input.
+ * MCUQ_ERR_ARGUMENT as mcuq_conv2d_s16, and for misaligned scratch. */
+mcuq_status mcuq_conv2d_s16_dsp(const mcuq_context *ctx, const mcuq_conv2d_s16_params *params, const int16_t *input,
+                                const int8_t *filter, const int64_t *bias, int16_t *output);
+int32_t mcuq_conv2d_s16_dsp_scratch_size(const mcuq_conv2d_s16_params *params);
+
+/* FULLY_CONNECTED as mcuq_fully_connected_s16 for weights_zp 0 (else MCUQ_ERR_UNSUPPORTED), the filter in
+ * mcuq_fully_connected_s8_dsp's interleaved layout of groups of 4 units with the byte order above. No scratch
+ * (0 bytes). The output must not overlap the input. MCUQ_ERR_ARGUMENT as mcuq_fully_connected_s16. */
+mcuq_status mcuq_fully_connected_s16_dsp(const mcuq_context *ctx, const mcuq_fully_connected_s16_params *params,
+                                         const int16_t *input, const int8_t *filter, const int64_t *bias,
+                                         int16_t *output);
+int32_t mcuq_fully_connected_s16_dsp_scratch_size(const mcuq_fully_connected_s16_params *params);
+
 #endif /* MCUQ_CONV_H */

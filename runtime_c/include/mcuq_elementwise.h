@@ -142,4 +142,52 @@ typedef struct {
  * a NULL pointer, a negative size or a multiplier or exponent outside its range. */
 mcuq_status mcuq_hard_swish_s8(const mcuq_hard_swish_params *params, const int8_t *input, int8_t *output);
 
+/* ---- 16x8 mode: int16 activations (TFLite 2.14's int16 kernels) -------------------------------------------------
+ * int16 tensors are symmetric (zero point 0 in TFLite's 16x8 models). ADD, SUB, MUL and QUANTIZE take the int8
+ * kernels' parameter structs with the value ranges noted here; LOGISTIC and TANH have their own. Each kernel may run
+ * in place (output == input1), except the QUANTIZE kernels that change the element size. */
+
+/* Left shift of ADD and SUB on int16 inputs (add.cc's general int16 path): 65535 << 15 stays below 2^31. */
+#define MCUQ_ADD_S16_LEFT_SHIFT 15
+
+/* int16 addition with broadcasting, add.cc's general int16 path (pot_scale_int16 false): as mcuq_add_s8 on int16
+ * values, with zero points and activation bounds in [-32768, 32767] and left_shift in [0, MCUQ_ADD_S16_LEFT_SHIFT].
+ * Errors as mcuq_add_s8, and MCUQ_ERR_ARGUMENT for a zero point or bound outside int16. */
+mcuq_status mcuq_add_s16(const mcuq_add_params *params, const int16_t *input1, const int16_t *input2, int16_t *output);
+
+/* int16 subtraction with broadcasting, input1 - input2 (sub.cc's general int16 path): as mcuq_add_s16, the rescaled
+ * input2 subtracted. Errors as mcuq_add_s16. */
+mcuq_status mcuq_sub_s16(const mcuq_add_params *params, const int16_t *input1, const int16_t *input2, int16_t *output);
+
+/* int16 multiplication with broadcasting (reference_integer_ops::Mul on int16): out = clamp(
+ * MultiplyByQuantizedMultiplier(x1 * x2, output_multiplier, output_shift), activation). Zero points must be 0 and
+ * output_shift in [-31, 0] (|x1 * x2| <= 2^30 is never shifted left); activation bounds in [-32768, 32767].
+ * Errors as mcuq_mul_s8, and MCUQ_ERR_ARGUMENT for a non-zero zero point or a positive shift. */
+mcuq_status mcuq_mul_s16(const mcuq_mul_params *params, const int16_t *input1, const int16_t *input2, int16_t *output);
+
+/* QUANTIZE between int8 and int16 (reference_ops::Requantize): out = clamp(MultiplyByQuantizedMultiplier(in -
+ * input_zp, multiplier, shift) + output_zp, activation), with zero points in the range of their tensor's type and
+ * the activation bounds the output type's. int16 -> int16 may run in place. tflite-runtime 2.14 refuses int8 ->
+ * int16 (quantize.cc); mcuq_requantize_s8_s16 computes what TFLite Micro's Requantize does. Returns
+ * MCUQ_ERR_ARGUMENT for a NULL pointer, a negative size, a shift outside [-31, 30] or a zero point or bound out of
+ * range. */
+mcuq_status mcuq_requantize_s16(const mcuq_requantize_params *params, const int16_t *input, int16_t *output);
+mcuq_status mcuq_requantize_s8_s16(const mcuq_requantize_params *params, const int8_t *input, int16_t *output);
+mcuq_status mcuq_requantize_s16_s8(const mcuq_requantize_params *params, const int16_t *input, int8_t *output);
+
+/* int16 LOGISTIC and TANH parameters (activations.cc's int16 Prepare): the input is rescaled to
+ * x' = (x * input_multiplier + round) >> input_left_shift, round = 2^(input_left_shift - 1) (0 for no shift). */
+typedef struct {
+    int32_t size;             /* number of elements, >= 0 */
+    int32_t input_multiplier; /* [1, 65535] with no shift, [1, 32767] otherwise (x' never leaves int32) */
+    int32_t input_left_shift; /* [0, 31] */
+} mcuq_tanh_logistic_s16_params;
+
+/* int16 LOGISTIC (reference_integer_ops::Logistic): sigmoid from a 256-entry table of sigmoid(i / 24), interpolated
+ * with 9 fraction bits of x'; output scale 2^-15, zero point 0, values in [0, 32767]. int16 TANH
+ * (reference_integer_ops::Tanh): 2 sigmoid(2x) - 1 from the same table with 8 fraction bits; values in [-32768,
+ * 32767]. Return MCUQ_ERR_ARGUMENT for a NULL pointer, a negative size or a multiplier or shift out of range. */
+mcuq_status mcuq_logistic_s16(const mcuq_tanh_logistic_s16_params *params, const int16_t *input, int16_t *output);
+mcuq_status mcuq_tanh_s16(const mcuq_tanh_logistic_s16_params *params, const int16_t *input, int16_t *output);
+
 #endif /* MCUQ_ELEMENTWISE_H */

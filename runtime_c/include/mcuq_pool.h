@@ -73,4 +73,27 @@ typedef struct {
  * MCUQ_ERR_UNSUPPORTED for a rank above MCUQ_MEAN_MAX_DIMS. */
 mcuq_status mcuq_mean_s8(const mcuq_mean_params *params, const int8_t *input, int8_t *output);
 
+/* ---- 16x8 mode: int16 activations (TFLite's reference_integer_ops int16 kernels) ----------------------------
+ * int16 tensors are symmetric (zero point 0). The kernels take the int8 kernels' parameter structs; their value
+ * ranges widen to int16 where noted. */
+
+/* int16 average pooling, NHWC: as mcuq_average_pool2d_s8 on int16 values (activation bounds in [-32768, 32767],
+ * min <= max). The int32 sum cannot overflow: a window has at most MCUQ_POOL_S16_MAX_TAPS in-bounds taps
+ * (checked at compile time and here). Needs mcuq_average_pool2d_s16_scratch_size(params) bytes of scratch (0).
+ * Errors as mcuq_average_pool2d_s8, and MCUQ_ERR_ARGUMENT for a window of more than MCUQ_POOL_S16_MAX_TAPS taps. */
+#define MCUQ_POOL_S16_MAX_TAPS 65535
+mcuq_status mcuq_average_pool2d_s16(const mcuq_context *ctx, const mcuq_pool2d_params *params, const int16_t *input,
+                                    int16_t *output);
+int32_t mcuq_average_pool2d_s16_scratch_size(const mcuq_pool2d_params *params);
+
+/* int16 max pooling, NHWC: the largest int16 value of the window's in-bounds taps, clamped to the activation
+ * bounds (in [-32768, 32767]). Needs no scratch. Errors as mcuq_average_pool2d_s8. */
+mcuq_status mcuq_max_pool2d_s16(const mcuq_pool2d_params *params, const int16_t *input, int16_t *output);
+
+/* int16 MEAN (TFLite's integer QuantizedMeanOrSum on int16; zero points 0, so input_zp_sum and output_zp are 0
+ * in TFLite models): as mcuq_mean_s8, clamped to [-32768, 32767]. output_zp is in [-32768, 32767]. The int32
+ * sum cannot overflow (num_reduced * 32768 < 2^31, checked at compile time). Needs no scratch. Errors as
+ * mcuq_mean_s8. */
+mcuq_status mcuq_mean_s16(const mcuq_mean_params *params, const int16_t *input, int16_t *output);
+
 #endif /* MCUQ_POOL_H */

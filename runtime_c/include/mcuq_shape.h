@@ -66,4 +66,24 @@ typedef struct {
  * out must not overlap. Returns MCUQ_ERR_ARGUMENT for a NULL pointer or a parameter out of range. */
 mcuq_status mcuq_transpose_s8(const mcuq_transpose_params *params, const int8_t *in, int8_t *out);
 
+/* ---- int16 (TFLite's 16x8 mode): the same data movement on int16 elements ----------------------------------
+ * Sizes, dims and strides count int16 elements; the parameter structs are the int8 kernels'. */
+
+/* Copy `size` int16 values from `in` to `out` (memmove semantics; the same buffer is a no-op). Errors as
+ * mcuq_copy_s8. */
+mcuq_status mcuq_copy_s16(const mcuq_copy_params *params, const int16_t *in, int16_t *out);
+
+/* Constant padding of an int16 tensor, as mcuq_pad_s8; pad_value is in [-32768, 32767] (TFLite: the output's
+ * zero point, 0). in and out must not overlap. Errors as mcuq_pad_s8. */
+mcuq_status mcuq_pad_s16(const mcuq_pad_params *params, const int16_t *in, int16_t *out);
+
+/* Concatenation of int16 tensors, as mcuq_concatenation_s8: values are copied unchanged (TFLite 2.14's int16
+ * CONCATENATION never rescales). No input may overlap out. Errors as mcuq_concatenation_s8. */
+mcuq_status mcuq_concatenation_s16(const mcuq_concatenation_params *params, const int16_t *const inputs[],
+                                   int16_t *out);
+
+/* Permutation of the axes of an int16 tensor, as mcuq_transpose_s8. in and out must not overlap. Errors as
+ * mcuq_transpose_s8. */
+mcuq_status mcuq_transpose_s16(const mcuq_transpose_params *params, const int16_t *in, int16_t *out);
+
 #endif /* MCUQ_SHAPE_H */

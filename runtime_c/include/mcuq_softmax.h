@@ -31,4 +31,29 @@ typedef struct {
  * parameter out of range, MCUQ_ERR_UNSUPPORTED for a depth above MCUQ_SOFTMAX_MAX_DEPTH. */
 mcuq_status mcuq_softmax_s8(const mcuq_softmax_params *params, const int8_t *input, int8_t *output);
 
+/* ---- 16x8 mode: int16 SOFTMAX (TFLite's reference_ops::SoftmaxInt16) -------------------------------------------
+ * Per row: d = x - max(row) in [-65535, 0] is rescaled by input_multiplier * 2^(input_shift - 31) onto the exp
+ * table's [-10, 0] (MultiplyByQuantizedMultiplier), recentred and clamped to int16 and looked up in exp_lut (Q0.15);
+ * the exps are summed in Q16.15, the sum normalised to [1, 2) and its reciprocal looked up in
+ * one_over_one_plus_x_lut; out = clamp((exp * reciprocal + round) >> (31 - clz(sum)), 0, 32767). Output scale
+ * 1/32768, zero point 0. The tables are TFLite's LUTPopulate tables (513 entries: 512 segments and an end point,
+ * interpolated with 7 bits), computed at compile time by mcuq/lower/lut16.py. The exps are kept in the output row,
+ * so the output must not overlap the input. */
+#define MCUQ_SOFTMAX_S16_MAX_DEPTH 65536 /* depth * 32767 < 2^31: the sum of exps fits int32 */
+#define MCUQ_LUT16_SIZE            513
+
+typedef struct {
+    int32_t outer_size;                     /* >= 0: product of all dimensions but the last */
+    int32_t depth;                          /* [1, MCUQ_SOFTMAX_S16_MAX_DEPTH]: the last dimension */
+    int32_t input_multiplier;               /* in [2^30, 2^31) or 0: beta * input_scale / (10 / 65535) */
+    int32_t input_shift;                    /* [-31, 15]: TFLite's exponent (65535 << 15 < 2^31) */
+    const int16_t *exp_lut;                 /* [MCUQ_LUT16_SIZE]: exp over [-10, 0], Q0.15 */
+    const int16_t *one_over_one_plus_x_lut; /* [MCUQ_LUT16_SIZE]: 1 / (1 + x) over [0, 1], Q0.15 */
+} mcuq_softmax_s16_params;
+
+/* int16 softmax over the last axis: input and output are [outer_size][depth]; output values in [0, 32767] mean
+ * q / 32768. Returns MCUQ_ERR_ARGUMENT for a NULL pointer, a size or shift out of range or tables giving a row a
+ * sum of exps below 2 (TFLite's never do), MCUQ_ERR_UNSUPPORTED for a depth above MCUQ_SOFTMAX_S16_MAX_DEPTH. */
+mcuq_status mcuq_softmax_s16(const mcuq_softmax_s16_params *params, const int16_t *input, int16_t *output);
+
 #endif /* MCUQ_SOFTMAX_H */

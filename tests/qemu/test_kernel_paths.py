@@ -30,6 +30,7 @@ from mcuq.lower.window import out_size
 from tests.conftest import have_arm_toolchain
 from tests.kernels.test_conv import Case, build_graph
 from tests.kernels.test_elementwise import binary, square, unary
+from tests.kernels.test_lowbit_fast import FALLBACKS as S4_FALLBACKS
 from tests.kernels.test_pool import PoolCase, pool_graph
 from tests.util.harness import reference_outputs
 from tests.util.paths import Fallback, builds, check_paths, inputs_for, kernel_problems, merge
@@ -69,6 +70,7 @@ def _broadcast(p) -> bool:
 
 
 FALLBACKS = [
+    *S4_FALLBACKS,
     Fallback("mcuq_depthwise_conv2d_s8", "dsp", _dw_dsp_outside, "the dsp depthwise is 3x3, multiplier 1, no dilation"),
     Fallback(
         "mcuq_depthwise_conv2d_s8",
@@ -78,6 +80,16 @@ FALLBACKS = [
     ),
     *(
         Fallback("mcuq_fully_connected_s8", path, lambda p: int(p.weights_zp) != 0, "fast FC needs weights_zp 0")
+        for path in ("dsp", "mve")
+    ),
+    *(
+        Fallback(
+            k,
+            path,
+            lambda p: int(p.weight_bits) != 8 or int(getattr(p, "weights_zp", 0)) != 0,
+            "16x8 dsp: int8 weights",
+        )
+        for k in ("mcuq_conv2d_s16", "mcuq_fully_connected_s16")
         for path in ("dsp", "mve")
     ),
     *(
@@ -292,6 +304,30 @@ def _pool_graph(name: str, cases: list[PoolCase]) -> ir.Graph:
     return merge({c.id: pool_graph(c) for c in cases}, name)
 
 
+def _conv16_graph(full: bool) -> ir.Graph:
+    """16x8 CONV_2D / FULLY_CONNECTED (tests/kernels/test_conv16_fast.py's tables): the dsp variants' asm on the M4."""
+    from tests.kernels.test_conv16 import build_graph as build16
+    from tests.kernels.test_conv16_fast import CONV as CONV16
+    from tests.kernels.test_conv16_fast import FC as FC16
+
+    cases = CONV16 + FC16 if full else [c for c in CONV16 + FC16 if c.id in CONV16_DEFAULT]
+    return merge({c.id: build16(c) for c in cases}, "conv16")
+
+
+CONV16_DEFAULT = {
+    "f_c1x1_cin3_cout4", "f_c1x1_direct_odd_pixels", "f_c3x3_same_s2_odd", "f_c_dilated_same", "f_c_int32_bias",
+    "f_c3x3_cin64_k576", "f_c_int4", "f_fc_37_to_11_pt", "f_fc_40_to_6_int32", "f_fc_1030_to_9", "f_fc_wzp",
+}  # fmt: skip
+
+
+def _lowbit_s4_graph() -> ir.Graph:
+    """int4 CONV_2D / FULLY_CONNECTED (tests/kernels/test_lowbit_fast.py's table): the s4 dsp and mve variants."""
+    from tests.kernels.test_lowbit_fast import CASES as S4_CASES
+    from tests.kernels.test_lowbit_fast import s4_graph
+
+    return merge({c.id: s4_graph(c) for c in S4_CASES}, "lowbit_s4")
+
+
 # group -> (default table, full-table additions); each builds one graph of independent branches
 GROUPS = {
     "conv": lambda full: _cases_graph("conv", CONV + (CONV_FULL if full else [])),
@@ -299,6 +335,8 @@ GROUPS = {
     "fc": lambda full: _cases_graph("fc", FC + (FC_FULL if full else [])),
     "elementwise": lambda full: merge({**ELEMENTWISE, **(ELEMENTWISE_FULL if full else {})}, "elementwise"),
     "pool": lambda full: _pool_graph("pool", POOL + (POOL_FULL if full else [])),
+    "conv16": lambda full: _conv16_graph(full),
+    "lowbit_s4": lambda full: _lowbit_s4_graph(),
 }
 SWEEPS = {
     "conv_sweep": lambda: _cases_graph("conv_sweep", random_window_cases(C, 32, 1)),

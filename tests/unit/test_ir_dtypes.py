@@ -87,7 +87,7 @@ def test_tensor_nbytes(dtype: ir.DType, shape: tuple[int, ...], nbytes: int) -> 
 def test_int_range() -> None:
     assert D.INT4.int_range == (-8, 7)
     assert D.INT2.int_range == (-2, 1)
-    assert D.INT1.int_range == (-1, 0)
+    assert D.INT1.int_range == (-1, 1)  # binary: only the two ends
     assert D.INT8.int_range == (-128, 127)
     assert D.INT16.int_range == (-32768, 32767)
     with pytest.raises(ValueError):
@@ -97,8 +97,10 @@ def test_int_range() -> None:
 @pytest.mark.parametrize("bits", [1, 2, 4])
 @pytest.mark.parametrize("count", [0, 1, 2, 3, 5, 7, 8, 9, 16, 1001])
 def test_pack_round_trip(bits: int, count: int) -> None:
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    lo, hi = (-1, 1) if bits == 1 else (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
     values = np.random.default_rng(bits * 1000 + count).integers(lo, hi + 1, count).astype(np.int8)
+    if bits == 1:
+        values = np.where(values >= 0, 1, -1).astype(np.int8)  # binary: no 0
     if count >= 2:
         values[0], values[-1] = lo, hi  # the extremes, at both ends
     packed = pack(values, bits)
@@ -108,11 +110,11 @@ def test_pack_round_trip(bits: int, count: int) -> None:
     np.testing.assert_array_equal(out, values)
 
 
-@pytest.mark.parametrize(("bits", "lo", "hi"), [(4, -8, 7), (2, -2, 1), (1, -1, 0)])
+@pytest.mark.parametrize(("bits", "lo", "hi"), [(4, -8, 7), (2, -2, 1), (1, -1, 1)])
 def test_pack_extremes_and_range_check(bits: int, lo: int, hi: int) -> None:
-    every = np.arange(lo, hi + 1, dtype=np.int32).repeat(3)  # any integer dtype is accepted
+    every = np.arange(lo, hi + 1, dtype=np.int32)[:: 2 if bits == 1 else 1].repeat(3)  # any integer dtype
     np.testing.assert_array_equal(unpack(pack(every, bits), bits, every.size), every)
-    for bad in (lo - 1, hi + 1, 127, -128):
+    for bad in (lo - 1, hi + 1, 127, -128) + ((0,) if bits == 1 else ()):
         with pytest.raises(ValueError, match="outside"):
             pack(np.array([0, bad, 0]), bits)
 
@@ -125,9 +127,9 @@ def test_pack_order_is_pinned() -> None:
     np.testing.assert_array_equal(pack(np.array([-1, 7, -8]), 4), [0x7F, 0x08])
     # int2 fields 1, -2 (0b10), -1 (0b11), 0 from bit 0 up: 0b00_11_10_01; then -2 alone
     np.testing.assert_array_equal(pack(np.array([1, -2, -1, 0, -2]), 2), [0b00111001, 0b10])
-    # int1: -1 is a set bit, element k in bit k
-    np.testing.assert_array_equal(pack(np.array([-1, 0, 0, -1, 0, 0, 0, 0, -1]), 1), [0b00001001, 0b1])
-    np.testing.assert_array_equal(unpack(np.array([0x80], np.uint8), 1, 8), [0] * 7 + [-1])
+    # int1 is binary: +1 is a set bit, -1 a clear one, element k in bit k (mcuq_packed.h)
+    np.testing.assert_array_equal(pack(np.array([1, -1, -1, 1, -1, -1, -1, -1, 1]), 1), [0b00001001, 0b1])
+    np.testing.assert_array_equal(unpack(np.array([0x80], np.uint8), 1, 8), [-1] * 7 + [1])
 
 
 def test_pack_rejects_bad_arguments() -> None:
@@ -156,7 +158,7 @@ def test_tflite_int4_buffer_is_unpacked(tmp_path, monkeypatch) -> None:
     values = np.random.default_rng(4).integers(-8, 8, (3, 5)).astype(np.int8)
     qp = ir.QParams((0.05,), (0,))
     path = tmp_path / "fc4.tflite"
-    path.write_bytes(write(_fc_with_int4_weights(ir.Tensor("w", (3, 5), D.INT4, qp, values))))
+    path.write_bytes(write(_fc_with_int4_weights(ir.Tensor("w", (3, 5), D.INT4, qp, values)), native_int4=True))
     w = load(path).tensors["w"]
     assert w.dtype is D.INT4 and w.shape == (3, 5) and w.nbytes == 8
     assert w.data is not None and w.data.dtype == np.int8 and not w.data.flags.writeable
@@ -164,7 +166,7 @@ def test_tflite_int4_buffer_is_unpacked(tmp_path, monkeypatch) -> None:
 
     # a writer that forgets to pack: one byte per element
     monkeypatch.setattr(tflite_writer, "pack", lambda v, bits: np.asarray(v).astype(np.uint8).reshape(-1))
-    path.write_bytes(write(_fc_with_int4_weights(ir.Tensor("w", (3, 5), D.INT4, qp, values))))
+    path.write_bytes(write(_fc_with_int4_weights(ir.Tensor("w", (3, 5), D.INT4, qp, values)), native_int4=True))
     with pytest.raises(ModelError, match="holds 15 bytes, shape \\(3, 5\\) needs 8"):
         load(path)
 
@@ -172,5 +174,8 @@ def test_tflite_int4_buffer_is_unpacked(tmp_path, monkeypatch) -> None:
 def test_writer_refuses_dtypes_tflite_cannot_hold() -> None:
     values = np.zeros((3, 5), dtype=np.int8)
     w = ir.Tensor("w", (3, 5), D.INT2, ir.QParams((0.05,), (0,)), values)
+    x = ir.Tensor("x", (1, 5), D.INT2, ir.QParams((0.1,), (0,)))  # an activation: no container for it
+    g = _fc_with_int4_weights(w)
+    g.tensors["x"] = x
     with pytest.raises(ValueError, match="TFLite has no int2 tensor type"):
-        write(_fc_with_int4_weights(w))
+        write(g)

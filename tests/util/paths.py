@@ -89,18 +89,20 @@ def merge(branches: Mapping[str, ir.Graph], name: str) -> ir.Graph:
 
 def inputs_for(graph: ir.Graph, n_random: int, seed: int) -> list[np.ndarray]:
     """Per graph input: ``n_random`` uniform int8 samples, then all -128, all 127 (padding and saturation), and
-    one sample near zero."""
+    one sample near zero; int16 inputs the same over the int16 range."""
     rng = np.random.default_rng(seed)
     xs = []
     for name in graph.inputs:
         shape = graph.tensors[name].shape
+        wide = graph.tensors[name].dtype == ir.DType.INT16  # 16x8 layers: the same over the int16 range
+        lo, hi = (-32768, 32767) if wide else (-128, 127)
         parts = [
-            rng.integers(-128, 128, size=(n_random, *shape), dtype=np.int64),
-            np.full((1, *shape), -128),
-            np.full((1, *shape), 127),
+            rng.integers(lo, hi + 1, size=(n_random, *shape), dtype=np.int64),
+            np.full((1, *shape), lo),
+            np.full((1, *shape), hi),
             rng.integers(-3, 4, size=(1, *shape), dtype=np.int64),
         ]
-        xs.append(np.concatenate(parts).astype(np.int8))
+        xs.append(np.concatenate(parts).astype(np.int16 if wide else np.int8))
     return xs
 
 

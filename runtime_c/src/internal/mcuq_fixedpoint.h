@@ -45,6 +45,21 @@ static inline int32_t mcuq_multiply_by_quantized_multiplier(int32_t x, int32_t q
                                        right_shift);
 }
 
+/* TFLite's MultiplyByQuantizedMultiplier(int64_t, int32_t, int), the requantization of its 16x8 kernels (int64
+ * accumulators): the multiplier is reduced to 16 bits, (q + 2^15) >> 16 (0x7FFF from 0x7FFF0000 up), then
+ * (x * reduced + 2^(14 - shift)) >> (15 - shift), one rounding, ties toward +infinity; the result is truncated to
+ * int32 as TFLite's is. x in (-2^48, 2^48) (TFLite assumes 2^47), quantized_multiplier >= 0, shift in [-31, 14].
+ * The arithmetic is done on uint64_t, so no input is undefined behaviour. */
+static inline int32_t mcuq_multiply_by_quantized_multiplier_s64(int64_t x, int32_t quantized_multiplier, int32_t shift)
+{
+    const int32_t reduced = quantized_multiplier < 0x7FFF0000 ? (quantized_multiplier + (1 << 15)) >> 16 : 0x7FFF;
+    const int32_t total_shift = 15 - shift;
+    const uint64_t sum = (uint64_t)x * (uint64_t)(int64_t)reduced + (UINT64_C(1) << (total_shift - 1));
+    /* Converting to int64_t (modulo 2^64) and shifting right arithmetically: implementation-defined in C99,
+     * two's complement and arithmetic in GCC and Clang, as everywhere in this file. */
+    return (int32_t)(uint32_t)(uint64_t)((int64_t)sum >> total_shift);
+}
+
 /* TFLite's MultiplyByQuantizedMultiplierSmallerThanOneExp: left_shift <= 0. */
 static inline int32_t
 mcuq_multiply_by_quantized_multiplier_smaller_than_one_exp(int32_t x, int32_t quantized_multiplier, int32_t left_shift)
