@@ -15,7 +15,11 @@ from .passes import DUMP_ENV
 # equal). Repeated here so that building the parser does not import the quantizer.
 CALIB_METHODS = ("minmax", "percentile", "mse", "kl", "auto")
 DEFAULT_CALIB_METHOD = "kl"
-QUANT_OPTIONS = ("calib_method", "per_tensor_fc", "no_bias_correction")
+QUANT_OPTIONS = ("calib_method", "per_tensor_fc", "no_bias_correction", "weight_bits", "activations", "rounding")
+# mcuq.quant.precision's WEIGHT_BITS, ACTIVATIONS and ROUNDINGS (a test keeps them equal), for the same reason.
+WEIGHT_BITS = (8, 4, 2, 1)
+ACTIVATIONS = ("int8", "int16")
+ROUNDINGS = ("auto", "nearest", "gptq", "adaround")
 
 CALIB_HELP = (
     "calibration samples: a .npy with a leading sample axis (a sample may omit a batch dimension of 1), a .npz "
@@ -24,9 +28,10 @@ CALIB_HELP = (
 )
 
 
-def add_quant_options(p: argparse.ArgumentParser, required: bool) -> None:
+def add_quant_options(p: argparse.ArgumentParser, required: bool, native_int4: bool = False) -> None:
     """The options of post-training quantization: all of ``mcuq quantize``, and optional on the commands that
-    compile (a float32 model given with --calib is quantized first and then handled as an int8 model)."""
+    compile (a float32 model given with --calib is quantized first and then handled as an int8 model).
+    ``native_int4``: also --native-int4 (`mcuq quantize`, which writes the model)."""
     g = p.add_argument_group(
         "post-training quantization",
         None
@@ -53,6 +58,35 @@ def add_quant_options(p: argparse.ArgumentParser, required: bool) -> None:
         action="store_true",
         help="do not correct the biases for the mean output shift that weight rounding causes",
     )
+    g.add_argument(
+        "--weight-bits",
+        type=int,
+        choices=WEIGHT_BITS,
+        default=None,
+        help="the width of every layer's weights (conv, depthwise, fully connected), per-channel symmetric: 8, 4 "
+        "([-7, 7]), 2 (ternary) or 1 (binary); below 8 bits they are packed in flash (default: 8)",
+    )
+    g.add_argument(
+        "--activations",
+        choices=ACTIVATIONS,
+        default=None,
+        help="int8, or int16: TFLite's 16x8 mode (int16 symmetric activations, inputs and outputs, int8 weights, "
+        "int64 biases) (default: int8)",
+    )
+    g.add_argument(
+        "--rounding",
+        choices=ROUNDINGS,
+        default=None,
+        help="how weights are rounded: to nearest, or optimised layer by layer on the calibration data (GPTQ, "
+        "AdaRound); auto: GPTQ at 4 bits and below, nearest at 8 (default: auto)",
+    )
+    if native_int4:
+        g.add_argument(
+            "--native-int4",
+            action="store_true",
+            help="write 4-bit weights as TFLite INT4 tensors (for LiteRT runtimes that run them; tflite-runtime "
+            "2.14 does not) instead of int8 tensors of the narrow range with the bit widths in the metadata",
+        )
 
 
 def quant_option_flags(args) -> list[str]:
@@ -66,18 +100,34 @@ def _sub_dump(dump_ir: str | None) -> str:
     return str(Path(d) / "quantize") if d else ""
 
 
-def _quantize_model(model, args, dump_ir):
+def _quantize_model(model, args, dump_ir, precision=None):
+    """Quantize with the command line's options. ``precision``: per-layer settings chosen elsewhere (mixed
+    precision), {"weight_bits": {layer: bits}, "activations": {layer: "int8"|"int16"}}, either key optional; they
+    replace the uniform --weight-bits / --activations."""
     from .quant.ptq import quantize
 
-    method = {} if args.calib_method is None else {"method": args.calib_method}
+    kw = {} if args.calib_method is None else {"method": args.calib_method}
+    kw.update(_precision_kwargs(args, precision))
     return quantize(
         model,
         args.calib,
         per_channel_fc=not args.per_tensor_fc,
         bias_correction=not args.no_bias_correction,
         dump_ir=dump_ir,
-        **method,
+        **kw,
     )
+
+
+def _precision_kwargs(args, precision=None) -> dict:
+    """quantize()'s weight_bits, activations and rounding from the options (only those given)."""
+    kw: dict = {}
+    for name in ("weight_bits", "activations", "rounding"):
+        value = getattr(args, name, None)
+        if value is not None:
+            kw[name] = value
+    for name, value in (precision or {}).items():
+        kw[name] = value
+    return kw
 
 
 def model_for(args):
@@ -117,14 +167,14 @@ def quantize_command(args) -> int:
     report = check_output(args.report) if args.report else None
     _refuse_overwriting(args.model, args.calib, out, report)
     qm = _quantize_model(args.model, args, args.dump_ir)
-    qm.save(out)
+    qm.save(out, native_int4=getattr(args, "native_int4", False))
     if report is not None:
         from .npyio import save_bytes  # temporary file beside it, then rename
 
         save_bytes(report, qm.report.to_json().encode())
     print(qm.report.table())
     shown = printable(out, 2000) + (f" and {printable(report, 2000)}" if report is not None else "")
-    print(f"wrote {shown}: int8, {len(qm.graph.ops)} ops")
+    print(f"wrote {shown}: {_precision_summary(qm)}, {len(qm.graph.ops)} ops")
     return 0
 
 
@@ -137,3 +187,13 @@ def _refuse_overwriting(model: str, calib: str, out: Path, report: Path | None) 
         for other, q in named[i + 1 :]:
             if os.path.abspath(p) == os.path.abspath(q) or (p.exists() and q.exists() and os.path.samefile(p, q)):
                 raise McuqError(f"{printable(q, 2000)}: {other} names the same file as {what}; give another path")
+
+
+def _precision_summary(qm) -> str:
+    """ "int8", or e.g. "weights 4-bit, activations int16", or "mixed precision (weights 8/4-bit, ...)"."""
+    bits = sorted({p.weight_bits for p in qm.precision.values()}, reverse=True) or [8]
+    acts = sorted({p.activations for p in qm.precision.values()}) or ["int8"]
+    if bits == [8] and acts == ["int8"]:
+        return "int8"
+    w = "/".join(map(str, bits))
+    return f"weights {w}-bit, activations {'/'.join(acts)}"

@@ -1,6 +1,7 @@
 """Real values in and out of a quantized model, at its edge, as TFLite's QUANTIZE and DEQUANTIZE compute them.
 
-A compiled model takes and returns integers (int8). Users hold real (float32) data, and firmware quantizes it with
+A compiled model takes and returns integers (int8, or int16 in TFLite's 16x8 mode: symmetric, zero point 0; the
+same formulas hold with the int16 range). Users hold real (float32) data, and firmware quantizes it with
 the scale and zero point the generated header gives. These functions do the same arithmetic in numpy, so that
 ``mcuq run`` and ``CompiledModel.run`` take float32 inputs and give the exact integers that the header's formula
 (and TFLite's interpreter with a float input and a QUANTIZE op) would give:

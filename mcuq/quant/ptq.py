@@ -27,9 +27,11 @@ while quantizing, so results do not depend on the machine's thread count.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,13 +44,16 @@ from ..ir import (
     verify,
 )
 from ..reference.float_ops import FLOAT_OPS
+from . import precision as precision_mod
 from .calibrator import CALIBRATION_METHODS, WEIGHTED, Calibrator, Options
+from .observers import sqnr_db
+from .precision import LayerPrecision
 from .report import QuantReport
 from .values import float_data
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_METHOD", "METHODS", "QuantizedModel", "quantize"]
+__all__ = ["DEFAULT_METHOD", "METHODS", "Evaluation", "QuantizedModel", "Quantizer", "layer_names", "quantize"]
 
 METHODS = (*CALIBRATION_METHODS, "auto")
 DEFAULT_METHOD = "kl"  # the best overall in `make bench-ptq` (docs/benchmarks.md)
@@ -56,22 +61,127 @@ DEFAULT_METHOD = "kl"  # the best overall in `make bench-ptq` (docs/benchmarks.m
 
 @dataclass(frozen=True, eq=False)
 class QuantizedModel:
-    """What ``quantize`` returns: the int8 graph, the float graph it came from (after folding) and the report."""
+    """What ``quantize`` returns: the integer graph, the float graph it came from (after folding), the report and
+    each layer's precision (``precision.LayerPrecision`` by layer name)."""
 
     graph: Graph
     float_graph: Graph
     report: QuantReport
+    precision: Mapping[str, LayerPrecision] = field(default_factory=dict)
 
-    def tflite_bytes(self) -> bytes:
+    def tflite_bytes(self, native_int4: bool = False) -> bytes:
+        """The .tflite: sub-8-bit weights as int8 tensors of a narrow range plus the "mcuq_weight_bits" metadata
+        (the int8-container file that tflite-runtime runs), or with ``native_int4`` 4-bit weights as TFLite INT4
+        tensors (for newer LiteRT runtimes)."""
         from ..frontend.tflite_writer import write
 
-        return write(self.graph)
+        return write(self.graph, native_int4=True) if native_int4 else write(self.graph)
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the int8 .tflite to exactly ``path`` (through a temporary file beside it)."""
+    def save(self, path: str | os.PathLike, native_int4: bool = False) -> Path:
+        """Write the .tflite (``tflite_bytes``) to exactly ``path`` (through a temporary file beside it)."""
         from ..npyio import save_bytes
 
-        return save_bytes(path, self.tflite_bytes())
+        return save_bytes(path, self.tflite_bytes(native_int4))
+
+
+@dataclass(frozen=True, eq=False)
+class Evaluation:
+    """A quantized model against its float model on some data: end-to-end SQNR (dB, the lowest over the outputs;
+    None: exact) and both models' outputs as float32 arrays with a leading sample axis."""
+
+    sqnr_db: float | None
+    outputs: tuple[np.ndarray, ...]
+    float_outputs: tuple[np.ndarray, ...]
+
+
+def layer_names(model) -> list[str]:
+    """The names of ``model``'s layers (its conv, depthwise and fully-connected ops after the folding passes, in
+    order): the keys of per-layer ``weight_bits`` and ``activations``."""
+    return precision_mod.layer_names(_float_graph(model))
+
+
+class Quantizer:
+    """Post-training quantization of one float model on one calibration set, for many precisions: the float model's
+    statistics (and activations, when they fit in memory) are computed once, and each ``quantize`` call only builds
+    the integer graph (mcuq's mixed-precision search calls it once per candidate). ``quantize(model, calib, ...)``
+    is ``Quantizer(model, calib, ...).quantize(...)``."""
+
+    def __init__(
+        self,
+        model,
+        calib,
+        *,
+        method: str = DEFAULT_METHOD,
+        per_channel_fc: bool = True,
+        bias_correction: bool = True,
+        dump_ir: str | os.PathLike | None = None,
+    ) -> None:
+        from .calib import load_calibration
+
+        if method not in METHODS:
+            raise McuqError(f"unknown calibration method {method!r}; choose one of {', '.join(METHODS)}")
+        if not isinstance(per_channel_fc, bool) or not isinstance(bias_correction, bool):
+            raise McuqError("quantize: per_channel_fc and bias_correction must be True or False")
+        self.dump_ir = dump_ir
+        g = _float_graph(model, dump_ir)
+        self.float_graph = g
+        self.layer_names = precision_mod.layer_names(g)
+        cs = load_calibration(calib, g, what="calibration data")
+        self.calibrator = Calibrator(g, [np.asarray(a) for a in cs.arrays], Options(method, per_channel_fc,
+                                                                                     bias_correction))  # fmt: skip
+        self._float_outputs: dict[bytes, tuple[np.ndarray, ...]] = {}
+
+    def precision(
+        self, weight_bits: int | Mapping[str, int] = 8, activations: str | Mapping[str, str] = "int8"
+    ) -> dict[str, LayerPrecision]:
+        """One ``LayerPrecision`` per layer (``precision.resolve``); McuqError for unknown names or bad values."""
+        return precision_mod.resolve(self.layer_names, weight_bits, activations)
+
+    def quantize(
+        self,
+        *,
+        weight_bits: int | Mapping[str, int] = 8,
+        activations: str | Mapping[str, str] = "int8",
+        rounding: str = "auto",
+    ) -> QuantizedModel:
+        """The integer model at these precisions (see ``quantize``)."""
+        precision = self.precision(weight_bits, activations)
+        precision_mod.check_rounding(rounding)
+        io16 = activations == "int16" if isinstance(activations, str) else (
+            bool(precision) and all(p.activations == "int16" for p in precision.values()))  # fmt: skip
+        with _one_blas_thread():
+            qgraph, report = self.calibrator.build(precision, rounding, io16)
+        verify(qgraph)
+        if self.dump_ir is not None and str(self.dump_ir) != "":
+            from ..passes import run_passes as dump_only
+
+            dump_only(qgraph, (), dump_dir=Path(self.dump_ir) / "quantized")
+        return QuantizedModel(graph=qgraph, float_graph=self.float_graph, report=report, precision=precision)
+
+    def evaluate(self, qm: QuantizedModel, data=None) -> Evaluation:
+        """``qm`` (made by this quantizer) against the float model on ``data`` (as calibration data is given; None:
+        the calibration set): the integer model runs through the numpy mirrors of its kernels, batched, and the
+        float model's outputs are computed once per data set."""
+        from .calib import load_calibration
+        from .evaluate import run_float, run_integer
+
+        if qm.float_graph is not self.float_graph:
+            raise McuqError("evaluate: the quantized model was not made by this Quantizer")
+        if data is None:
+            arrays = [self.calibrator.inputs[n] for n in self.float_graph.inputs]
+            arrays = [a.reshape(self.calibrator.n, *self.float_graph.tensors[n].shape)
+                      for a, n in zip(arrays, self.float_graph.inputs)]  # fmt: skip
+        else:
+            arrays = list(load_calibration(data, self.float_graph, what="evaluation data").arrays)
+        key = b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)
+        key = hashlib.sha256(key).digest()
+        with _one_blas_thread(), np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            if key not in self._float_outputs:
+                self._float_outputs[key] = run_float(self.float_graph, arrays)
+            ref = self._float_outputs[key]
+            outs = run_integer(qm.graph, arrays)
+        sqnrs = [v for v in (sqnr_db(r, o) for r, o in zip(ref, outs)) if v is not None]
+        return Evaluation(min(sqnrs) if sqnrs else None, tuple(outs), tuple(ref))
 
 
 def quantize(
@@ -82,22 +192,36 @@ def quantize(
     per_channel_fc: bool = True,
     bias_correction: bool = True,
     dump_ir: str | os.PathLike | None = None,
+    weight_bits: int | Mapping[str, int] = 8,
+    activations: str | Mapping[str, str] = "int8",
+    rounding: str = "auto",
 ) -> QuantizedModel:
-    """Quantize the float32 ``model`` (a .tflite path, its bytes or an ``ir.Graph``) to int8 with ``calib``
+    """Quantize the float32 ``model`` (a .tflite path, its bytes or an ``ir.Graph``) with ``calib``
     (``mcuq.quant.calib.load_calibration``: a .npy/.npz path, a folder of .npy, an array, or an iterable of samples).
 
     ``method``: how activation ranges are chosen (``METHODS``; "auto" picks per tensor). ``per_channel_fc``:
     per-channel fully-connected weights (per-tensor otherwise). ``bias_correction``: compensate the mean output
     shift that weight rounding causes. ``dump_ir``: a folder for the float graph before and after each folding pass
-    and the int8 graph. Raises ``McuqError`` (one line) for bad arguments, data or models."""
+    and the integer graph.
+
+    Precision per layer (a layer is a conv, depthwise or fully-connected op; ``layer_names(model)`` lists them):
+    ``weight_bits`` 8, 4, 2 (ternary) or 1 (binary), per-channel symmetric in the narrow range; ``activations``
+    "int8" or "int16" (TFLite's 16x8 mode: int16 symmetric activations, int64 biases). Each is one value for every
+    layer or a dict by layer name (layers not named: 8 bits, int8). Uniform "int16" makes the whole model 16x8,
+    its inputs and outputs included. In a mixed model an op that is not a layer computes in the type of its inputs,
+    QUANTIZE ops convert where an int8 tensor feeds an int16 op or the reverse, a model input is int16 when only
+    int16 layers read it, and an output has the type of the op computing it. ``rounding`` of the weights: "nearest", "gptq", "adaround", or "auto" (GPTQ at
+    4 bits and below, nearest at 8). Raises ``McuqError`` (one line) for bad arguments, data or models."""
+    q = Quantizer(model, calib, method=method, per_channel_fc=per_channel_fc, bias_correction=bias_correction,
+                  dump_ir=dump_ir)  # fmt: skip
+    return q.quantize(weight_bits=weight_bits, activations=activations, rounding=rounding)
+
+
+def _float_graph(model, dump_ir: str | os.PathLike | None = None) -> Graph:
+    """The float model as a checked graph after the folding passes."""
     from ..frontend import load
     from ..passes import FLOAT_PIPELINE, run_passes
-    from .calib import load_calibration
 
-    if method not in METHODS:
-        raise McuqError(f"unknown calibration method {method!r}; choose one of {', '.join(METHODS)}")
-    if not isinstance(per_channel_fc, bool) or not isinstance(bias_correction, bool):
-        raise McuqError("quantize: per_channel_fc and bias_correction must be True or False")
     if isinstance(model, QuantizedModel):
         raise McuqError("quantize: the model is already quantized (a QuantizedModel); to quantize its float model "
                         "again, pass its .float_graph")  # fmt: skip
@@ -108,16 +232,7 @@ def quantize(
     _require_float(g)
     g = run_passes(g, FLOAT_PIPELINE, dump_dir=dump_ir)
     _require_supported(g)
-    cs = load_calibration(calib, g, what="calibration data")
-    options = Options(method, per_channel_fc, bias_correction)
-    with _one_blas_thread():
-        qgraph, report = Calibrator(g, [np.asarray(a) for a in cs.arrays], options).run()
-    verify(qgraph)
-    if dump_ir is not None and str(dump_ir) != "":
-        from ..passes import run_passes as dump_only
-
-        dump_only(qgraph, (), dump_dir=Path(dump_ir) / "quantized")
-    return QuantizedModel(graph=qgraph, float_graph=g, report=report)
+    return g
 
 
 # -- checks --------------------------------------------------------------------------------------------------

@@ -33,6 +33,17 @@ class LayerReport:
     clipped: float  # fraction of the float values outside the int8 range
     sqnr_db: float | None  # None: exact
     worst: bool = False
+    activations: str = "int8"  # the tensor's integer type: "int8" or "int16"
+    weight_bits: int | None = None  # layers (conv, depthwise, fully connected): the weights' width
+    rounding: str | None = None  # layers: "nearest", "gptq" or "adaround"
+    sqnr_nearest_db: float | None = None  # layers with another rounding: this SQNR with round-to-nearest weights
+
+    @property
+    def rounding_gain_db(self) -> float | None:
+        """What the rounding gained over round-to-nearest at this layer's output (dB; None: nothing to compare)."""
+        if self.rounding in (None, "nearest") or self.sqnr_db is None or self.sqnr_nearest_db is None:
+            return None
+        return self.sqnr_db - self.sqnr_nearest_db
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,7 @@ class QuantReport:
     method: str
     bias_correction: bool
     samples: int
+    rounding: str = "auto"
 
     @property
     def sqnr_db(self) -> float | None:
@@ -57,20 +69,22 @@ class QuantReport:
         method: str,
         bias_correction: bool,
         samples: int,
+        rounding: str = "auto",
     ) -> QuantReport:
         rows = list(layers)
         scored = sorted((r.sqnr_db, i) for i, r in enumerate(rows) if r.sqnr_db is not None)
         count = WORST_COUNT if len(rows) > WORST_COUNT else 1
         for _, i in scored[:count]:
             rows[i] = replace(rows[i], worst=True)
-        return QuantReport(tuple(rows), tuple(outputs), method, bias_correction, samples)
+        return QuantReport(tuple(rows), tuple(outputs), method, bias_correction, samples, rounding)
 
     def to_dict(self) -> dict:
         return {
             "method": self.method,
             "bias_correction": self.bias_correction,
             "samples": self.samples,
-            "layers": [asdict(r) for r in self.layers],
+            "rounding": self.rounding,
+            "layers": [{**asdict(r), "rounding_gain_db": r.rounding_gain_db} for r in self.layers],
             "outputs": [{"tensor": n, "sqnr_db": v} for n, v in self.outputs],
             "sqnr_db": self.sqnr_db,
         }
@@ -80,22 +94,25 @@ class QuantReport:
 
     def table(self) -> str:
         """The report as an aligned text table (names made printable), then the end-to-end line."""
-        head = ("layer", "op", "scale", "zp", "method", "clipped", "SQNR dB", "")
+        head = ("layer", "op", "act", "weights", "scale", "zp", "method", "clipped", "SQNR dB", "rounding gain", "")
         rows = [
             (
                 printable(r.tensor, 40),
                 r.kind,
+                r.activations,
+                "" if r.weight_bits is None else f"{r.weight_bits}b {r.rounding}",
                 f"{r.scale:.6g}",
                 str(r.zero_point),
                 printable(r.method, 40),
                 f"{100 * r.clipped:.3f}%",
                 _db(r.sqnr_db),
+                "" if r.rounding_gain_db is None else f"{r.rounding_gain_db:+.2f} dB",
                 "<- worst" if r.worst else "",
             )
             for r in self.layers
         ]
         widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
-        right = {2, 3, 5, 6}
+        right = {4, 5, 7, 8, 9}
 
         def line(cells: Sequence[str]) -> str:
             return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
@@ -106,7 +123,7 @@ class QuantReport:
         out.append(
             f"end-to-end SQNR against the float model: {_db(self.sqnr_db)} dB ({outs}); "
             f"{self.samples} calibration sample(s), method {self.method}, "
-            f"bias correction {'on' if self.bias_correction else 'off'}"
+            f"bias correction {'on' if self.bias_correction else 'off'}, rounding {self.rounding}"
         )
         return "\n".join(out)
 

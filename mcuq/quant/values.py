@@ -9,6 +9,8 @@ from ..errors import ModelError
 from ..ir import DType, Graph, Tensor
 
 INT8_MIN, INT8_MAX = -128, 127
+INT16_MAX = 2**15 - 1
+MIN_WIDTH16 = 1e-4  # the least max |x| of an int16 range (as MIN_WIDTH for int8): scale >= 1e-4 / 32767
 INT32_MAX = 2**31 - 1
 
 
@@ -94,3 +96,20 @@ def readonly(a: np.ndarray) -> np.ndarray:
     a = np.ascontiguousarray(a)
     a.setflags(write=False)
     return a
+
+
+def symmetric16_scale(lo: float, hi: float) -> float:
+    """The int16 activation scale of a range: symmetric, ``max(|lo|, |hi|) / 32767`` as float32 (TFLite's 16x8
+    converter takes the min/max range), at least ``MIN_WIDTH16 / 32767``; zero point 0."""
+    m = max(abs(float(lo)), abs(float(hi)), MIN_WIDTH16)
+    return float(np.float32(m / INT16_MAX))
+
+
+def clipped_fraction16(values: np.ndarray, scale: float) -> float:
+    """Fraction of ``values`` that quantize outside [-32768, 32767] at ``scale`` (zero point 0)."""
+    flat = np.asarray(values).reshape(-1)
+    if flat.size == 0:
+        return 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        q = round_half_away((flat.astype(np.float32) / np.float32(scale)).astype(np.float64))
+    return int(np.count_nonzero((q < -INT16_MAX - 1) | (q > INT16_MAX))) / flat.size
