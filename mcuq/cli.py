@@ -9,6 +9,13 @@ from pathlib import Path
 
 from . import __version__
 from .boards import DEFAULT_BOARD
+from .cli_mixed import (
+    add_mixed_options,
+    add_sensitivity_parser,
+    mixed_quantize_command,
+    sensitivity_command,
+    wants_mixed,
+)
 from .cli_quant import add_quant_options, model_for, quantize_command, sqnr_note
 from .errors import McuqError, OneLineWarnings, printable
 from .kernels.variants import PATHS
@@ -73,7 +80,8 @@ def _parser() -> argparse.ArgumentParser:
         help="the int8 model to write (default: ./<model>_int8.tflite, in the current folder)",
     )
     q.add_argument("--report", metavar="REPORT.json", default=None, help="also write the report as JSON")
-    add_quant_options(q, required=True)
+    add_quant_options(q, required=True, native_int4=True)
+    add_mixed_options(q)
     _add_dump_ir(
         q,
         "write the float graph as text to DIR (created if missing) before and after each folding pass, and the "
@@ -90,6 +98,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write into a non-empty folder that mcuq did not write (its files are left alone; a file where mcuq "
         "writes one of its own is still refused)",
+    )
+    c.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON summary instead of the text: sizes, kernels, and each weighted layer's precision and "
+        "flash bytes (packed weights, bias, multipliers, shifts)",
     )
     _add_kernels(c)
     add_quant_options(c, required=False)
@@ -149,6 +163,7 @@ def _parser() -> argparse.ArgumentParser:
     add_quant_options(b, required=False)
     _add_dump_ir(b)
 
+    add_sensitivity_parser(sub, add_quant_options)
     sub.add_parser("boards", help="list the boards: CPU, flash, RAM, emulated or compile-only")
     return p
 
@@ -161,19 +176,38 @@ def _add_kernels(p: argparse.ArgumentParser) -> None:
         help="kernel path: auto (default: the fastest the board allows, mve > dsp > portable; dsp on the host), "
         "portable (the reference kernels), dsp (SXTB16/SMLAD) or mve (Helium); all give the same bits",
     )
+    p.add_argument(
+        "--no-pack-weights",
+        action="store_true",
+        help="keep int8 conv/depthwise/FC weights whose values all fit 4 bits ([-7, 7]), ternary or binary as int8 "
+        "(default: store them packed, 2, 4 or 8 a byte, with the same results); weights the model declares as 4, 2 "
+        "or 1 bits (INT4 tensors, mcuq_weight_bits metadata) are packed either way",
+    )
 
 
 def _compile(args) -> int:
     from .api import compile_model
 
     model, qm = model_for(args)
-    cm = compile_model(model, board=args.board, prefix=args.prefix, dump_ir=args.dump_ir, kernels=args.kernels)
+    cm = compile_model(
+        model,
+        board=args.board,
+        prefix=args.prefix,
+        dump_ir=args.dump_ir,
+        kernels=args.kernels,
+        pack_weights=not args.no_pack_weights,
+    )
     out = Path(args.output_dir or f"{cm.prefix}_mcuq")
     files = cm.write(out, force=args.force)
     for note in cm.notes:  # after the write: an error stays the only line
         print(f"mcuq: note: {printable(note)}", file=sys.stderr)
     if qm is not None:
         sqnr_note(args, qm)
+    if args.json:
+        from .report import compile_json
+
+        print(compile_json(cm, str(out), [str(f) for f in files]))
+        return 0
     print(
         f"{printable(args.model)}: {len(cm.layers)} layers, weights {cm.model.weight_bytes} B, "
         f"arena {cm.plan.arena_size} B (liveness bound {cm.plan.lower_bound} B), board {cm.board}, "
@@ -206,7 +240,9 @@ def _run(args) -> int:
     for path in args.output:  # before any work: a missing folder is found in a second, not after the run
         check_output(path)
     model, qm = model_for(args)
-    cm = compile_model(model, board=args.board, dump_ir=args.dump_ir, kernels=args.kernels)
+    cm = compile_model(
+        model, board=args.board, dump_ir=args.dump_ir, kernels=args.kernels, pack_weights=not args.no_pack_weights
+    )
     if len(args.output) != len(cm.model.outputs):
         raise McuqError(f"{args.model}: the model has {len(cm.model.outputs)} output(s); give --output once per output")
     if args.float_output:
@@ -237,7 +273,9 @@ def _inspect(args) -> int:
     from .report import inspect_lines
 
     model, qm = model_for(args)
-    cm = compile_model(model, board=args.board, dump_ir=args.dump_ir, kernels=args.kernels)
+    cm = compile_model(
+        model, board=args.board, dump_ir=args.dump_ir, kernels=args.kernels, pack_weights=not args.no_pack_weights
+    )
     print("\n".join(inspect_lines(cm)))
     if qm is not None:
         print(f"\nquantization with --calib {printable(args.calib, 2000)}:")
@@ -250,7 +288,14 @@ def _bench(args) -> int:
     from .firmware.profile import format_text, profile, to_json
 
     model, qm = model_for(args)
-    cm = compile_model(model, board=args.board, sanitize=False, dump_ir=args.dump_ir, kernels=args.kernels)
+    cm = compile_model(
+        model,
+        board=args.board,
+        sanitize=False,
+        dump_ir=args.dump_ir,
+        kernels=args.kernels,
+        pack_weights=not args.no_pack_weights,
+    )
     inputs = _load_inputs(cm, args.input) if args.input else None
     p = profile(cm, cm.target or args.board, inputs=inputs)
     if qm is not None:
@@ -266,8 +311,13 @@ def _boards(args) -> int:
     return 0
 
 
+def _quantize(args) -> int:
+    return mixed_quantize_command(args) if wants_mixed(args) else quantize_command(args)
+
+
 COMMANDS = {
-    "quantize": quantize_command,
+    "quantize": _quantize,
+    "sensitivity": sensitivity_command,
     "compile": _compile,
     "run": _run,
     "inspect": _inspect,
