@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.mcuq-installed
 # host C compiler for tests; the Cortex-M toolchain and QEMU for firmware builds
 APT_PACKAGES := gcc make python3-venv gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang-format cppcheck
 
-.PHONY: all setup system-packages lint-tools plugin demo test test-kernel-paths bench bench-ptq fuzz fuzz-ops fuzz-quant lint lint-c format format-c clean
+.PHONY: all setup system-packages lint-tools plugin demo test test-kernel-paths bench bench-ptq bench-lowbit fuzz fuzz-ops fuzz-quant lint lint-c format format-c clean
 
 all: test
 
@@ -22,7 +22,7 @@ quietly = out=$$(mktemp) && if ( $(1) ) >"$$out" 2>&1; then grep '^ERROR' "$$out
 # setuptools notes on every editable install of a package-dir layout that a folder named like the package could
 # shadow it: that folder is the package here.
 PIP_ENV := PYTHONWARNINGS='ignore:Editable installation'
-PIP_SPEC := '.[test,examples]'
+PIP_SPEC := '.[test,examples,plot]'
 
 system-packages:
 	@missing=""; \
@@ -77,6 +77,13 @@ bench: plugin
 # first use, never into $(VENV).
 bench-ptq: setup
 	$(BIN)/python benchmarks/ptq.py --write docs/benchmarks.md
+
+# Weights at 8/4/2/1 bits, 16x8 activations and mixed precision chosen under flash budgets (exact solver and greedy
+# baseline on the same sensitivities), with metric, weight and arena bytes and M4/M55 instructions (QEMU), against
+# AI Edge Quantizer's int4 recipes (the section "Low-bit and mixed precision" of docs/benchmarks.md and
+# docs/lowbit_pareto.svg). Uses bench-ptq's float models and environment (build/bench-ptq, build/bench-ptq-venv).
+bench-lowbit: setup plugin
+	$(BIN)/python benchmarks/lowbit.py --write docs/benchmarks.md
 
 # Long fuzz runs (make test runs a few hundred of each): byte-level mutants of digits, KWS and ResNet through the
 # whole pipeline (C under ASan/UBSan, against run_graph and the oracle), random one-op configurations against

@@ -357,9 +357,9 @@ def describe_commit(rev: str, dirty: bool) -> str:
     return f"`{rev}`" + (" with uncommitted changes" if dirty else "")
 
 
-# Sections of the same file that other benchmarks write (benchmarks/ptq.py, `make bench-ptq`): kept, with all that
-# follows them, when this script rewrites the file.
-KEPT_SECTIONS = ("## Post-training quantization",)
+# Sections of the same file that other benchmarks write (benchmarks/ptq.py, `make bench-ptq`; benchmarks/lowbit.py,
+# `make bench-lowbit`): kept, from the first of them with all that follows, when this script rewrites the file.
+KEPT_SECTIONS = ("## Post-training quantization", "## Low-bit and mixed precision")
 
 
 def kept_sections(text: str) -> str:
