@@ -102,7 +102,7 @@ fuzz-ops: setup
 fuzz-quant: setup
 	$(BIN)/python -m tests.fuzz.run quant --n $(FUZZ_QUANT_N) --seed $(FUZZ_SEED)
 
-C_SOURCES = $(wildcard runtime_c/include/*.h runtime_c/src/*/*.c runtime_c/src/internal/*.h)
+C_SOURCES = $(wildcard runtime_c/include/*.h runtime_c/src/*/*.c runtime_c/src/*/*.h)
 
 # clang-format (the one C dialect, .clang-format) and cppcheck, installed with apt-get when missing and permitted.
 lint-tools:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import conv, conv16, elementwise, elementwise16, lowbit, pool, pool16, shape, softmax  # noqa: F401  (register the mirrors)
+from . import conv, conv16, elementwise, elementwise16, lowbit, pool, shape, softmax  # noqa: F401  (register the mirrors)
 from .base import REFERENCES, reference
 from .graph import run_graph
 

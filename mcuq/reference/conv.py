@@ -22,8 +22,8 @@ def _requantize(acc: np.ndarray, p, bias: np.ndarray | None) -> np.ndarray:
     return np.clip(out, p.activation.min, p.activation.max).astype(np.int8)
 
 
-def _padded(x: np.ndarray, p) -> np.ndarray:
-    """x - input_zp (int64), zero-padded so that every tap of every output pixel is inside the array."""
+def _padded(x: np.ndarray, p, zp: int) -> np.ndarray:
+    """x - zp (int64), zero-padded so that every tap of every output pixel is inside the array."""
     win = p.window
     eff_h = (win.filter.h - 1) * win.dilation.h + 1
     eff_w = (win.filter.w - 1) * win.dilation.w + 1
@@ -32,7 +32,7 @@ def _padded(x: np.ndarray, p) -> np.ndarray:
     top, left = win.pad.h, win.pad.w
     bottom = max(need_h - p.input.h - top, 0)
     right = max(need_w - p.input.w - left, 0)
-    xs = x.astype(np.int64) - p.input_zp
+    xs = x.astype(np.int64) - zp
     # Padding taps contribute 0 because the zero is added after the offset subtraction (TFLite skips them).
     return np.pad(xs, ((0, 0), (top, bottom), (left, right), (0, 0)))
 
@@ -50,11 +50,11 @@ def _tap(xs: np.ndarray, p, ky: int, kx: int) -> np.ndarray:
     ]
 
 
-def _conv_like(layer, inputs, out_shapes, depthwise: bool):
-    p = layer.params
-    x, w, b = inputs
+def conv_accumulate(p, x, w, depthwise: bool, input_zp: int) -> np.ndarray:
+    """The exact accumulator (int64, without bias) of CONV_2D (OHWI w) or DEPTHWISE_CONV_2D (1HWC w) over x - input_zp:
+    [n, out_h, out_w, out_c]. Shared by the int8 and the 16x8 references."""
     i, o, f = p.input, p.output, p.window.filter
-    xs = _padded(np.asarray(x).reshape(i.n, i.h, i.w, i.c), p)
+    xs = _padded(np.asarray(x).reshape(i.n, i.h, i.w, i.c), p, input_zp)
     acc = np.zeros((o.n, o.h, o.w, o.c), dtype=np.int64)
     if depthwise:
         w = np.asarray(w, dtype=np.int64).reshape(f.h, f.w, o.c)
@@ -67,7 +67,13 @@ def _conv_like(layer, inputs, out_shapes, depthwise: bool):
         for ky in range(f.h):
             for kx in range(f.w):
                 acc += _tap(xs, p, ky, kx) @ w[:, ky, kx, :].T
-    return [_requantize(acc, p, b).reshape(out_shapes[0])]
+    return acc
+
+
+def _conv_like(layer, inputs, out_shapes, depthwise: bool):
+    p = layer.params
+    x, w, b = inputs
+    return [_requantize(conv_accumulate(p, x, w, depthwise, p.input_zp), p, b).reshape(out_shapes[0])]
 
 
 @reference("mcuq_conv2d_s8")

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..quant.fixedpoint import multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_s64
 from .base import reference
-from .conv import _tap
+from .conv import conv_accumulate
 
 
 def requantize_s16(acc: np.ndarray, p, bias: np.ndarray | None) -> np.ndarray:
@@ -28,35 +28,10 @@ def requantize_s16(acc: np.ndarray, p, bias: np.ndarray | None) -> np.ndarray:
     return np.clip(out, p.activation.min, p.activation.max).astype(np.int16)
 
 
-def _padded(x: np.ndarray, p) -> np.ndarray:
-    """x (int64), zero-padded so that every tap of every output pixel is inside the array (padding taps add 0)."""
-    win = p.window
-    need_h = (p.output.h - 1) * win.stride.h + (win.filter.h - 1) * win.dilation.h + 1
-    need_w = (p.output.w - 1) * win.stride.w + (win.filter.w - 1) * win.dilation.w + 1
-    top, left = win.pad.h, win.pad.w
-    bottom = max(need_h - p.input.h - top, 0)
-    right = max(need_w - p.input.w - left, 0)
-    return np.pad(x.astype(np.int64), ((0, 0), (top, bottom), (left, right), (0, 0)))
-
-
 def _conv_like(layer, inputs, out_shapes, depthwise: bool):
     p = layer.params
     x, w, b = inputs
-    i, o, f = p.input, p.output, p.window.filter
-    xs = _padded(np.asarray(x).reshape(i.n, i.h, i.w, i.c), p)
-    acc = np.zeros((o.n, o.h, o.w, o.c), dtype=np.int64)
-    if depthwise:
-        w = np.asarray(w, dtype=np.int64).reshape(f.h, f.w, o.c)
-        xs = np.repeat(xs, p.depth_multiplier, axis=3)  # output channel c * depth_multiplier + m reads channel c
-        for ky in range(f.h):
-            for kx in range(f.w):
-                acc += _tap(xs, p, ky, kx) * w[ky, kx, :]
-    else:
-        w = np.asarray(w, dtype=np.int64).reshape(o.c, f.h, f.w, i.c)
-        for ky in range(f.h):
-            for kx in range(f.w):
-                acc += _tap(xs, p, ky, kx) @ w[:, ky, kx, :].T
-    return [requantize_s16(acc, p, b).reshape(out_shapes[0])]
+    return [requantize_s16(conv_accumulate(p, x, w, depthwise, 0), p, b).reshape(out_shapes[0])]
 
 
 @reference("mcuq_conv2d_s16")

@@ -1,7 +1,7 @@
 /* MUL, int16 (16x8 mode): TFLite's reference_integer_ops::Mul / BroadcastMul4DSlow on int16 (MulElementwise); see
  * mcuq_elementwise.h. */
 #include "mcuq_elementwise.h"
-#include "../internal/mcuq_broadcast_s16.h"
+#include "../internal/mcuq_broadcast.h"
 #include "../internal/mcuq_fixedpoint.h"
 #include "../internal/mcuq_util.h"
 

@@ -2,7 +2,7 @@
  * rescaled as for ADD and subtracted; see mcuq_elementwise.h. */
 #include "mcuq_elementwise.h"
 #include "../internal/mcuq_arithmetic_s16.h"
-#include "../internal/mcuq_broadcast_s16.h"
+#include "../internal/mcuq_broadcast.h"
 
 /* One output element (mcuq_broadcast_s16_fn). */
 static int16_t sub_one(const void *params, int16_t x1, int16_t x2)

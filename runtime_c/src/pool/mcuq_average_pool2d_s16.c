@@ -1,6 +1,6 @@
 /* AVERAGE_POOL_2D, int16: TFLite 2.14's reference_integer_ops::AveragePool for int16 (see mcuq_pool.h). */
 #include "mcuq_pool.h"
-#include "../internal/mcuq_pool_s16_common.h"
+#include "../internal/mcuq_pool_common.h"
 
 int32_t mcuq_average_pool2d_s16_scratch_size(const mcuq_pool2d_params *params)
 {
