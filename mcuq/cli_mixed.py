@@ -124,10 +124,25 @@ def _planner(args):
                    progress=None, **_quant_kwargs(args))  # fmt: skip
 
 
+def _refuse_overwriting(args, outputs: list[tuple[str, object]]) -> None:
+    """No output may name an input (the model, --calib, --eval, --labels) or another output: one would be lost."""
+    import os
+    from pathlib import Path
+
+    inputs = [("the model", args.model), ("--calib", args.calib), ("--eval", args.eval), ("--labels", args.labels)]
+    named = [(w, Path(p)) for w, p in inputs if p is not None]
+    for what, q in [(w, Path(p)) for w, p in outputs if p is not None]:
+        for other, p in named:
+            if os.path.abspath(p) == os.path.abspath(q) or (p.exists() and q.exists() and os.path.samefile(p, q)):
+                raise McuqError(f"{printable(q, 2000)}: {what} names the same file as {other}; give another path")
+        named.append((what, q))
+
+
 def sensitivity_command(args) -> int:
     from .npyio import check_output, save_bytes
 
     out = check_output(args.json) if args.json else None
+    _refuse_overwriting(args, [("--json", out)])
     pl = _planner(args)
     s = pl.sensitivity
     print(s.table())
@@ -151,6 +166,7 @@ def mixed_quantize_command(args) -> int:
     report = check_output(args.report) if args.report else None
     if args.pareto:
         check_output(args.pareto)
+    _refuse_overwriting(args, [("-o", out), ("--report", report), ("--pareto", args.pareto or None)])
     pl = _planner(args)
     labels = pl.evaluator.labels is not None
     for note in pl.notes:

@@ -65,12 +65,28 @@ def weight_readers(ops: tuple[ir.Op, ...]) -> dict[str, ir.Op]:
     return out
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object, refused when a key repeats (json.loads would keep the last value silently)."""
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(f"key {key[:40]!r} appears twice in one object")
+        out[key] = value
+    return out
+
+
 def parse(raw: bytes, ntensors: int) -> dict[int, int]:
     """``{tensor index: bits}`` from a metadata buffer. Raises ValueError with a one-line reason."""
     if len(raw) > MAX_BYTES:
         raise ValueError(f"{len(raw)} bytes, more than the {MAX_BYTES} allowed")
     try:
-        doc = json.loads(bytes(raw).rstrip(b"\0").decode("utf-8"))
+        doc = json.loads(bytes(raw).rstrip(b"\0").decode("utf-8"), object_pairs_hook=_unique_keys)
+    except _DuplicateKey as e:
+        raise ValueError(str(e)) from None
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise ValueError(f"not valid UTF-8 JSON ({type(e).__name__})") from None
     if not isinstance(doc, dict):

@@ -54,6 +54,15 @@ class Evaluator:
         n = self.data[0].shape[0]
         if self.labels is not None and self.labels.size != n:
             raise McuqError(f"--labels: {self.labels.size} labels for {n} samples of --eval")
+        if self.labels is not None and n:
+            classes = self.ref[0].size // n
+            bad = (self.labels < 0) | (self.labels >= classes)
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise McuqError(
+                    f"--labels: label {int(self.labels[i])} of sample {i} is not a class of the model's first output "
+                    f"(0 to {classes - 1})"
+                )
 
     def metric_of(self, outs: Sequence[np.ndarray]) -> Metric:
         noise = float(

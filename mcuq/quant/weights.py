@@ -29,6 +29,9 @@ from .precision import QMAX
 
 MAX_ROWS = 1 << 16  # rows of inputs for a Hessian or AdaRound's fit
 CHUNK_ELEMENTS = 1 << 22  # float64 values of patches held at once (32 MiB)
+# Fan-in above which no [k, k] Hessian is formed (4096: 128 MiB of float64): such a layer (a hostile or very wide
+# conv / FC) is rounded to nearest, its scales chosen on the Hessian's diagonal alone.
+MAX_HESSIAN_K = 4096
 
 
 def rows_of(w: np.ndarray, kind: OpKind) -> np.ndarray:
@@ -132,6 +135,16 @@ class LayerInputs:
             self._hessian = self._compute_hessian()
         return self._hessian
 
+    def hessian_diagonal(self) -> np.ndarray:
+        """The diagonal of ``hessian`` (conv, FC) over all rows, in chunks: ``[k]``, without the ``[k, k]`` matrix."""
+        total, sq, n = np.zeros(self.k), np.zeros(self.k), 0
+        for c in self.chunks():
+            total += c.sum(axis=0)
+            sq += np.sum(c * c, axis=0)
+            n += len(c)
+        n = max(n, 1)
+        return sq / n - (total / n) ** 2 if self.centered else sq / n
+
     def _compute_hessian(self) -> np.ndarray:
         x = self.sample(MAX_ROWS)
         n = max(len(x), 1)
@@ -163,12 +176,19 @@ def quantize_rows(
     with clipped ones."""
     from . import rounding as rnd
 
-    hess = inputs.hessian()
+    wide = inputs.kind is not OpKind.DEPTHWISE_CONV2D and inputs.k > MAX_HESSIAN_K
+    hess = inputs.hessian_diagonal() if wide else inputs.hessian()
+    if wide:  # no [k, k] Hessian (MAX_HESSIAN_K): to nearest, errors weighted by its diagonal
+        rounding = "nearest"
     best_q = best_s = best_e = None
     for scales in candidate_scales(rows, bits, hess, per_channel, inputs.kind is OpKind.DEPTHWISE_CONV2D):
         s = np.maximum(scales, floor).astype(np.float32)
         q = round_with(rows, s, bits, rounding, inputs, hess)
-        e = rnd.weight_error(rows, q, s.astype(np.float64), hess)
+        if wide:
+            d = rows - q.astype(np.float64) * s.astype(np.float64)[:, None]
+            e = np.sum(d * d * hess, axis=1)
+        else:
+            e = rnd.weight_error(rows, q, s.astype(np.float64), hess)
         if not per_channel:
             e = np.full_like(e, e.sum())
         if best_e is None:
@@ -189,7 +209,7 @@ def candidate_scales(rows: np.ndarray, bits: int, hess, per_channel: bool, depth
     from . import rounding as rnd
 
     out = rows.shape[0]
-    diag = np.einsum("ctt->ct", hess) if depthwise else np.diag(hess)
+    diag = np.einsum("ctt->ct", hess) if depthwise else (hess if np.ndim(hess) == 1 else np.diag(hess))
     m = np.abs(rows).max(axis=1) if per_channel else np.full(out, np.abs(rows).max(initial=0.0))
     found = [m / QMAX[bits]]
     if bits < 8:

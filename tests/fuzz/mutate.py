@@ -7,7 +7,8 @@ anywhere, and a few change the structure (truncate, copy a range over another, i
 
 Edits: flip one bit, overwrite a byte, overwrite a whole element with an interesting value of its width (0, 0xff,
 0x7f, 0x80, int32 and int64 extremes, NaN, infinities and denormals for scales), add a small delta to an element,
-and write hostile characters into a name (NUL, newline, ESC, ``*/``, the ``??/`` trigraph, quotes).
+and write hostile characters into a name (NUL, newline, ESC, ``*/``, the ``??/`` trigraph, quotes). A metadata
+buffer (the ``mcuq_weight_bits`` JSON of a packed-weight model) gets same-length text edits instead.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ REGION_WEIGHTS = {
     "fields": 0.16,
     "name": 0.07,
     "anywhere": 0.1,
+    "metadata": 0.12,  # last: a model without metadata draws exactly as before
 }
 STRUCTURAL = 0.08  # probability of one structural edit (truncate, copy over, insert)
 
@@ -39,6 +41,9 @@ INTERESTING = {
     8: (0, 1, 0xFF, 0x80, 2**31, 2**32, 2**31 - 1, 2**63 - 1, 2**63, 2**64 - 1, 70_000_000_000_000),
 }
 SCALES = (0.0, -1.0, 1.0, 1e-45, 1e-30, 1e30, 3.4e38, float("nan"), float("inf"), float("-inf"), 256.0, 1 / 256)
+# Same-length rewrites of a metadata JSON text (mcuq_weight_bits): other widths, indices, types, nesting, bad bytes.
+JSON_TOKENS = (b"0", b"3", b"8", b"9", b"-", b"99999", b"NaN", b"1e9", b"true", b"null", b"[", b"{", b'"', b"\xff",
+               b"\x00", b"-1", b"4.0", b"}", b"]", b",")  # fmt: skip
 HOSTILE = (b"\x00", b"\n", b"\x1b[31m", b"*/", b"??/", b'"', b"\\", b"\r", b"\t", b"%s", b"\x7f", b"\xff\xfe")
 
 
@@ -67,6 +72,8 @@ def _element(rng: np.random.Generator, span: Span, width: int) -> int:
 
 def _edit(rng: np.random.Generator, buf: bytearray, span: Span) -> str:
     """One in-place edit inside ``span``; returns a short description."""
+    if span.label == "metadata":
+        return _json_edit(rng, buf, span)
     kind = ("flip", "byte", "interesting", "interesting", "arith", "hostile")[int(rng.integers(6))]
     if kind == "hostile" and span.label != "name":
         kind = "interesting"
@@ -105,6 +112,28 @@ def _edit(rng: np.random.Generator, buf: bytearray, span: Span) -> str:
     value = int(rng.integers(256))
     buf[pos] = value
     return f"byte@{pos}={value:#x}"
+
+
+def _json_edit(rng: np.random.Generator, buf: bytearray, span: Span) -> str:
+    """One same-length edit of a metadata text: a digit changed (another width or tensor index), a JSON token
+    written over it, or a bit flipped."""
+    text = bytes(buf[span.start : span.start + span.length])
+    digits = [i for i, c in enumerate(text) if chr(c).isdigit()]
+    r = rng.random()
+    if r < 0.45 and digits:
+        pos = span.start + digits[int(rng.integers(len(digits)))]
+        value = b"0123456789-"[int(rng.integers(11))]
+        buf[pos] = value
+        return f"meta@{pos}={chr(value)}"
+    if r < 0.9:
+        token = JSON_TOKENS[int(rng.integers(len(JSON_TOKENS)))][: span.length]
+        pos = span.start + int(rng.integers(span.length - len(token) + 1))
+        buf[pos : pos + len(token)] = token
+        return f"meta@{pos}={token!r}"
+    pos = span.start + int(rng.integers(span.length))
+    bit = int(rng.integers(8))
+    buf[pos] ^= 1 << bit
+    return f"metaflip@{pos}.{bit}"
 
 
 def _structural(rng: np.random.Generator, buf: bytearray) -> str:

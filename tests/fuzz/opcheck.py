@@ -49,7 +49,16 @@ class OpOutcome:
 
 
 def config_inputs(seed: int, cfg: OpConfig) -> list[np.ndarray]:
-    return random_inputs(cfg.graph, N_SAMPLES, np.random.default_rng([seed, cfg.index, 1]))
+    """``N_SAMPLES`` random inputs over the whole range of each input's dtype (int8 or int16)."""
+    rng = np.random.default_rng([seed, cfg.index, 1])
+    if all(cfg.graph.tensors[n].dtype is ir.DType.INT8 for n in cfg.graph.inputs):
+        return random_inputs(cfg.graph, N_SAMPLES, rng)  # the int8 configurations draw what they always drew
+    out = []
+    for n in cfg.graph.inputs:
+        t = cfg.graph.tensors[n]
+        lo, hi = t.dtype.int_range
+        out.append(rng.integers(lo, hi + 1, size=(N_SAMPLES, *t.shape), dtype=np.int64).astype(t.dtype.np))
+    return out
 
 
 def _renamed(cfg: OpConfig) -> ir.Graph:

@@ -26,6 +26,8 @@ from tests.kernels import test_pool as pool
 from tests.kernels import test_shape as shape
 from tests.kernels import test_softmax as softmax
 
+from . import opgen16
+
 A, K = ir.Activation, ir.OpKind
 ACTS = (A.NONE, A.NONE, A.RELU, A.RELU6, A.RELU_N1_TO_1)
 MAX_ELEMS = 2048  # per tensor: keeps builds and runs fast
@@ -294,4 +296,8 @@ def draw(seed: int, index: int) -> OpConfig:
     rng = np.random.default_rng([0x6F7073, seed, index])
     kind = KINDS[index % len(KINDS)]
     g, desc, oracle_ok = DRAWERS[kind](rng, f"c{index}")
+    other = opgen16.variant(seed, index, kind, g, oracle_ok)  # 16x8 or packed weights, from its own generator
+    if other is not None:
+        g, how, oracle_ok = other
+        desc = f"{how} (from {desc})" if how.startswith(("packed", "16x8 move")) else how
     return OpConfig(index, kind, g, desc, oracle_ok)

@@ -26,6 +26,9 @@ class Failed(Exception):
 def cli_flags(opts: dict) -> list[str]:
     """The command line's spelling of ``mcuq.quantize``'s options."""
     flags = ["--calib-method", opts["method"]]
+    for key in ("weight_bits", "activations", "rounding"):
+        if key in opts:
+            flags += [f"--{key.replace('_', '-')}", str(opts[key])]
     return (
         flags
         + ["--per-tensor-fc"] * (not opts["per_channel_fc"])

@@ -88,7 +88,23 @@ def options(seed: int) -> dict:
     weights and no bias correction now and then."""
     rng = np.random.default_rng([seed, 3])
     method = DEFAULT_METHOD if rng.random() < 0.5 else METHODS[int(rng.integers(len(METHODS)))]
-    return {"method": method, "per_channel_fc": bool(rng.random() < 0.8), "bias_correction": bool(rng.random() < 0.8)}
+    opts = {"method": method, "per_channel_fc": bool(rng.random() < 0.8), "bias_correction": bool(rng.random() < 0.8)}
+    return {**opts, **precision_options(seed)}
+
+
+def precision_options(seed: int) -> dict:
+    """Issue 11's options for case ``seed``, from their own generator (so that the other options stay what they
+    were), and only where not the default: weights of 4, 2 or 1 bits in about one case of four (rounded to nearest
+    or with the default GPTQ), int16 activations in about one of five."""
+    rng = np.random.default_rng([seed, 4])
+    opts: dict = {}
+    if rng.random() < 0.25:
+        opts["weight_bits"] = int((4, 4, 2, 1)[int(rng.integers(4))])
+        if rng.random() < 0.5:
+            opts["rounding"] = "nearest"
+    if rng.random() < 0.2:
+        opts["activations"] = "int16"
+    return opts
 
 
 def make_case(src: Source, family: str, seed: int, tmp: Path) -> QuantCase:
@@ -104,11 +120,12 @@ def make_case(src: Source, family: str, seed: int, tmp: Path) -> QuantCase:
 # -- checks on a quantized model ----------------------------------------------------------------------------------
 
 
-def check_qparams(g: ir.Graph) -> None:
-    """Finite positive scales, zero points in range, int8 at the edges."""
+def check_qparams(g: ir.Graph, edge: ir.DType = ir.DType.INT8) -> None:
+    """Finite positive scales, zero points in range, ``edge`` (int8, or int16 with int16 activations) at the
+    edges."""
     for name in (*g.inputs, *g.outputs):
-        if g.tensors[name].dtype is not ir.DType.INT8:
-            raise Failed("qparams", f"'{one_line(name, 60)}' is {g.tensors[name].dtype.value}, not int8")
+        if g.tensors[name].dtype is not edge:
+            raise Failed("qparams", f"'{one_line(name, 60)}' is {g.tensors[name].dtype.value}, not {edge.value}")
     for t in g.tensors.values():
         q = t.qparams
         if q is None:
@@ -137,7 +154,8 @@ def c_inputs(cm, case: QuantCase, seed: int) -> list[np.ndarray]:
     xs = []
     arrays = list(case.arrays.values()) if case.arrays and len(case.arrays) == len(cm.input_tensors) else []
     for k, t in enumerate(cm.input_tensors):
-        batch = rng.integers(-128, 128, size=(N_RANDOM, *t.shape), dtype=np.int64).astype(np.int8)
+        lo, hi = t.dtype.int_range
+        batch = rng.integers(lo, hi + 1, size=(N_RANDOM, *t.shape), dtype=np.int64).astype(t.dtype.np)
         if arrays:
             a = np.asarray(arrays[k])
             if a.dtype == np.float32 and len(a) and a[0].size == t.size and np.isfinite(a[0]).all():
@@ -147,9 +165,10 @@ def c_inputs(cm, case: QuantCase, seed: int) -> list[np.ndarray]:
     return [x[:n] for x in xs]
 
 
-def run_checks(qm, case: QuantCase, seed: int, use_oracle: bool) -> str:
-    """Every check on a quantized model; returns the oracle verdict, raises ``Failed``."""
-    check_qparams(qm.graph)
+def run_checks(qm, case: QuantCase, seed: int, use_oracle: bool, edge: ir.DType = ir.DType.INT8) -> str:
+    """Every check on a quantized model (inputs and outputs of dtype ``edge``); returns the oracle verdict, raises
+    ``Failed``."""
+    check_qparams(qm.graph, edge)
     check_report(qm)
     data = qm.tflite_bytes()
     try:
@@ -229,7 +248,8 @@ def _refused(e: McuqError, case: QuantCase, opts: dict, tmp: Path, cli: bool, ca
 def _accepted(qm, case: QuantCase, opts: dict, tmp: Path, seed: int, flags: dict) -> tuple[str, str, str, str, str]:
     """(kind, cause, detail, oracle verdict, cli field) for a quantization that gave a model."""
     try:
-        verdict = run_checks(qm, case, seed, flags["use_oracle"])
+        edge = ir.DType.INT16 if opts.get("activations") == "int16" else ir.DType.INT8
+        verdict = run_checks(qm, case, seed, flags["use_oracle"], edge)
         if flags["determinism"]:
             with limited_memory():
                 again = mcuq.quantize(case.model, case.calib(), **opts)

@@ -8,7 +8,8 @@ mutants themselves are never parsed here.
 Labels: ``weights`` (buffer data), ``scale`` (float32 quantization scales), ``zero_point`` (int64),
 ``shape`` (int32 tensor shapes), ``index`` (int32 tensor indices of ops and of the subgraph's interface),
 ``fields`` (the inline scalar fields of tensor, quantization, operator, options and opcode tables), ``name``
-(tensor name strings).
+(tensor name strings), ``metadata`` (the data of a buffer that a model metadata entry names, such as the
+``mcuq_weight_bits`` JSON).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import tflite
 
-LABELS = ("weights", "scale", "zero_point", "shape", "index", "fields", "name")
+LABELS = ("weights", "scale", "zero_point", "shape", "index", "fields", "name", "metadata")
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,9 @@ def find_spans(buf: bytes) -> dict[str, list[Span]]:
     """Every labelled span of the (valid) model ``buf``, by label; labels without spans are absent."""
     m = tflite.Model.GetRootAs(buf, 0)
     spans: list[Span | None] = []
+    meta = {int(m.Metadata(k).Buffer()) for k in range(m.MetadataLength())}
     for i in range(m.BuffersLength()):
-        spans.append(_vector(m.Buffers(i)._tab, 0, "weights", 1))
+        spans.append(_vector(m.Buffers(i)._tab, 0, "metadata" if i in meta else "weights", 1))
     for i in range(m.OperatorCodesLength()):
         spans.append(_inline(buf, m.OperatorCodes(i)._tab.Pos))
     for s in range(m.SubgraphsLength()):

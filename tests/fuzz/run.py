@@ -32,13 +32,36 @@ OPS_CHUNK = 21  # configurations per task: one of each op kind
 OPS_TIMEOUT = 900.0  # seconds per chunk
 
 
+def _built_models() -> dict[str, Path]:
+    """Issue 11's models, built by the tests and written under build/fuzz/models: ``mixed16x8`` (int16 activations,
+    int8, int4, ternary and binary weights, int64 biases, a QUANTIZE to int8) and ``packed`` (int8 activations,
+    int4 and binary weights in the int8-container file with its ``mcuq_weight_bits`` metadata)."""
+    from mcuq.frontend.tflite_writer import write
+    from tests.e2e.test_16x8_conv import mixed_model
+    from tests.unit.test_packed_weights import _conv_fc
+
+    folder = ROOT / "build" / "fuzz" / "models"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, graph in (("mixed16x8", mixed_model()), ("packed", _conv_fc())):
+        path, data = folder / f"{name}.tflite", write(graph)
+        if not path.is_file() or path.read_bytes() != data:
+            tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        out[name] = path
+    return out
+
+
 def fuzz_models() -> dict[str, Path]:
-    """The models to mutate, by short name: digits always, KWS and ResNet when ../shared/models has them."""
+    """The models to mutate, by short name: digits always, KWS and ResNet when ../shared/models has them, and the
+    16x8 and packed-weight models of ``_built_models``."""
     models = {"digits": ROOT / "examples" / "digits_cnn.tflite"}
     shared = models_dir() / "mlperf_tiny"
     for name, file in (("kws", "kws_ref_model.tflite"), ("resnet", "pretrainedResnet_quant.tflite")):
         if (shared / file).is_file():
             models[name] = shared / file
+    models.update(_built_models())
     return models
 
 
@@ -158,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--model",
         action="append",
-        help="mutants: only these models (digits, kws, resnet); quant: (digits, mix, hello, ad, resnet, vww)",
+        help="mutants: only these models (digits, kws, resnet, mixed16x8, packed); quant: (digits, mix, hello, ad, resnet, vww)",
     )
     p.add_argument("--family", action="append", help="quant: only these families (bytes, content, calib, files)")
     p.add_argument(

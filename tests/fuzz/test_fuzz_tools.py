@@ -30,10 +30,32 @@ def test_mutants_are_deterministic_per_seed() -> None:
 
 def test_spans_cover_every_label_inside_the_file() -> None:
     spans = find_spans(DIGITS)
-    assert set(spans) == set(LABELS)
+    assert set(spans) == set(LABELS) - {"metadata"}  # digits has no metadata
     assert all(0 < s.start and s.start + s.length <= len(DIGITS) for v in spans.values() for s in v)
     names = {DIGITS[s.start : s.start + s.length] for s in spans["name"]}
     assert b"conv1/weights" in names
+    packed = fuzz_models()["packed"].read_bytes()  # int8-container model: its mcuq_weight_bits JSON
+    (meta,) = find_spans(packed)["metadata"]
+    assert packed[meta.start : meta.start + meta.length] == b'{"tensors":{"1":4,"4":1},"version":1}'
+
+
+def test_metadata_edits_stay_inside_the_json_and_vary() -> None:
+    import numpy as np
+
+    from .mutate import _json_edit
+
+    packed = fuzz_models()["packed"].read_bytes()
+    (meta,) = find_spans(packed)["metadata"]
+    texts = set()
+    for seed in range(100):
+        buf = bytearray(packed)
+        _json_edit(np.random.default_rng(seed), buf, meta)
+        assert len(buf) == len(packed) and buf[: meta.start] == packed[: meta.start]
+        assert buf[meta.start + meta.length :] == packed[meta.start + meta.length :]
+        texts.add(bytes(buf[meta.start : meta.start + meta.length]))
+    assert len(texts) >= 40, len(texts)
+    # and the mutator reaches them: a fair share of the packed model's mutants edit its metadata
+    assert sum("meta" in mutant(packed, s)[1] for s in range(100)) >= 10
 
 
 def test_message_rules() -> None:
