@@ -7,8 +7,10 @@ They replace the packed kernels (``mcuq.kernels.lowbit``) when the weights are 4
 leaves each weight times 16 (the nibble in the high half of a byte): the kernels shift the sum right by 4, exact
 while K < ``MAX_DEPTH``.
 
-dsp: CONV_2D im2col of ``DSP_BLOCK`` pixels into int16 scratch, each word of 8 weights unpacked once (two ANDs, four
-SXTB16) for the block's pixels (four SMLAD each); FULLY_CONNECTED four units a pass sharing each 8 inputs.
+dsp: the nibbles hold w + 8 (``s4_unsigned``), so one AND with 0x000F000F of a word of 8 weights shifted right by
+0, 4, 8 or 12 gives an int16 pair for SMLAD; the kernels start each sum at the folded bias minus 8 * sum(x). CONV_2D
+im2col of ``DSP_BLOCK`` pixels into int16 SXTB16 pairs (one LDM reads a pair of the 4 pixels); FULLY_CONNECTED four
+units a pass sharing each 8 inputs. The hot loops are inline asm (two groups a pass).
 mve: CONV_2D im2col of ``MVE_BLOCK`` pixels into int8 scratch, each 16-byte chunk (32 weights) unpacked with VSHL and
 VAND and multiplied into each pixel with two VMLADAVA.S8; FULLY_CONNECTED four units a pass sharing each 32 inputs.
 """
@@ -27,9 +29,18 @@ DSP_BLOCK = c_define("MCUQ_S4_DSP_BLOCK", 4)  # output pixels per im2col block (
 MVE_BLOCK = c_define("MCUQ_S4_MVE_BLOCK", 4)  # output pixels per im2col block (mve conv)
 
 # nibble position of each value of a group (runtime_c/src/lowbit/*.c, POS)
-POS_DSP_CONV = (0, 4, 2, 6, 1, 5, 3, 7)  # pairs (w0, w1), (w2, w3), ...: the int16 im2col's natural order
-POS_DSP_FC = (0, 2, 4, 6, 1, 3, 5, 7)  # pairs (w0, w2), (w1, w3), ...: SXTB16's pairs of the input words
+# dsp: nibbles j and j + 4 are the pair AND 0x000F000F leaves of the word shifted right by 4j; the values they hold
+# match SXTB16's pairs of the input words (x0, x2), (x1, x3), (x4, x6), (x5, x7) (the conv's im2col keeps them too)
+POS_DSP_CONV = (0, 1, 4, 5, 2, 3, 6, 7)
+POS_DSP_FC = POS_DSP_CONV
 POS_MVE = tuple(2 * i for i in range(16)) + tuple(2 * i + 1 for i in range(16))  # byte i: values i, 16 + i
+
+
+def s4_unsigned(w: np.ndarray) -> np.ndarray:
+    """The int4 values whose nibbles hold u = w + 8 (0..15): the dsp kernels' encoding (mcuq_s4_fast.h). ``pack``
+    stores a value's two's complement nibble, (w & 15) ^ 8 = (w + 8) & 15."""
+    n = (np.asarray(w).astype(np.int16) & 15) ^ 8
+    return np.where(n >= 8, n - 16, n).astype(np.int8)
 
 
 def s4_fast_weights(w: np.ndarray, rows: int, pos: tuple[int, ...], interleave: int = 1) -> np.ndarray:
@@ -57,12 +68,14 @@ def _depth(p: LowbitConv2DParams) -> int:
 
 
 def conv2d_s4_dsp_scratch(p: LowbitConv2DParams) -> int:
-    """Mirror of mcuq_conv2d_s8_s4_dsp_scratch_size: DSP_BLOCK pixels' windows as int16, K rounded up to 8."""
-    if p.window.filter.h <= 0 or p.window.filter.w <= 0 or p.input.c <= 0:
+    """Mirror of mcuq_conv2d_s8_s4_dsp_scratch_size: DSP_BLOCK pixels' windows as int16, K rounded up to 8, one
+    window as int8, and the channels' tail words when K % 8 != 0."""
+    if p.window.filter.h <= 0 or p.window.filter.w <= 0 or p.input.c <= 0 or p.output.c < 0:
         return 0
     k = _depth(p)
     k = 0 if k >= MAX_DEPTH else k
-    return (k + 7) // 8 * 8 * 2 * DSP_BLOCK
+    groups = (k + 7) // 8
+    return groups * 8 * 2 * DSP_BLOCK + groups * 8 + (4 * int(p.output.c) if k % 8 else 0)
 
 
 def conv2d_s4_mve_scratch(p: LowbitConv2DParams) -> int:
@@ -114,8 +127,8 @@ def _kernel(name: str, params: type, path: str, code_bytes: int, scratch=None, b
     )
 
 
-CONV2D_S8_S4_DSP = _kernel("mcuq_conv2d_s8_s4_dsp", LowbitConv2DParams, "dsp", 2956, conv2d_s4_dsp_scratch, DSP_BLOCK)
-FULLY_CONNECTED_S8_S4_DSP = _kernel("mcuq_fully_connected_s8_s4_dsp", LowbitFullyConnectedParams, "dsp", 2112)
+CONV2D_S8_S4_DSP = _kernel("mcuq_conv2d_s8_s4_dsp", LowbitConv2DParams, "dsp", 3904, conv2d_s4_dsp_scratch, DSP_BLOCK)
+FULLY_CONNECTED_S8_S4_DSP = _kernel("mcuq_fully_connected_s8_s4_dsp", LowbitFullyConnectedParams, "dsp", 5732)
 CONV2D_S8_S4_MVE = _kernel("mcuq_conv2d_s8_s4_mve", LowbitConv2DParams, "mve", 1568, conv2d_s4_mve_scratch, MVE_BLOCK)
 FULLY_CONNECTED_S8_S4_MVE = _kernel("mcuq_fully_connected_s8_s4_mve", LowbitFullyConnectedParams, "mve", 1276)
 
@@ -126,7 +139,7 @@ variant(
         CONV2D_S8_S4_DSP,
         supports=conv_supports,
         fold_bias=True,
-        weights=lambda w, p: s4_fast_weights(w, int(p.output.c), POS_DSP_CONV),
+        weights=lambda w, p: s4_unsigned(s4_fast_weights(w, int(p.output.c), POS_DSP_CONV)),
     )
 )
 variant(
@@ -136,7 +149,7 @@ variant(
         FULLY_CONNECTED_S8_S4_DSP,
         supports=fc_supports,
         fold_bias=True,
-        weights=lambda w, p: s4_fast_weights(w, int(p.output_size), POS_DSP_FC, interleave=4),
+        weights=lambda w, p: s4_unsigned(s4_fast_weights(w, int(p.output_size), POS_DSP_FC, interleave=4)),
     )
 )
 variant(

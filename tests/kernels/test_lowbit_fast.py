@@ -15,7 +15,7 @@ import pytest
 
 import mcuq
 from mcuq import ir
-from mcuq.kernels.lowbit_fast import POS_DSP_CONV, POS_DSP_FC, POS_MVE, s4_fast_weights
+from mcuq.kernels.lowbit_fast import POS_DSP_CONV, POS_DSP_FC, POS_MVE, s4_fast_weights, s4_unsigned
 from mcuq.quant.packing import pack
 from tests.kernels.test_conv import Case
 from tests.kernels.test_lowbit import lowbit_graph, merged
@@ -108,6 +108,16 @@ def test_weight_layout_is_a_permutation_in_the_same_bytes(pos, rows: int, k: int
                 assert got[start + pos[i]] == w[r, q * gsz + i], (r, q, i)
         t = k - km
         np.testing.assert_array_equal(got[rows * km + r * t : rows * km + (r + 1) * t], w[r, km:])
+
+
+def test_dsp_nibbles_hold_w_plus_8() -> None:
+    """The dsp layouts store u = w + 8 in each nibble (mcuq_s4_fast.h): packed, every nibble of -8..7 reads back as
+    its value plus 8, and the byte count is unchanged."""
+    w = np.arange(-8, 8, dtype=np.int8)
+    packed = pack(s4_unsigned(w), 4)
+    nibbles = np.stack([packed & 15, packed >> 4], axis=1).reshape(-1)
+    np.testing.assert_array_equal(nibbles, np.arange(16))
+    assert packed.size == pack(w, 4).size
 
 
 def test_other_widths_and_weight_zero_points_keep_the_packed_kernel() -> None:
