@@ -6,7 +6,8 @@ target has no DSP extension (mcuq_simd.h). int8 weights only: packed (4/2/1-bit)
 kernels, and so does a per-tensor FULLY_CONNECTED whose int8 filter has a zero point.
 
 CONV_2D: im2col of ``BLOCK`` output pixels into interleaved int16 scratch, one output channel x four pixels per pass.
-FULLY_CONNECTED: four units per pass share each pair of input words; no scratch. The mve path uses these too
+FULLY_CONNECTED: four units per pass share each pair of input words; no scratch. DEPTHWISE_CONV_2D (multiplier 1):
+weights widened to int16 at compile time, groups of 4 channels, SMLABB/SMLATT on (x[c], x[c + 1]) words; no scratch. The mve path uses these too
 (``mcuq.lower.specialize`` falls back to a dsp variant where no mve one is registered).
 """
 
@@ -74,6 +75,20 @@ def fc16_dsp_weights(w: np.ndarray, p: FullyConnectedS16Params) -> np.ndarray:
     return _pairs(fc_dsp_weights(w, p)).astype(np.int8)  # type: ignore[arg-type]
 
 
+def dw16_dsp_weights(w: np.ndarray, p: Conv2DS16Params) -> np.ndarray:
+    """The 1HWC depthwise filter as mcuq_depthwise_conv2d_s16_dsp reads it: channels in groups of 4, per group the
+    taps in HW order, each 4 little-endian int16 (channels beyond C zero): [ceil(C / 4)][H][W][4] int16 as bytes."""
+    c = int(p.output.c)
+    taps = np.asarray(w, dtype=np.int8).reshape(-1, c).astype("<i2")  # [H * W][C]
+    groups = -(-c // 4)
+    taps = np.pad(taps, ((0, 0), (0, 4 * groups - c)))
+    return np.ascontiguousarray(taps.reshape(-1, groups, 4).transpose(1, 0, 2)).view(np.int8).reshape(-1)
+
+
+def dw16_dsp_supports(p: Conv2DS16Params) -> bool:
+    return int(p.weight_bits) == 8 and int(p.depth_multiplier) == 1
+
+
 def conv16_dsp_supports(p: Conv2DS16Params) -> bool:
     return int(p.weight_bits) == 8 and int(p.depth_multiplier) == 1
 
@@ -106,6 +121,18 @@ FULLY_CONNECTED_S16_DSP = register(
     )
 )
 
+DEPTHWISE_CONV2D_S16_DSP = register(
+    Kernel(
+        "mcuq_depthwise_conv2d_s16_dsp",
+        Conv2DS16Params,
+        ("conv/mcuq_depthwise_conv2d_s16_dsp.c",),
+        code_bytes=4428,
+        dtype="s16",
+        variant="dsp",
+        context=True,
+    )
+)
+
 variant(
     Variant(
         replaces="mcuq_conv2d_s16",
@@ -122,5 +149,14 @@ variant(
         kernel=FULLY_CONNECTED_S16_DSP,
         supports=fc16_dsp_supports,
         weights=fc16_dsp_weights,
+    )
+)
+variant(
+    Variant(
+        replaces="mcuq_depthwise_conv2d_s16",
+        path="dsp",
+        kernel=DEPTHWISE_CONV2D_S16_DSP,
+        supports=dw16_dsp_supports,
+        weights=dw16_dsp_weights,
     )
 )

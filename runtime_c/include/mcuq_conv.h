@@ -217,4 +217,14 @@ mcuq_status mcuq_fully_connected_s16_dsp(const mcuq_context *ctx, const mcuq_ful
                                          int16_t *output);
 int32_t mcuq_fully_connected_s16_dsp_scratch_size(const mcuq_fully_connected_s16_params *params);
 
+/* DEPTHWISE_CONV_2D as mcuq_depthwise_conv2d_s16 for depth_multiplier 1 and int8 weights (else
+ * MCUQ_ERR_UNSUPPORTED), any filter, stride, dilation and padding, the filter widened at compile time
+ * (mcuq/kernels/conv16_fast.py, dw16_dsp_weights): channels in groups of 4, [ceil(C / 4)][filter.h][filter.w][4]
+ * little-endian int16 (channels beyond C zero), 4-byte aligned; SMLABB/SMLATT on (x[c], x[c + 1]) word pairs. No
+ * scratch (0 bytes). The output must not overlap the input. MCUQ_ERR_ARGUMENT as mcuq_depthwise_conv2d_s16. */
+mcuq_status mcuq_depthwise_conv2d_s16_dsp(const mcuq_context *ctx, const mcuq_conv2d_s16_params *params,
+                                          const int16_t *input, const int8_t *filter, const int64_t *bias,
+                                          int16_t *output);
+int32_t mcuq_depthwise_conv2d_s16_dsp_scratch_size(const mcuq_conv2d_s16_params *params);
+
 #endif /* MCUQ_CONV_H */

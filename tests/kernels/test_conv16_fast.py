@@ -21,6 +21,8 @@ from mcuq.kernels.conv16_fast import (
     conv16_dsp_scratch,
     conv16_dsp_supports,
     conv16_dsp_weights,
+    dw16_dsp_supports,
+    dw16_dsp_weights,
     fc16_dsp_supports,
     fc16_dsp_weights,
 )
@@ -68,7 +70,25 @@ FC = [
     Case("f_fc_wzp", F, (3, 20), 9, per_channel=False, w_zp=-9, seed=30),  # stays portable
     Case("f_fc_int2", F, (1, 45), 5, bits=2, seed=31),  # stays portable
 ]
-PORTABLE = {"f_c_int4", "f_fc_wzp", "f_fc_int2"}
+DW = [
+    Case("f_dw3x3_same_c8_relu", D, (1, 8, 8, 8), 8, (3, 3), padding=SAME, act=A.RELU, seed=61),  # the digits layer
+    Case("f_dw3x3_valid_c4", D, (1, 6, 7, 4), 4, (3, 3), seed=62),
+    Case("f_dw3x3_same_s2_c12", D, (2, 9, 8, 12), 12, (3, 3), (2, 2), padding=SAME, seed=63),
+    Case("f_dw3x3_same_c5", D, (1, 7, 6, 5), 5, (3, 3), padding=SAME, seed=64),  # a tail of 1 channel
+    Case("f_dw3x3_same_c6_s2x1", D, (1, 7, 9, 6), 6, (3, 3), (2, 1), padding=SAME, act=A.RELU6, seed=65),  # tail 2
+    Case("f_dw5x5_same_c7", D, (1, 9, 8, 7), 7, (5, 5), padding=SAME, seed=66),  # tail 3, span 5
+    Case("f_dw2x3_valid_c8", D, (1, 6, 7, 8), 8, (2, 3), (1, 2), seed=67),
+    Case("f_dw1x1_c4", D, (1, 3, 5, 4), 4, seed=68),
+    Case("f_dw_dilated_same_c8", D, (1, 10, 9, 8), 8, (3, 3), (1, 1), (2, 3), padding=SAME, seed=69),
+    Case("f_dw_per_tensor_c4", D, (1, 7, 7, 4), 4, (3, 3), padding=SAME, per_channel=False, seed=70),
+    Case("f_dw_big_bias_c4", D, (1, 5, 5, 4), 4, (3, 3), padding=SAME, bias_scale=1000, seed=72),
+    Case("f_dw_nobias_c4", D, (1, 6, 7, 4), 4, (3, 3), (2, 2), padding=SAME, bias=None, seed=73),
+    Case("f_dw_wide_input_c4", D, (1, 2, 11, 4), 4, (3, 3), padding=SAME, seed=74),  # more rows than the input
+    Case("f_dw23x23_c4", D, (1, 23, 23, 4), 4, (23, 23), seed=75),  # 529 taps: two partial sums
+    Case("f_dw_mult2", D, (1, 7, 6, 3), 6, (3, 3), padding=SAME, seed=76),  # stays portable
+    Case("f_dw_int4", D, (1, 7, 6, 4), 4, (3, 3), padding=SAME, bits=4, seed=77),  # stays portable
+]
+PORTABLE = {"f_c_int4", "f_fc_wzp", "f_fc_int2", "f_dw_mult2", "f_dw_int4"}
 # the scope of the 16x8 dsp variants (tests/util/paths.py): int8 weights; the FC also weights_zp 0
 FALLBACKS = [
     Fallback(
@@ -78,6 +98,14 @@ FALLBACKS = [
         "the 16x8 dsp kernels take int8 weights (and an FC filter without zero point)",
     )
     for k in ("mcuq_conv2d_s16", "mcuq_fully_connected_s16")
+    for path in ("dsp", "mve")
+] + [
+    Fallback(
+        "mcuq_depthwise_conv2d_s16",
+        path,
+        lambda p: int(p.weight_bits) != 8 or int(p.depth_multiplier) != 1,
+        "the 16x8 dsp depthwise takes int8 weights and depth multiplier 1",
+    )
     for path in ("dsp", "mve")
 ]
 
@@ -90,7 +118,7 @@ def _group(name: str, cases: list[Case]) -> tuple[ir.Graph, list[np.ndarray]]:
     return g, [x.astype(np.int16) for x in xs]
 
 
-@pytest.mark.parametrize("name,cases", [("conv16", CONV), ("fc16", FC)])
+@pytest.mark.parametrize("name,cases", [("conv16", CONV), ("fc16", FC), ("dw16", DW)])
 def test_dsp_16x8_bit_exact_on_host(name: str, cases: list[Case]) -> None:
     g, xs = _group(name, cases)
     report = check_paths(
@@ -120,6 +148,8 @@ def test_partial_sums_at_their_bound() -> None:
     cases = [
         Case("e_fc", F, (1, 1100), 5, seed=41),
         Case("e_conv", C, (1, 3, 3, 70), 3, (3, 3), padding=SAME, seed=42),  # K = 630
+        Case("e_dw", D, (1, 23, 23, 4), 4, (23, 23), seed=43),  # 529 taps
+        Case("e_dw_fast", D, (1, 22, 23, 4), 4, (22, 23), seed=44),  # 506 taps: one partial sum (the fast path)
     ]
     g = merge({c.id: _extreme(c) for c in cases}, "extreme")
     xs = [np.stack([np.full(c.in_shape, v, dtype=np.int16) for v in (-32768, 32767, 1)]) for c in cases]
@@ -218,3 +248,24 @@ def test_requantization_matches_the_portable_helpers(tmp_path) -> None:
     assert len(got) == len(rows)
     np.testing.assert_array_equal(got[:, 1], got[:, 2])
     assert {0, 1, 2} <= set(got[:, 0].tolist())  # every form was exercised
+
+
+def test_depthwise_weights_and_scope() -> None:
+    """Groups of 4 channels, per group the taps in HW order as 4 little-endian int16, channels beyond C zero; int8
+    weights and depth multiplier 1 only; no scratch."""
+    g = build_graph(Case("l_dw", D, (1, 5, 5, 6), 6, (2, 3), seed=53))
+    (layer,) = lower(g)
+    w = np.asarray(g.tensors["w"].data).reshape(6, 6)  # [taps][C]
+    got = dw16_dsp_weights(g.tensors["w"].data, layer.params)
+    assert got.dtype == np.int8 and got.size == 2 * 6 * 4 * 2
+    lanes = got.view("<i2").reshape(2, 6, 4)  # [group][tap][lane]
+    np.testing.assert_array_equal(lanes[0], w[:, :4])
+    np.testing.assert_array_equal(lanes[1, :, :2], w[:, 4:])
+    assert not lanes[1, :, 2:].any()
+    assert dw16_dsp_supports(layer.params)
+    assert KERNELS["mcuq_depthwise_conv2d_s16_dsp"].scratch_bytes(layer.params) == 0
+    (mult,) = lower(build_graph(Case("s_dwm", D, (1, 4, 4, 3), 6, (3, 3))))
+    (int4,) = lower(build_graph(Case("s_dw4", D, (1, 4, 4, 3), 3, (3, 3), bits=4)))
+    assert not dw16_dsp_supports(mult.params) and not dw16_dsp_supports(int4.params)
+    cm = mcuq.compile_model(g, board="host", kernels="mve", prefix="s")
+    assert cm.layers[0].kernel_name == "mcuq_depthwise_conv2d_s16_dsp"

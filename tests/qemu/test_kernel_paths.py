@@ -93,6 +93,15 @@ FALLBACKS = [
         for path in ("dsp", "mve")
     ),
     *(
+        Fallback(
+            "mcuq_depthwise_conv2d_s16",
+            path,
+            lambda p: int(p.weight_bits) != 8 or int(p.depth_multiplier) != 1,
+            "16x8 dsp depthwise: int8 weights, multiplier 1",
+        )
+        for path in ("dsp", "mve")
+    ),
+    *(
         Fallback(k, path, _broadcast, "the fast ADD/SUB walk one flat loop: no broadcast")
         for k in ("mcuq_add_s8", "mcuq_sub_s8")
         for path in ("dsp", "mve")
@@ -305,18 +314,23 @@ def _pool_graph(name: str, cases: list[PoolCase]) -> ir.Graph:
 
 
 def _conv16_graph(full: bool) -> ir.Graph:
-    """16x8 CONV_2D / FULLY_CONNECTED (tests/kernels/test_conv16_fast.py's tables): the dsp variants' asm on the M4."""
+    """16x8 CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED (tests/kernels/test_conv16_fast.py's tables): the dsp
+    variants' asm on the M4."""
     from tests.kernels.test_conv16 import build_graph as build16
     from tests.kernels.test_conv16_fast import CONV as CONV16
+    from tests.kernels.test_conv16_fast import DW as DW16
     from tests.kernels.test_conv16_fast import FC as FC16
 
-    cases = CONV16 + FC16 if full else [c for c in CONV16 + FC16 if c.id in CONV16_DEFAULT]
+    every = CONV16 + FC16 + DW16
+    cases = every if full else [c for c in every if c.id in CONV16_DEFAULT]
     return merge({c.id: build16(c) for c in cases}, "conv16")
 
 
 CONV16_DEFAULT = {
     "f_c1x1_cin3_cout4", "f_c1x1_direct_odd_pixels", "f_c3x3_same_s2_odd", "f_c_dilated_same", "f_c_int32_bias",
     "f_c3x3_cin64_k576", "f_c_int4", "f_fc_37_to_11_pt", "f_fc_40_to_6_int32", "f_fc_1030_to_9", "f_fc_wzp",
+    "f_dw3x3_same_c8_relu", "f_dw3x3_same_s2_c12", "f_dw5x5_same_c7", "f_dw_dilated_same_c8", "f_dw23x23_c4",
+    "f_dw_mult2",
 }  # fmt: skip
 
 
