@@ -27,7 +27,7 @@ from .values import (
     round_half_away,
     weight_scales,
 )
-from .weights import LayerInputs, layout_of, quantize_rows, round_with, rows_of
+from .weights import MAX_HESSIAN_K, LayerInputs, layout_of, quantize_rows, round_with, rows_of
 
 # The axis of the output channel in each weight layout (OHWI, 1HWC, [out, in]).
 CHANNEL_AXIS = {OpKind.CONV2D: 0, OpKind.DEPTHWISE_CONV2D: 3, OpKind.FULLY_CONNECTED: 0}
@@ -88,6 +88,8 @@ class ConstantQuantizer:
         prec = self.precision.get(op.name, LayerPrecision())
         bits, wide = prec.weight_bits, prec.act_dtype is DType.INT16  # int16: int64 bias, no room to make
         rounding = resolve_rounding(self.rounding, bits)
+        if op.kind is not OpKind.DEPTHWISE_CONV2D and rows_of(w, op.kind).shape[1] > MAX_HESSIAN_K:
+            rounding = "nearest"  # no [k, k] Hessian this wide: the report shows the layer's rounding as nearest
         room = np.zeros_like(b) if wide else b
         inputs = None
         if bits == 8 and rounding == "nearest":  # the int8 quantizer's own path

@@ -120,3 +120,15 @@ def test_one_packed_weight_shared_by_two_layers() -> None:
     three_way(g, [random_int8((1, 4, 4, 2), 3, 0)])
     cm = mcuq.compile_model(write(g), sanitize=False)
     assert "\n".join(cm.project_files().values()).count("static const uint8_t w_fw[") == 1
+
+
+def test_wide_layer_reports_nearest_rounding() -> None:
+    """A layer past MAX_HESSIAN_K is rounded to nearest whatever --rounding asks: the report says so."""
+    from tests.util.float_models import A, Builder, FloatModel
+
+    b = Builder("wide_fc", 5)
+    x = b.input((1, wmod.MAX_HESSIAN_K + 8))
+    fm = FloatModel(b.graph(b.fc(b.fc(x, 4, act=A.RELU), 3)))
+    qm = mcuq.quantize(fm.graph, fm.samples(4, 0)[0], weight_bits=4)
+    layers = [r for r in qm.report.layers if r.weight_bits is not None]
+    assert [(r.weight_bits, r.rounding) for r in layers] == [(4, "nearest"), (4, "gptq")]
