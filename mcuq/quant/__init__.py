@@ -12,5 +12,18 @@
   N samples, ``report`` says what each layer lost;
 * mixed precision under budgets: ``sensitivity`` (per-layer loss of each precision), ``costs`` (flash, RAM and
   instructions of each option), ``knapsack`` (the exact choice and the greedy baseline), ``mixed`` (solve, verify,
-  tighten), ``pareto`` (the front over a sweep of budgets).
+  tighten), ``pareto`` (the front over a sweep of budgets);
+* fixed quantization (``fixed``: ``quantize_fixed`` with given ``ActQuant`` / ``WeightQuant`` / biases, the seam of
+  ONNX QDQ import and QAT export): the calibrator builds the graph with the given parameters instead of choosing.
 """
+
+_FIXED = ("ActQuant", "WeightQuant", "quantize_fixed")
+
+
+def __getattr__(name: str):
+    """``mcuq.quant.ActQuant``, ``WeightQuant`` and ``quantize_fixed`` from ``fixed``, loaded on first use."""
+    if name in _FIXED:
+        from . import fixed
+
+        return getattr(fixed, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

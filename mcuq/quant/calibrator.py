@@ -15,13 +15,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..errors import McuqError, ModelError
-from ..ir import DType, Graph, Op, QParams, Tensor
+from ..ir import DType, Graph, NoAttrs, Op, OpKind, QParams, Tensor, fresh_name
 from .batch import BatchRunner, last_reads, peak_live_bytes
 from .constants import ConstantQuantizer
 from .convert import Views
 from .observers import TensorStats, clipped_fraction, sqnr_db
 from .precision import WEIGHT_DTYPE, LayerPrecision
-from .ranges import CALIBRATION_METHODS, PASS_THROUGH, WEIGHTED, RangePlan, qparams
+from .ranges import CALIBRATION_METHODS, FIXED_OUTPUT, FIXED_OUTPUT16, PASS_THROUGH, WEIGHTED, RangePlan, qparams
 from .report import LayerReport, QuantReport
 from .values import affine_quantize, clipped_fraction16, dequantize, mse
 
@@ -54,6 +54,8 @@ class Options:
     method: str
     per_channel_fc: bool
     bias_correction: bool
+    # fixed quantization (``fixed.Overrides``): given activation parameters, weights and biases; None: calibrate
+    overrides: object = None
 
 
 class Calibrator:
@@ -102,7 +104,8 @@ class Calibrator:
         tick = iter(steps)
         # A float model that overflows is refused by name (_check_finite); numpy's own warnings would only add lines.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-            self.plan = RangePlan(self.g, precision, io16, self.stats, self.opts.method, self.ranges)
+            given = getattr(self.opts.overrides, "acts", None)
+            self.plan = RangePlan(self.g, precision, io16, self.stats, self.opts.method, self.ranges, given)
             graph, layers, outputs = self._build(precision, rounding, tick)
         for _ in tick:  # finish the bar
             pass
@@ -163,7 +166,8 @@ class Calibrator:
         self.views = views = Views(g, self.batch, self.plan, qt, qenv)
         self.consts = consts = ConstantQuantizer(g, self.batch, precision, rounding, qt,
                                                  per_channel_fc=self.opts.per_channel_fc,
-                                                 bias_correction=self.opts.bias_correction)  # fmt: skip
+                                                 bias_correction=self.opts.bias_correction,
+                                                 overrides=self.opts.overrides)  # fmt: skip
         for name in g.inputs:
             t = g.tensors[name]
             s, z, how = self._input_qparams(name, fenv[name])
@@ -181,10 +185,15 @@ class Calibrator:
             op = views.convert_inputs(op, fenv, ops)
             op = consts.quantize(op, dt[out], qenv)
             s, z, how, q = self._output(op, qt, qenv, fout)
+            layer_op = op
+            if self.plan.given is not None and (s, z) != self.plan.given[out]:
+                op, q, how = self._requantize_output(op, ops, qt, qenv, s, z, q)
+                s, z = self.plan.given[out]
             qt[out] = Tensor(out, g.tensors[out].shape, dt[out], QParams((s,), (z,)))
             qenv[out] = q
             views.names[(out, dt[out])] = out
             ops.append(op)
+            op = layer_op
             near = None
             if op.kind in WEIGHTED and consts.nearest is not None:  # what the rounding gained, for the report
                 near = self.batch.int_op(op, {**qt, **consts.nearest}, qenv)
@@ -239,6 +248,13 @@ class Calibrator:
         """The output's quantization and the op's integer result under it."""
         plan = self.plan
         out = self.g.ops[self.op_index[op.name]].outputs[0]  # the float graph's name
+        if plan.given is not None:  # fixed quantization: the op's own output quantization (requantized after)
+            s, z = plan.given[out]
+            if op.kind in FIXED_OUTPUT:
+                s, z = (FIXED_OUTPUT16 if plan.dt[out] is DType.INT16 else FIXED_OUTPUT)[op.kind]
+            elif op.kind in PASS_THROUGH:
+                s, z = qt[op.inputs[0]].scale, qt[op.inputs[0]].zero_point
+            return s, z, "given", self._run(op, qt, qenv, s, z)
         root = plan.groups.find(out)
         fixed = plan.group_fixed.get(root)
         if fixed is not None:
@@ -254,6 +270,27 @@ class Calibrator:
         q = self._choose(root, fout, lambda lo, hi: self._run_widening(op, qt, qenv, lo, hi))
         s, z, m = plan.chosen[root]
         return s, z, m, q
+
+    def _requantize_output(self, op: Op, ops: list[Op], qt, qenv, s: float, z: int, q: np.ndarray):
+        """Fixed quantization: ``op`` computes into a new tensor at its own output quantization (s, z) (TFLite's
+        fixed one, or its input's where it cannot requantize), and a QUANTIZE brings that to the given one.
+        Appends ``op``; returns the QUANTIZE, its values and the report's method text."""
+        out = op.outputs[0]
+        t = self.g.tensors[out]
+        d = self.plan.dt[out]
+        mid = fresh_name(f"{out}/{op.type_name.lower()}", self.g.tensors, qt)
+        qt[mid] = Tensor(mid, t.shape, d, QParams((s,), (z,)))
+        qenv[mid] = q
+        ops.append(replace(op, outputs=(mid,)))
+        gs, gz = self.plan.given[out]
+        rq = Op(OpKind.QUANTIZE, fresh_name(f"{out}/requantize", self.g.tensors, qt), (mid,), (out,), NoAttrs(),
+                op.index, "QUANTIZE")  # fmt: skip
+        q2 = self.batch.int_op(rq, {**qt, out: Tensor(out, t.shape, d, QParams((gs,), (gz,)))}, qenv)
+        own = "TFLite's fixed output" if op.kind in FIXED_OUTPUT else "its input's: the op cannot requantize"
+        note = (f"{op.where}: computes '{out}' at scale {s:g}, zero point {z} ({own}); a QUANTIZE requantizes it "
+                f"to the given scale {gs:g}, zero point {gz}")  # fmt: skip
+        getattr(self.opts.overrides, "notes", []).append(note)
+        return rq, q2, f"given, requantized from {s:g}/{z}"
 
     def _run(self, op: Op, qt: dict[str, Tensor], qenv, s: float, z: int) -> np.ndarray:
         out = op.outputs[0]

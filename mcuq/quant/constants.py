@@ -49,8 +49,10 @@ class ConstantQuantizer:
         *,
         per_channel_fc: bool,
         bias_correction: bool,
+        overrides=None,
     ) -> None:
         self.g, self.batch, self.precision, self.rounding, self.qt = g, batch, precision, rounding, qt
+        self.overrides = overrides  # fixed quantization (``fixed.Overrides``): given weights, biases, constants
         self.per_channel_fc, self.bias_correction = per_channel_fc, bias_correction
         self.weight_bits: dict[str, int] = {}  # integer weight tensor -> its width
         self.layer_info: dict[str, tuple[int, str]] = {}  # layer -> (weight bits, rounding)
@@ -67,6 +69,8 @@ class ConstantQuantizer:
                 data = float_data(g, g.tensors[name])
                 lo, hi = float(min(data.min(initial=0.0), 0.0)), float(max(data.max(initial=0.0), 0.0))
                 s, z = qparams(out_dtype, lo, hi)
+                if self.overrides is not None and name in self.overrides.acts:  # a constant operand's given
+                    s, z = self.overrides.acts[name]
                 qt[name] = Tensor(name, g.tensors[name].shape, out_dtype, QParams((s,), (z,)),
                                   readonly(affine_quantize(data, s, z, out_dtype)))  # fmt: skip
         return op
@@ -87,6 +91,8 @@ class ConstantQuantizer:
         per_channel = op.kind is not OpKind.FULLY_CONNECTED or self.per_channel_fc
         prec = self.precision.get(op.name, LayerPrecision())
         bits, wide = prec.weight_bits, prec.act_dtype is DType.INT16  # int16: int64 bias, no room to make
+        if self.overrides is not None and w_name in self.overrides.weights:
+            return self._given_weights(op, b, wide, s_in, channels)
         rounding = resolve_rounding(self.rounding, bits)
         if op.kind is not OpKind.DEPTHWISE_CONV2D and rows_of(w, op.kind).shape[1] > MAX_HESSIAN_K:
             rounding = "nearest"  # no [k, k] Hessian this wide: the report shows the layer's rounding as nearest
@@ -123,6 +129,23 @@ class ConstantQuantizer:
             wtn, btn = _weight_tensors(op.kind, wt, wn, sn, b_near, per_channel, wide, s_in, channels, wq_name, b_out)
             self.nearest = {wq_name: wtn, b_out: btn}
         self.layer_info[op.name] = (bits, rounding)
+        return new_op
+
+    def _given_weights(self, op: Op, b: np.ndarray, wide: bool, s_in: float, channels: int) -> Op:
+        """Fixed quantization: the layer's given integer weights and scales; its given bias as is (checked against
+        the float bias at the implied scale ``s_in * s_w`` by ``overrides.check_bias``), else the float bias
+        quantized at that scale."""
+        given = self.overrides.weights[op.inputs[1]]
+        s_w = np.asarray(given.scales, dtype=np.float32).reshape(-1)
+        wq = np.asarray(given.values).astype(np.int8)
+        new_op, _, b_out = self._place_weights(op, wq, s_w, b, s_w.size > 1, wide, s_in, channels, given.bits)
+        b_name = op.inputs[2] if len(op.inputs) > 2 else ""
+        if b_name in self.overrides.biases:
+            bt = self.qt[b_out]
+            bq = self.overrides.check_bias(op, b_name, bt.data, self.overrides.biases[b_name], bt.dtype)
+            self.qt[b_out] = replace(bt, data=readonly(bq))
+        self.layer_info[op.name] = (given.bits, "given")
+        self.nearest = None
         return new_op
 
     def _place_weights(self, op, wq, s_w, b, per_channel, wide, s_in, channels, bits):

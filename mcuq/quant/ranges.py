@@ -63,9 +63,14 @@ class RangePlan:
         stats: dict[str, TensorStats],
         method: str,
         ranges: dict[tuple[str, str], tuple[float, float]],
+        given: dict[str, tuple[float, int]] | None = None,
     ) -> None:
         self.g, self.precision, self.io16 = g, precision, io16
         self.stats, self.method, self.ranges = stats, method, ranges
+        # Fixed quantization (``fixed.quantize_fixed``): every activation's (scale, zero point) is given; tensors
+        # share a group only where they are given the same, and nothing is fixed by TFLite's spec here (the
+        # calibrator requantizes after an op whose own output quantization differs from the given one).
+        self.given = given
         self._plan_dtypes()
         self._plan_groups()
         self._choose_ranges()
@@ -107,7 +112,10 @@ class RangePlan:
         for op in g.ops:
             out = op.outputs[0]
             self.groups.find(out)
-            if op.kind in FIXED_OUTPUT:
+            if self.given is not None:
+                if op.kind in PASS_THROUGH and self.given.get(op.inputs[0]) == self.given[out]:
+                    self.groups.union(op.inputs[0], out)
+            elif op.kind in FIXED_OUTPUT:
                 self.fixed[out] = (FIXED_OUTPUT16 if self.dt[out] is DType.INT16 else FIXED_OUTPUT)[op.kind]
             elif op.kind in PASS_THROUGH:
                 self.groups.union(op.inputs[0], out)
@@ -120,6 +128,7 @@ class RangePlan:
                     self._group_fixed(x) is not None
                     or g.tensors[x].is_const
                     or self.dt[x] is not self.dt[op.outputs[0]]
+                    or (self.given is not None and self.given[x] != self.given[op.outputs[0]])
                 ):
                     self.requant.add((op.name, x))
                 else:
@@ -167,3 +176,6 @@ class RangePlan:
                 cands[m] = (min(lo for lo, _ in ranges), max(hi for _, hi in ranges))
             self.candidates[root] = cands
         self.chosen: dict[str, tuple[float, int, str]] = {}  # group root -> (scale, zero point, method)
+        if self.given is not None:
+            for root, members in self._members().items():
+                self.chosen[root] = (*self.given[members[0]], "given")

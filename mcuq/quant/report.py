@@ -54,6 +54,7 @@ class QuantReport:
     bias_correction: bool
     samples: int
     rounding: str = "auto"
+    notes: tuple[str, ...] = ()  # fixed quantization: edges resolved from a neighbour, requantizes inserted
 
     @property
     def sqnr_db(self) -> float | None:
@@ -87,6 +88,7 @@ class QuantReport:
             "layers": [{**asdict(r), "rounding_gain_db": r.rounding_gain_db} for r in self.layers],
             "outputs": [{"tensor": n, "sqnr_db": v} for n, v in self.outputs],
             "sqnr_db": self.sqnr_db,
+            "notes": list(self.notes),
         }
 
     def to_json(self) -> str:
@@ -105,7 +107,7 @@ class QuantReport:
                 str(r.zero_point),
                 printable(r.method, 40),
                 f"{100 * r.clipped:.3f}%",
-                _db(r.sqnr_db),
+                _db(r.sqnr_db) if self.samples else "-",
                 "" if r.rounding_gain_db is None else f"{r.rounding_gain_db:+.2f} dB",
                 "<- worst" if r.worst else "",
             )
@@ -120,11 +122,15 @@ class QuantReport:
         out = [line(head).rstrip(), line(["-" * w for w in widths]).rstrip()]
         out += [line(r).rstrip() for r in rows]
         outs = ", ".join(f"{printable(n, 40)} {_db(v)} dB" for n, v in self.outputs)
-        out.append(
-            f"end-to-end SQNR against the float model: {_db(self.sqnr_db)} dB ({outs}); "
-            f"{self.samples} calibration sample(s), method {self.method}, "
-            f"bias correction {'on' if self.bias_correction else 'off'}, rounding {self.rounding}"
-        )
+        if not self.samples:  # fixed quantization without calibration data: nothing to measure
+            out.append(f"given quantization, no calibration data: no SQNR measured; method {self.method}")
+        else:
+            out.append(
+                f"end-to-end SQNR against the float model: {_db(self.sqnr_db)} dB ({outs}); "
+                f"{self.samples} calibration sample(s), method {self.method}, "
+                f"bias correction {'on' if self.bias_correction else 'off'}, rounding {self.rounding}"
+            )
+        out += [f"note: {printable(n, 400)}" for n in self.notes]
         return "\n".join(out)
 
 
