@@ -101,6 +101,9 @@ class OpKind(enum.Enum):
     RELU = "relu"
     RELU6 = "relu6"
     HARD_SWISH = "hard_swish"
+    LEAKY_RELU = "leaky_relu"  # x >= 0 ? x : alpha * x (TFLite LEAKY_RELU, ONNX LeakyRelu)
+    HARD_SIGMOID = "hard_sigmoid"  # clamp(alpha * x + beta, 0, 1) (ONNX HardSigmoid; TFLite has no such op)
+    CLIP = "clip"  # clamp(x, min, max) with any bounds (ONNX Clip; RELU / RELU6 where the bounds are theirs)
 
 
 class Activation(enum.Enum):
@@ -199,6 +202,25 @@ class TransposeAttrs:
 
 
 @dataclass(frozen=True)
+class LeakyReluAttrs:
+    alpha: float
+
+
+@dataclass(frozen=True)
+class HardSigmoidAttrs:
+    alpha: float = 0.2
+    beta: float = 0.5
+
+
+@dataclass(frozen=True)
+class ClipAttrs:
+    """CLIP's bounds; -inf / inf where the source gave none."""
+
+    min: float
+    max: float
+
+
+@dataclass(frozen=True)
 class NoAttrs:
     """Ops without attributes (QUANTIZE, DEQUANTIZE, SIGMOID, TANH, RELU, RELU6, HARD_SWISH, COPY)."""
 
@@ -215,6 +237,9 @@ Attrs = (
     | PadAttrs
     | ConcatAttrs
     | TransposeAttrs
+    | LeakyReluAttrs
+    | HardSigmoidAttrs
+    | ClipAttrs
     | NoAttrs
 )
 

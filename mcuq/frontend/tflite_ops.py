@@ -248,6 +248,11 @@ def _unary(c: OpContext) -> Converted:
     return ir.NoAttrs(), (0,)
 
 
+def _leaky_relu(c: OpContext) -> Converted:
+    o = c.opts(tflite.LeakyReluOptions)
+    return ir.LeakyReluAttrs(alpha=float(np.float32(o.Alpha())) if o is not None else 0.0), (0,)
+
+
 # The data inputs that may be absent (tensor index -1, or past the end of the list), by op: the bias of the ops
 # with weights. Every other data input is required: an absent one is refused at import, naming op and input.
 _WITH_WEIGHTS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
@@ -279,4 +284,6 @@ CONVERTERS: dict[str, tuple[ir.OpKind, Callable[[OpContext], Converted]]] = {
     "RELU": (ir.OpKind.RELU, _unary),
     "RELU6": (ir.OpKind.RELU6, _unary),
     "HARD_SWISH": (ir.OpKind.HARD_SWISH, _unary),
+    "LEAKY_RELU": (ir.OpKind.LEAKY_RELU, _leaky_relu),
+    "RELU_N1_TO_1": (ir.OpKind.CLIP, lambda c: (ir.ClipAttrs(-1.0, 1.0), (0,))),
 }

@@ -25,6 +25,7 @@ import numpy as np
 import tflite
 
 from .. import ir
+from ..errors import ModelError
 from ..quant.packing import pack
 from . import weight_bits
 from .tflite_ops import ACTIVATIONS, BUILTIN_CODES, CONVERTERS, PADDINGS, TENSOR_TYPES
@@ -40,7 +41,20 @@ for _name, (_kind, _) in CONVERTERS.items():
 _BUILTIN_OF[ir.OpKind.COPY] = "RESHAPE"  # a COPY (made by passes) computes what a RESHAPE does
 
 
-def builtin_name(op: ir.Op) -> str:
+# CLIP bounds that a TFLite activation op has (written as that op); other CLIPs and HARD_SIGMOID have no TFLite op.
+_CLIP_BUILTINS = {(0.0, float("inf")): "RELU", (0.0, 6.0): "RELU6", (-1.0, 1.0): "RELU_N1_TO_1"}
+
+
+def builtin_name(op: ir.Op, source: str = "") -> str:
+    if op.kind is ir.OpKind.CLIP:
+        with np.errstate(over="ignore"):
+            bounds = (float(np.float32(op.attrs.min)), float(np.float32(op.attrs.max)))
+        if bounds not in _CLIP_BUILTINS:
+            raise ModelError(source, f"{op.where}: CLIP({op.attrs.min:g}, {op.attrs.max:g}) has no TFLite op: "
+                             "compile the model directly")  # fmt: skip
+        return _CLIP_BUILTINS[bounds]
+    if op.kind is ir.OpKind.HARD_SIGMOID:
+        raise ModelError(source, f"{op.where}: HARD_SIGMOID has no TFLite op: compile the model directly")
     if op.origin in CONVERTERS and CONVERTERS[op.origin][0] is op.kind:
         return op.origin
     if op.kind not in _BUILTIN_OF:
@@ -52,7 +66,7 @@ def builtin_name(op: ir.Op) -> str:
 _INT8_VERSION: dict[str, int] = {
     **dict.fromkeys(CONVERTERS, 2),
     **{"CONV_2D": 3, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 4},
-    **dict.fromkeys(("RESHAPE", "SQUEEZE", "HARD_SWISH"), 1),
+    **dict.fromkeys(("RESHAPE", "SQUEEZE", "HARD_SWISH", "LEAKY_RELU", "RELU_N1_TO_1"), 1),
 }
 
 
@@ -279,7 +293,7 @@ class _Writer:
     # -- ops -----------------------------------------------------------------------------------------
     def op_spec(self, op: ir.Op) -> _OpSpec:
         first = self.graph.tensors[op.inputs[0]] if op.inputs and op.inputs[0] else None
-        builtin = builtin_name(op)
+        builtin = builtin_name(op, self.graph.source)
         version = 1
         if first is not None and first.dtype not in (ir.DType.FLOAT32, ir.DType.UINT8):
             version = _INT8_VERSION[builtin]
@@ -397,6 +411,8 @@ _OPTIONS: dict[str, tuple[str | None, _Fields]] = {
     "RELU": (None, lambda a, g, op: []),
     "RELU6": (None, lambda a, g, op: []),
     "HARD_SWISH": ("HardSwishOptions", lambda a, g, op: []),
+    "LEAKY_RELU": ("LeakyReluOptions", lambda a, g, op: [("Alpha", a.alpha)]),
+    "RELU_N1_TO_1": (None, lambda a, g, op: []),
 }
 _OPTIONS["MAX_POOL_2D"] = _OPTIONS["AVERAGE_POOL_2D"]
 

@@ -228,6 +228,27 @@ def unary(g: Graph, op: Op, ins: list) -> np.ndarray:
         return _out(g, op, _UNARY[op.kind](_f64(ins[0])))
 
 
+@float_op(OpKind.LEAKY_RELU, OpKind.HARD_SIGMOID, OpKind.CLIP)
+def with_attrs(g: Graph, op: Op, ins: list) -> np.ndarray:
+    """LEAKY_RELU (x >= 0 ? x : alpha * x), HARD_SIGMOID (clamp(alpha * x + beta, 0, 1)) and CLIP (clamp(x, min,
+    max); min > max gives max, as numpy and ONNX do), the attributes as float32."""
+    from ..lower.activations import attrs_problem, clip_bounds
+
+    problem = attrs_problem(op)
+    if problem is not None:
+        raise ModelError(g.source, f"{op.where}: {problem}")
+    x, a = _f64(ins[0]), op.attrs
+    with np.errstate(over="ignore"):
+        if op.kind is OpKind.LEAKY_RELU:
+            y = np.where(x >= 0.0, x, float(np.float32(a.alpha)) * x)
+        elif op.kind is OpKind.HARD_SIGMOID:
+            y = np.clip(float(np.float32(a.alpha)) * x + float(np.float32(a.beta)), 0.0, 1.0)
+        else:
+            lo, hi = clip_bounds(op)
+            y = np.minimum(np.maximum(x, float(lo)), float(hi))
+        return _out(g, op, y)
+
+
 # -- data movement ------------------------------------------------------------------------------------------
 
 

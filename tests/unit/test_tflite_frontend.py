@@ -163,6 +163,8 @@ CASES: dict[str, Callable[[], ir.Graph]] = {
     "relu": _unary(K.RELU, (1, 9), (1, 9), ir.NoAttrs(), q(0.05, 4), q(0.04, -128)),
     "relu6": _unary(K.RELU6, (1, 9), (1, 9), ir.NoAttrs(), q(0.05, 4), q(0.03, -128)),
     "hard_swish": _unary(K.HARD_SWISH, (1, 9), (1, 9), ir.NoAttrs(), q(0.05, 4), q(0.03, -50)),
+    "leaky_relu": _unary(K.LEAKY_RELU, (1, 9), (1, 9), ir.LeakyReluAttrs(0.25), q(0.05, 4), q(0.03, -50)),
+    "relu_n1_to_1": _unary(K.CLIP, (1, 9), (1, 9), ir.ClipAttrs(-1.0, 1.0), q(0.05, 4), q(0.01, 0)),
 }
 
 

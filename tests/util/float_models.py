@@ -124,8 +124,9 @@ class Builder:
         s = self.shape(x)
         return self.op(K.TRANSPOSE, (x,), tuple(s[p] for p in perm), ir.TransposeAttrs(perm))
 
-    def unary(self, kind: ir.OpKind, x: str) -> str:
-        return self.op(kind, (x,), self.shape(x), ir.NoAttrs())
+    def unary(self, kind: ir.OpKind, x: str, attrs: ir.Attrs | None = None) -> str:
+        """An elementwise op on one input; ``attrs`` for those that have some (LEAKY_RELU, HARD_SIGMOID, CLIP)."""
+        return self.op(kind, (x,), self.shape(x), ir.NoAttrs() if attrs is None else attrs)
 
     def graph(self, *outputs: str) -> ir.Graph:
         g = ir.Graph(self.name, dict(self.tensors), tuple(self.ops), tuple(self.inputs), outputs)
@@ -143,6 +144,7 @@ class FloatModel:
     min_sqnr_db: float | None = 32.0  # dequantized int8 output vs float output; None: the float output is constant
     per_channel_fc: bool = True
     oracle_ok: bool = True
+    tflite_ok: bool = True  # False: an op TFLite does not have (HARD_SIGMOID, a general CLIP); compiled directly
     draw: Draw | None = None  # one sample of one input: (rng, shape) -> float array
 
     def samples(self, n: int, seed: int) -> list[np.ndarray]:
@@ -269,6 +271,16 @@ CASES: dict[str, Callable[[], FloatModel]] = {
     "relu6": lambda: _one("relu6", (1, 64), lambda b, x: b.unary(K.RELU6, x), low=-3.0, high=9.0, **EXACT),
     "hard_swish": lambda: _one("hard_swish", (1, 64), lambda b, x: b.unary(K.HARD_SWISH, x), low=-5.0, high=5.0,
                                **EXACT),
+    "leaky_relu": lambda: _one("leaky_relu", (1, 64), lambda b, x: b.unary(K.LEAKY_RELU, x, ir.LeakyReluAttrs(0.1)),
+                               low=-4.0, high=4.0, **EXACT),
+    "clip_n1_to_1": lambda: _one("clip_n1_to_1", (1, 64), lambda b, x: b.unary(K.CLIP, x, ir.ClipAttrs(-1.0, 1.0)),
+                                 low=-1.5, high=1.5, **EXACT),  # written as RELU_N1_TO_1
+    # no TFLite op: compiled from the quantized graph, compared with mcuq's numpy mirror
+    "hard_sigmoid": lambda: _one("hard_sigmoid", (1, 64), lambda b, x: b.unary(K.HARD_SIGMOID, x,
+                                 ir.HardSigmoidAttrs(0.2, 0.5)), low=-4.0, high=4.0, oracle_ok=False, tflite_ok=False,
+                                 **EXACT),
+    "clip_upper": lambda: _one("clip_upper", (1, 64), lambda b, x: b.unary(K.CLIP, x, ir.ClipAttrs(-math.inf, 1.5)),
+                               low=-3.0, high=3.0, oracle_ok=False, tflite_ok=False, **EXACT),
     "small_cnn": lambda: _one("small_cnn", IMG, _small_cnn, low=0.0),
     "residual": lambda: _one("residual", IMG, _residual),
     "branches": lambda: _one("branches", IMG, _branches),
