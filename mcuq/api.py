@@ -18,6 +18,7 @@ from .firmware.image import FirmwareImage, firmware_image
 from .fit import Footprint, check_fit, footprint
 from .hostrun import HostProgram, run_host
 from .ir import Graph, Tensor, verify
+from .layout import inputs_to_ir, outputs_from_ir
 from .lower import Layer, lower
 from .lower.bands import fuse_bands
 from .lower.specialize import board_path, specialize, within_arena
@@ -139,9 +140,12 @@ class CompiledModel:
         input (or one array for a single-input model), each with the input's shape or a batch of them with one
         extra leading axis. An int8 input takes int8 values as they are, or float32 real values, which are
         quantized with the input's scale and zero point exactly as TFLite's QUANTIZE does. ``float_output``:
-        return the outputs as float32 real values (TFLite's DEQUANTIZE) instead of int8."""
-        outs = self._execute(inputs, False)[0]
-        return dequantize_outputs(self.output_tensors, outs) if float_output else outs
+        return the outputs as float32 real values (TFLite's DEQUANTIZE) instead of int8. Arrays are in the model's
+        own layout (an ONNX model's NCHW); the C's are converted at this edge (``mcuq.layout``)."""
+        g = self.graph
+        outs = self._execute(inputs_to_ir(g, inputs), False)[0]
+        outs = dequantize_outputs(self.output_tensors, outs) if float_output else outs
+        return outputs_from_ir(g, [p.tensor for p in self.model.outputs], outs)
 
     def run_layers(self, inputs) -> dict[str, np.ndarray]:
         """Every layer's output tensor, by tensor name, as computed by the generated C."""
@@ -178,7 +182,7 @@ def _check_arguments(model: object, board: object, prefix: object, sanitize: obj
             "model",
             model,
             _MODEL_TYPES,
-            "a .tflite path, its bytes, a Graph or a QuantizedModel (mcuq.quantize)",
+            "a .tflite or .onnx path, its bytes, a Graph or a QuantizedModel (mcuq.quantize)",
         ),
         ("board", board, (str, os.PathLike), "a board name or a path to a board .toml"),
         ("prefix", prefix, (str, type(None)), "a string or None"),
@@ -203,7 +207,7 @@ def compile_model(
     kernels: str = "auto",
     pack_weights: bool = True,
 ) -> CompiledModel:
-    """Load, lower, plan and generate C for ``model`` (a .tflite path, its bytes, an IR graph, or what
+    """Load, lower, plan and generate C for ``model`` (a .tflite or .onnx path, its bytes, an IR graph, or what
     ``mcuq.quantize`` returns for a float model) for ``board`` (``mcuq boards`` lists them). A float32 model is
     quantized first: ``compile_model(mcuq.quantize(path, calib))``. For a board other than the host, the model
     must fit its flash and RAM (``FitError`` otherwise, with the numbers). ``dump_ir`` (default ``$MCUQ_DUMP_IR``): a directory that gets

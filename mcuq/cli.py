@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -89,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     c = sub.add_parser("compile", help="generate the C project for a model")
-    c.add_argument("model", help="a .tflite file (int8, or float32 with --calib)")
+    c.add_argument("model", help="a .tflite or .onnx file (int8 or QDQ, or float32 with --calib)")
     c.add_argument("--board", default="host", help="target board (default: host)")
     c.add_argument("-o", "--output-dir", default=None, help="output directory (default: ./<prefix>_mcuq)")
     c.add_argument("--prefix", default=None, help="C name prefix (default: from the model file name)")
@@ -110,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_dump_ir(c)
 
     r = sub.add_parser("run", help="compile, build and run the generated C on inputs from .npy files")
-    r.add_argument("model", help="a .tflite file (int8, or float32 with --calib)")
+    r.add_argument("model", help="a .tflite or .onnx file (int8 or QDQ, or float32 with --calib)")
     r.add_argument(
         "--input",
         action="append",
@@ -138,7 +139,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_dump_ir(r)
 
     i = sub.add_parser("inspect", help="print ops, shapes, quantization, MACs, weight bytes and the arena plan")
-    i.add_argument("model", help="a .tflite file (int8, or float32 with --calib)")
+    i.add_argument("model", help="a .tflite or .onnx file (int8 or QDQ, or float32 with --calib)")
     i.add_argument("--board", default="host", help="the board whose kernels and plan to show (default: host)")
     _add_kernels(i)
     add_quant_options(i, required=False)
@@ -150,7 +151,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Builds the firmware with per-layer hooks, runs one inference in QEMU with an instruction-"
         "counting plugin (exact and repeatable counts, not cycles) and reads flash and RAM from the ELF.",
     )
-    b.add_argument("model", help="a .tflite file (int8, or float32 with --calib)")
+    b.add_argument("model", help="a .tflite or .onnx file (int8 or QDQ, or float32 with --calib)")
     b.add_argument("--board", default=DEFAULT_BOARD, help=f"an emulated board (default: {DEFAULT_BOARD})")
     b.add_argument(
         "--input",
@@ -277,6 +278,11 @@ def _inspect(args) -> int:
         model, board=args.board, dump_ir=args.dump_ir, kernels=args.kernels, pack_weights=not args.no_pack_weights
     )
     print("\n".join(inspect_lines(cm)))
+    given = cm.graph.meta.get("quant_notes")  # a QDQ model (mcuq.frontend.onnx_qdq): edges its Q/DQ did not cover
+    if given:
+        print("\nquantization given by the model's QuantizeLinear/DequantizeLinear; resolved by mcuq:")
+        for note in json.loads(given):
+            print(f"  {printable(note, 2000)}")
     if qm is not None:
         print(f"\nquantization with --calib {printable(args.calib, 2000)}:")
         print(qm.report.table())

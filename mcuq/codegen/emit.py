@@ -20,6 +20,7 @@ from ..ir import Graph, Tensor
 from ..kernels import initializer
 from ..kernels.cstruct import functions
 from ..layer_bytes import layer_precisions
+from ..layout import describe as layout_describe
 from ..lower.base import Layer
 from ..plan import Plan
 from ..quant.packing import pack
@@ -108,6 +109,7 @@ class Model:
     weight_bytes: int = 0  # constant tensors of the model (weights, biases)
     const_bytes: int = 0  # every constant array in the generated C (also per-channel multipliers, shifts, tables)
     precision_lines: list[str] = field(default_factory=list)  # each weighted layer's precision, escaped for comments
+    layout_lines: list[str] = field(default_factory=list)  # inputs/outputs stored in another layout (mcuq.layout)
 
 
 @functools.lru_cache(maxsize=1)  # one environment: templates are compiled once per process
@@ -145,6 +147,7 @@ def build_model(g: Graph, layers: tuple[Layer, ...], plan: Plan, prefix: str) ->
         arena_size=plan.arena_size,
         lower_bound=plan.lower_bound,
         plan_lines=[c_comment(line) for line in plan.describe()],
+        layout_lines=[c_comment(line) for line in layout_describe(g)],
         precision_lines=[
             c_comment(
                 f"{p.layer}: {p.kind} '{_short(p.op)}': weights {p.weights}, activations {p.activations}, "

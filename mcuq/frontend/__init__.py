@@ -1,8 +1,9 @@
 """Frontends: one module per model format, each with ``load(model, source=None) -> ir.Graph`` that maps the format's
 ops onto ``ir.OpKind`` and fixes the layout (NHWC, OHWI, 1HWC, [out, in]) once.
 
-``FRONTENDS`` is the registry: a file's suffix picks its frontend; bytes, and files of another suffix, go to the
-default (TFLite, which names the file in its error when the bytes are not a TFLite model). An ONNX frontend is
+``FRONTENDS`` is the registry: a file's suffix picks its frontend; bytes that start like an ONNX ModelProto (not
+``TFL3``, first byte 0x08) go to ONNX; other bytes, and files of another suffix, go to the default (TFLite, which
+names the file in its error when the bytes are not a TFLite model). An ONNX frontend is
 an entry here, with its module imported only when used (its dependencies are an optional extra).
 """
 
@@ -37,6 +38,7 @@ def register(fe: Frontend) -> Frontend:
 
 
 register(Frontend("tflite", (".tflite",), "tflite"))
+register(Frontend("onnx", (".onnx",), "onnx"))
 
 
 def frontend_for(model: str | os.PathLike | bytes) -> Frontend:
@@ -46,6 +48,8 @@ def frontend_for(model: str | os.PathLike | bytes) -> Frontend:
         for fe in FRONTENDS.values():
             if suffix in fe.suffixes:
                 return fe
+    elif bytes(model[4:8]) != b"TFL3" and bytes(model[:1]) == b"\x08":  # an ONNX ModelProto starts with ir_version
+        return FRONTENDS["onnx"]
     return FRONTENDS[DEFAULT]
 
 

@@ -160,12 +160,23 @@ def _check_size(where: _Where, nbytes: int, what: str) -> None:
 
 def load_calibration(data: object, graph: Graph, *, what: str = "--calib") -> CalibrationSet:
     """``data`` (see the module's docstring for the forms) checked against ``graph``'s inputs, as one read-only
-    float32 array per input. McuqError, one line naming ``what``, the file and the input, for anything wrong."""
-    inputs = tuple(_Input(n, tuple(int(d) for d in graph.tensors[n].shape)) for n in graph.inputs)
-    if not inputs:
+    float32 array per input. McuqError, one line naming ``what``, the file and the input, for anything wrong.
+    The user's arrays are in the model's own layout (an ONNX model's NCHW); the set holds them in the graph's
+    (``mcuq.layout``)."""
+    from ..layout import is_permuted, to_ir, user_shape
+
+    if not graph.inputs:
         raise McuqError(f"{what}: the model has no inputs to calibrate")
-    if isinstance(data, CalibrationSet):
+    if isinstance(data, CalibrationSet):  # made for this graph: already in its layout
+        inputs = tuple(_Input(n, tuple(int(d) for d in graph.tensors[n].shape)) for n in graph.inputs)
         return _checked_set(data, inputs, _Where(what, data.source))
+    cs = _load_calibration(data, tuple(_Input(n, user_shape(graph, n)) for n in graph.inputs), what)
+    if not is_permuted(graph):
+        return cs
+    return CalibrationSet(cs.names, tuple(to_ir(graph, n, a) for n, a in zip(cs.names, cs.arrays)), cs.source)
+
+
+def _load_calibration(data: object, inputs: tuple[_Input, ...], what: str) -> CalibrationSet:
     if isinstance(data, (str, os.PathLike)):
         return _from_path(Path(data), inputs, _Where(what, os.fspath(data)))
     if isinstance(data, np.ndarray):

@@ -246,10 +246,13 @@ def test_console_script_gives_one_line_for_a_header_claiming_2_40_elements(tmp_p
 @pytest.mark.parametrize(
     "kwargs, expect",
     [
-        ({"model": None}, "compile_model: model must be a .tflite path, its bytes, a Graph or a QuantizedModel"),
+        (
+            {"model": None},
+            "compile_model: model must be a .tflite or .onnx path, its bytes, a Graph or a QuantizedModel",
+        ),
         (
             {"model": 42},
-            "model must be a .tflite path, its bytes, a Graph or a QuantizedModel (mcuq.quantize), got int",
+            "model must be a .tflite or .onnx path, its bytes, a Graph or a QuantizedModel (mcuq.quantize), got int",
         ),
         ({"board": None}, "board must be a board name or a path to a board .toml, got NoneType"),
         ({"prefix": 7}, "prefix must be a string or None, got int"),
