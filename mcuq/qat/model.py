@@ -1,0 +1,239 @@
+"""``prepare``: the user's float torch model -> a trainable ``QatModel`` that computes what mcuq's integer model
+will compute (fake-quantized), and freezes its observers and BatchNorm statistics by itself after a number of
+training steps, so that an ordinary training loop works unchanged."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import McuqError
+from ..quant import precision as precision_mod
+from .layers import ActObserver, Phase, QAdd, QLayer, avg_pool_int
+from .trace import Stage, trace
+
+WEIGHT_SCALES = ("mse", "max")
+
+
+@dataclass(frozen=True)
+class QatConfig:
+    """How a prepared model trains.
+
+    ``freeze_bn_after``: training steps (forward passes in ``train()`` mode) during which BatchNorm uses batch
+    statistics and updates its running ones; afterwards the running statistics are folded, as the exported model
+    folds them. ``freeze_observers_after``: steps during which activation ranges (moving min/max, ``momentum``) and
+    weight scales follow the data and weights; afterwards they are fixed (with ``lsq`` they are then learned).
+    ``weight_scale`` below 8 bits: "mse" (mcuq's clipped scale, ``rounding.choose_scales``) or "max" (max |w| /
+    qmax); 8 bits always use max |w| / 127 and binary mean |w|, as mcuq's quantizer. ``integer``: each layer passes
+    on the value mcuq's integer kernel computes (``mcuq.qat.integer``), so that the model's own evaluation is the
+    device's, bit for bit; False: the float simulation only (faster, within a step or two per logit)."""
+
+    freeze_bn_after: int = 1000
+    freeze_observers_after: int = 2000
+    momentum: float = 0.01
+    lsq: bool = False
+    weight_scale: str = "mse"
+    integer: bool = True
+
+
+class QatModel(nn.Module):
+    """A prepared model. ``forward`` takes what the float model took (NCHW) and returns its output fake-quantized
+    as the integer model computes it. ``step`` counts training forward passes."""
+
+    def __init__(self, stages: list[Stage], layers: dict[str, QLayer], adds: dict[str, QAdd], cfg: QatConfig):
+        super().__init__()
+        self.stages, self.cfg = stages, cfg
+        self.keys = {name: f"m{i}" for i, name in enumerate([*layers, *adds])}
+        self.layers = nn.ModuleDict({self.keys[n]: m for n, m in layers.items()})
+        self.adds = nn.ModuleDict({self.keys[n]: m for n, m in adds.items()})
+        self.input_obs = ActObserver(cfg.momentum, cfg.lsq)
+        self.register_buffer("step", torch.zeros((), dtype=torch.int64))
+
+    # -- names -----------------------------------------------------------------------------------------------------
+    @property
+    def layer_names(self) -> list[str]:
+        """mcuq's names of the layers (the torch modules' qualified names), in order."""
+        return [s.name for s in self.stages if s.kind == "layer"]
+
+    @property
+    def weight_bits(self) -> dict[str, int]:
+        return {s.name: s.spec.bits for s in self.stages if s.kind == "layer"}
+
+    def layer(self, name: str) -> QLayer:
+        return self.layers[self.keys[name]]
+
+    def add(self, name: str) -> QAdd:
+        return self.adds[self.keys[name]]
+
+    # -- the freeze schedule ---------------------------------------------------------------------------------------
+    @property
+    def observers_frozen(self) -> bool:
+        return int(self.step) >= self.cfg.freeze_observers_after
+
+    @property
+    def bn_frozen(self) -> bool:
+        return int(self.step) >= self.cfg.freeze_bn_after
+
+    def phase(self) -> Phase:
+        if not self.training:
+            return Phase()
+        self.step += 1
+        s = int(self.step)
+        return Phase(observe=s <= self.cfg.freeze_observers_after, batch_stats=s <= self.cfg.freeze_bn_after)
+
+    def forward(self, x: torch.Tensor, _phase: Phase | None = None) -> torch.Tensor:
+        return self.run(x, self.phase() if _phase is None else _phase)[0]
+
+    def run(self, x: torch.Tensor, phase: Phase):
+        """(output, {stage name: (value, (scale, zero point))})."""
+        env: dict = {}
+        out = None
+        for st in self.stages:
+            if st.kind == "input":
+                env[st.name] = self.input_obs(x, phase)
+            elif st.kind == "output":
+                out = env[st.inputs[0]][0]
+            elif st.kind == "layer":
+                v, qp = env[st.inputs[0]]
+                env[st.name] = self.layer(st.name)(v, qp, phase)
+            elif st.kind == "add":
+                (a, qa), (b, qb) = env[st.inputs[0]], env[st.inputs[1]]
+                env[st.name] = self.add(st.name)(a, qa, b, qb, phase)
+            elif st.kind == "maxpool":
+                v, qp = env[st.inputs[0]]
+                env[st.name] = (F.max_pool2d(v, st.attrs["kernel"], st.attrs["stride"]), qp)
+            elif st.kind == "avgpool":
+                v, qp = env[st.inputs[0]]
+                env[st.name] = (avg_pool_int(v, qp, st.attrs["kernel"], st.attrs["stride"]), qp)
+            elif st.kind == "flatten":
+                v, qp = env[st.inputs[0]]
+                env[st.name] = (torch.flatten(v, 1), qp)
+            else:  # pragma: no cover - trace makes only the kinds above
+                raise AssertionError(st.kind)
+        return out, env
+
+    def calibrate(self, x: torch.Tensor) -> None:
+        """Set the activation ranges and weight scales from ``x`` (plain min/max; BN keeps its running statistics)."""
+        with torch.no_grad():
+            self.run(x, Phase(observe=True, calibrate=True))
+
+
+def prepare(
+    model: nn.Module,
+    example_input: torch.Tensor,
+    weight_bits=8,
+    per_layer: Mapping[str, int] | None = None,
+    *,
+    config: QatConfig | None = None,
+    **options,
+) -> QatModel:
+    """A trainable copy of ``model`` (left untouched) that fake-quantizes as mcuq's integer model computes.
+
+    ``example_input``: a batch of real inputs (NCHW, as the model takes them); the activation ranges and weight
+    scales start from it. ``weight_bits``: 8, 4, 2 (ternary) or 1 (binary) for every layer, or per layer: a
+    ``{layer: bits}`` mapping, the recipe of ``mcuq quantize --budget`` / ``sensitivity`` (``{layer: {"weight_bits":
+    bits, ...}}``, a ``LayerPrecision`` mapping, an object with ``.recipe``, or the path of a JSON file holding it,
+    such as ``mcuq quantize --budget ... --report FILE``); layers
+    not named keep 8 bits. ``per_layer`` overrides some layers on top of a uniform ``weight_bits``. Layer names are
+    the modules' qualified names (``model.layer_names`` lists them). ``options`` are ``QatConfig``'s fields."""
+    if not isinstance(model, nn.Module):
+        raise McuqError(f"qat.prepare: model must be a torch.nn.Module, not {type(model).__name__}")
+    if not isinstance(example_input, torch.Tensor) or not example_input.is_floating_point():
+        raise McuqError("qat.prepare: example_input must be a float torch.Tensor (a batch of real inputs)")
+    cfg = config or QatConfig()
+    try:
+        cfg = replace(cfg, **options)
+    except TypeError as e:
+        raise McuqError(f"qat.prepare: {e}") from None
+    if cfg.weight_scale not in WEIGHT_SCALES:
+        raise McuqError(f"qat.prepare: weight_scale {cfg.weight_scale!r} is not one of {', '.join(WEIGHT_SCALES)}")
+    for f in ("freeze_bn_after", "freeze_observers_after"):
+        v = getattr(cfg, f)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise McuqError(f"qat.prepare: {f} must be a step count >= 0, not {v!r}")
+    src = copy.deepcopy(model).float().cpu().eval()
+    x = example_input.detach().float().cpu()
+    if x.dim() < 2 or len(x) == 0:
+        raise McuqError(f"qat.prepare: example_input must be a batch (N, ...) with N >= 1, got shape {list(x.shape)}")
+    stages = trace(src, x, lambda name: 8)
+    names = [s.name for s in stages if s.kind == "layer"]
+    bits = resolve_bits(names, weight_bits, per_layer)
+    mods = dict(src.named_modules())
+    layers, adds = {}, {}
+    for i, st in enumerate(stages):
+        if st.kind == "layer":
+            st = stages[i] = Stage(**{**st.__dict__, "spec": replace(st.spec, bits=bits[st.name])})
+            layers[st.name] = QLayer(st.spec, mods[st.module], mods[st.bn] if st.bn else None, cfg)
+        elif st.kind == "add":
+            adds[st.name] = QAdd(bool(st.attrs.get("relu")), cfg)
+            adds[st.name].out.label = st.name
+    qm = QatModel(stages, layers, adds, cfg)
+    qm.calibrate(x)
+    from .export import build
+
+    build(qm)  # refuse now what export could not write (a padding TFLite has no name for, ...)
+    return qm.train(model.training)
+
+
+def resolve_bits(names: list[str], weight_bits, per_layer: Mapping[str, int] | None) -> dict[str, int]:
+    """One width per layer from ``prepare``'s arguments (McuqError in one line for unknown names or widths)."""
+    spec = _recipe(weight_bits)
+    if per_layer is not None:
+        if isinstance(spec, Mapping):
+            raise McuqError("qat.prepare: give per_layer with a uniform weight_bits, or one mapping, not both")
+        spec = {**{n: spec for n in names}, **_recipe(per_layer)}
+    try:
+        res = precision_mod.resolve(names, spec)
+    except McuqError as e:
+        raise McuqError(str(e).replace("quantize:", "qat.prepare:", 1)) from None
+    return {n: p.weight_bits for n, p in res.items()}
+
+
+def _recipe(value):
+    """A uniform width, or ``{layer: bits}`` from any of the forms ``prepare`` accepts."""
+    if isinstance(value, (str, os.PathLike)) and not str(value).isdigit():
+        path = Path(value)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise McuqError(f"qat.prepare: {path}: cannot read a precision recipe: {e}") from None
+        if isinstance(data, dict) and isinstance(data.get("mixed_precision"), dict):  # mcuq quantize --report
+            data = data["mixed_precision"]
+        value = data.get("recipe", data) if isinstance(data, dict) else data
+        if not isinstance(value, Mapping):
+            raise McuqError(f"qat.prepare: {path}: no {{layer: bits}} recipe in the file")
+    if hasattr(value, "recipe") and not isinstance(value, Mapping):
+        value = value.recipe
+    if not isinstance(value, Mapping):
+        return value
+    out, wide = {}, []
+    for k, v in value.items():
+        if isinstance(v, precision_mod.LayerPrecision):
+            acts, v = v.activations, v.weight_bits
+        elif isinstance(v, Mapping):
+            acts, v = v.get("activations", "int8"), v.get("weight_bits", 8)
+        else:
+            acts = "int8"
+        if acts != "int8":
+            wide.append(str(k))
+        out[k] = v
+    if wide:
+        raise McuqError(
+            f"qat.prepare: the recipe gives layer {precision_mod.printable_list(wide)} {value_of(value, wide[0])} "
+            f"activations; QAT trains int8 activations. To train its weight widths with int8 activations, pass "
+            f"weight_bits={dict(out)!r}"
+        )
+    return out
+
+
+def value_of(value, name) -> str:
+    v = value[name]
+    return v.activations if isinstance(v, precision_mod.LayerPrecision) else str(v.get("activations"))
