@@ -1,6 +1,6 @@
 # mcuq: `make demo` runs the bundled example end to end, `make test` runs the test suite.
 # Both install what is missing: system packages via apt-get (when run as root or with passwordless sudo),
-# then a virtual environment in .venv with `pip install -e .[test,examples]`.
+# then a virtual environment in .venv with torch's CPU build and `pip install -e .[test,examples,plot,onnx,qat]`.
 # Set-up prints one line per step; the tools' own output is shown only when a step fails.
 
 PYTHON ?= python3
@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.mcuq-installed
 # host C compiler for tests; the Cortex-M toolchain and QEMU for firmware builds
 APT_PACKAGES := gcc make python3-venv gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang-format cppcheck
 
-.PHONY: all setup system-packages lint-tools plugin demo test test-kernel-paths bench bench-ptq bench-lowbit fuzz fuzz-ops fuzz-quant lint lint-c format format-c clean
+.PHONY: all setup system-packages lint-tools plugin demo test test-kernel-paths bench bench-ptq bench-lowbit bench-qat fuzz fuzz-ops fuzz-quant lint lint-c format format-c clean
 
 all: test
 
@@ -22,7 +22,11 @@ quietly = out=$$(mktemp) && if ( $(1) ) >"$$out" 2>&1; then grep '^ERROR' "$$out
 # setuptools notes on every editable install of a package-dir layout that a folder named like the package could
 # shadow it: that folder is the package here.
 PIP_ENV := PYTHONWARNINGS='ignore:Editable installation'
-PIP_SPEC := '.[test,examples,plot]'
+PIP_SPEC := '.[test,examples,plot,onnx,qat]'
+# torch's CPU build, installed before the extras so that `torch>=2.1` is already met: from pip's find-links when a
+# wheel lies there (this machine's /opt/wheels), else from PyTorch's CPU index. PyPI's own torch is a CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
 system-packages:
 	@missing=""; \
@@ -44,6 +48,9 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || { echo "mcuq: creating $(VENV)"; $(call quietly,$(PYTHON) -m venv $(VENV)); }
 	@echo "mcuq: upgrading pip in $(VENV)"
 	@$(call quietly,$(BIN)/python -m pip install -q --upgrade pip)
+	@$(BIN)/python -c "import torch" >/dev/null 2>&1 || { echo "mcuq: installing $(TORCH_SPEC) (CPU build)"; \
+	  $(call quietly,$(BIN)/python -m pip install -q --no-index --no-deps $(TORCH_SPEC) || \
+	    $(BIN)/python -m pip install -q --no-deps $(TORCH_SPEC) --index-url $(TORCH_CPU_INDEX)); }
 	@echo "mcuq: installing Python packages: pip install -e $(PIP_SPEC)"
 	@$(call quietly,$(PIP_ENV) $(BIN)/python -m pip install -q -e $(PIP_SPEC))
 	@touch $@
@@ -85,16 +92,25 @@ bench-ptq: setup
 bench-lowbit: setup plugin
 	$(BIN)/python benchmarks/lowbit.py --write docs/benchmarks.md
 
+# Quantization-aware training (mcuq.qat) against post-training quantization on digits at 8/4/2/1-bit weights: the
+# compiled C's accuracy, weight bytes and training time (the section "QAT" of docs/benchmarks.md). CPU torch.
+bench-qat: setup
+	$(BIN)/python benchmarks/qat.py --write docs/benchmarks.md
+
 # Long fuzz runs (make test runs a few hundred of each): byte-level mutants of digits, KWS and ResNet through the
 # whole pipeline (C under ASan/UBSan, against run_graph and the oracle), random one-op configurations against
 # the oracle, and hostile float models and calibration data through the quantizer (mcuq.quantize and mcuq quantize).
+# `make fuzz` also mutates ONNX models structurally (tests/onnx/fuzz_onnx.py: every mutant loads or fails with one
+# line; with --compile, the ones that load are quantized, compiled and run).
 # Seeded: FUZZ_SEED=S reruns the same run; failing inputs are saved under build/fuzz/.
 FUZZ_N ?= 10000
 FUZZ_OPS_N ?= 3000
 FUZZ_QUANT_N ?= 2000
+FUZZ_ONNX_N ?= 2000
 FUZZ_SEED ?= 0
 fuzz: setup
 	$(BIN)/python -m tests.fuzz.run mutants --n $(FUZZ_N) --seed $(FUZZ_SEED)
+	$(BIN)/python -m tests.onnx.fuzz_onnx --n $(FUZZ_ONNX_N) --seed $(FUZZ_SEED) --compile
 
 fuzz-ops: setup
 	$(BIN)/python -m tests.fuzz.run ops --n $(FUZZ_OPS_N) --seed $(FUZZ_SEED)
