@@ -126,7 +126,7 @@ def check(data: bytes, compile_c: bool = False) -> str:
             model = mcuq.quantize(g, calib)
         if compile_c:
             cm = mcuq.compile_model(model)
-            cm.run([np.zeros(t.shape, t.dtype.np) for t in cm.input_tensors])
+            cm.run([np.zeros(user_shape(cm.graph, t.name), t.dtype.np) for t in cm.input_tensors])
         return "ok"
     except McuqError as e:
         assert "\n" not in str(e) and "(internal error)" not in str(e), str(e)

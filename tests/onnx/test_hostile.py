@@ -139,5 +139,6 @@ def test_fuzz_onnx_smoke():
     from tests.onnx.fuzz_onnx import check, mutant, seeds
 
     models = seeds()
+    assert [check(m, compile_c=True) for m in models] == ["ok"] * len(models)  # the seeds compile and run
     outcomes = [check(mutant(models, i, 0)) for i in range(40)]
     assert set(outcomes) <= {"ok", "refused"} and "ok" in outcomes
