@@ -96,16 +96,35 @@ def from_ir(g: Graph, name: str, y: np.ndarray) -> np.ndarray:
     return _convert(np.asarray(y), ir_shape, shape, lambda a: np.ascontiguousarray(a.reshape(mid).transpose(inv)))
 
 
+def _user_to_ir(g: Graph, name: str, x: Any) -> np.ndarray:
+    """``to_ir`` for an array the user gives to run: one in none of the model-layout forms (an NHWC array for an
+    NCHW model, say) is an error naming the forms, not passed on to be read in another order."""
+    e = _entry(g, "inputs", name)
+    x = np.asarray(x)
+    if e is not None:
+        src = tuple(e["shape"])
+        forms = [src, (-1, *src)] + ([src[1:], (-1, *src[1:])] if src and src[0] == 1 else [])
+        if not any(len(f) == x.ndim and all(d in (-1, s) for d, s in zip(f, x.shape)) for f in forms):
+            batch = f", [N, {', '.join(map(str, src[1:]))}]" if src and src[0] == 1 else ""
+            one = f" or {list(src[1:])} (one sample)" if src and src[0] == 1 else ""
+            c_shape = list(g.tensors[name].shape)
+            raise McuqError(f"input '{name}': shape {list(x.shape)}; the model takes arrays in its own layout "
+                            f"{list(src)}, [N, {', '.join(map(str, src))}]{batch}{one} (the C array, in mcuq's "
+                            f"NHWC order, is {c_shape}; convert to the model's layout)")  # fmt: skip
+    return to_ir(g, name, x)
+
+
 def inputs_to_ir(g: Graph, inputs: Any) -> Any:
-    """``inputs`` as ``CompiledModel.run`` takes them (an array, a list, a dict by name) converted per input."""
+    """``inputs`` as ``CompiledModel.run`` takes them (an array, a list, a dict by name) converted per input; an
+    array of a permuted input in none of the model-layout forms is a McuqError."""
     if not is_permuted(g):
         return inputs
     if isinstance(inputs, dict):
-        return {k: to_ir(g, k, v) if k in g.inputs else v for k, v in inputs.items()}
+        return {k: _user_to_ir(g, k, v) if k in g.inputs else v for k, v in inputs.items()}
     if isinstance(inputs, (list, tuple)):
-        return [to_ir(g, n, x) for n, x in zip(g.inputs, inputs)] + list(inputs[len(g.inputs) :])
+        return [_user_to_ir(g, n, x) for n, x in zip(g.inputs, inputs)] + list(inputs[len(g.inputs) :])
     if len(g.inputs) == 1:
-        return to_ir(g, g.inputs[0], inputs)
+        return _user_to_ir(g, g.inputs[0], inputs)
     return inputs
 
 

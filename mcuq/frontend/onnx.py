@@ -64,7 +64,10 @@ def load(model: str | os.PathLike | bytes, source: str | None = None, parts: boo
             size = path.stat().st_size
             if size > MAX_MODEL_BYTES:
                 raise ModelError(src, f"model file of {size:,} bytes is larger than {MAX_MODEL_BYTES:,}")
-            buf = path.read_bytes()
+            with open(path, "rb") as f:  # bounded: a device or pipe (/dev/zero) reports no size
+                buf = f.read(MAX_MODEL_BYTES + 1)
+            if len(buf) > MAX_MODEL_BYTES:
+                raise ModelError(src, f"model file larger than {MAX_MODEL_BYTES:,} bytes")
         except OSError as e:
             raise ModelError(src, f"cannot read model file: {e.strerror or e}") from None
     onnx = _import_onnx(src)
@@ -77,7 +80,8 @@ def load(model: str | os.PathLike | bytes, source: str | None = None, parts: boo
         raise ModelError(src, "not a valid ONNX model: no graph or no nodes")
     opset = _check_opsets(m, src)
     try:
-        g, b = _Importer(m, src, name, folder, opset).graph()
+        with np.errstate(all="ignore"):  # hostile numbers (inf weights, overflowing shapes) are checked, not warned
+            g, b = _Importer(m, src, name, folder, opset).graph()
     except McuqError:
         raise
     except RecursionError:
@@ -96,12 +100,12 @@ def load_qdq(model: str | os.PathLike | bytes):
 
 def _check_opsets(m: Any, src: str) -> int:
     """The default domain's opset, checked to be 13..21; nodes of any other domain refused (by name)."""
-    versions: dict[str, int] = {}
-    for o in m.opset_import:
-        versions[o.domain] = int(o.version)
-    opset = versions.get("", versions.get("ai.onnx"))
-    if opset is None:
+    default = sorted({int(o.version) for o in m.opset_import if o.domain in DEFAULT_DOMAINS})
+    if not default:
         raise ModelError(src, "the model imports no default-domain (ai.onnx) opset")
+    if len(default) > 1:  # which one the ops mean is ambiguous (runtimes pick differently)
+        raise ModelError(src, f"the model imports the default domain (ai.onnx) at several opsets {default}")
+    opset = default[0]
     if not OPSET_MIN <= opset <= OPSET_MAX:
         raise ModelError(src, f"opset {opset} is not supported (mcuq reads opsets {OPSET_MIN} to {OPSET_MAX}; "
                          "re-export with another opset_version)")  # fmt: skip
@@ -174,21 +178,32 @@ class _Importer(Reader):
                     raise n.error(f"output '{o}': mcuq computes shape {list(v.shape)}, ONNX shape inference "
                                   f"{list(want)}")  # fmt: skip
                 vals[o] = v
-        outputs = []
+        outputs: list[str] = []
+        renamed: dict[str, str] = {}
         for vi in g.output:
             if vi.name not in vals:
                 raise self.fail(f"graph output '{vi.name}' is never computed")
             v = vals[vi.name]
             if v.const is not None:
                 raise self.fail(f"graph output '{vi.name}' is a constant; nothing to compute")
+            b.node = Node(len(g.node), "Output", vi.name, [v], [vi.name], {}, self.source)
             if v.layout.kind == "flat":
-                b.node = Node(len(g.node), "Output", vi.name, [v], [vi.name], {}, self.source)
                 v = b.plain(v)
-            if v.ir in outputs:
-                raise self.fail(f"graph output '{vi.name}' is the same tensor as another output")
+            if v.ir in renamed:  # an earlier output took this tensor's name
+                v = Val(v.shape, v.layout, renamed[v.ir])
+            if v.ir in outputs or v.ir in inputs:  # an input (or another output) given out again: a copy, so that
+                shape = b.tensors[v.ir].shape  # every output is computed and has its own buffer
+                out = vi.name if vi.name not in b.tensors else None
+                v = Val(v.shape, v.layout, b.emit(ir.OpKind.RESHAPE, (v.ir,), shape, ir.ReshapeAttrs(), out=out))
             ir_name = v.ir
+            free = vi.name in b.tensors and vi.name not in (*inputs, *outputs)
+            if ir_name != vi.name and free and not any(vi.name in op.inputs for op in b.ops):
+                # the model's name is on a value nothing reads (a flattening left for the model's order): free it
+                b.ops = [op for op in b.ops if vi.name not in op.outputs]
+                del b.tensors[vi.name]
             if ir_name != vi.name and ir_name not in inputs and vi.name not in b.tensors:
                 _rename(b, ir_name, vi.name)  # the output keeps the model's name (a DQ or a layout change moved it)
+                renamed[ir_name] = vi.name
                 ir_name = vi.name
             outputs.append(ir_name)
             if io_entry(v):

@@ -111,13 +111,17 @@ class Builder:
         a = np.asarray(a, dtype=np.float32)
         return self.tensor(self.fresh(base), a.shape, a)
 
-    def weight(self, v: Val, fn, base: str, axis: int) -> str:
-        """A weight tensor ``fn(v.const)`` in the IR's layout; for a QDQ weight, its integers get the same ``fn``
-        (``axis``: the output-channel axis after ``fn``)."""
-        name = self.const(fn(np.asarray(v.const, dtype=np.float64)), base)
+    def weight(self, v: Val, fn, base: str, axis: int, factor: float = 1.0) -> str:
+        """A weight tensor ``fn(v.const) * factor`` in the IR's layout; for a QDQ weight, its integers get the same
+        ``fn`` (``axis``: the output-channel axis after ``fn``) and ``factor`` goes into its scales (a negative one
+        negates the integers), so that the integers stay the model's."""
+        a = fn(np.asarray(v.const, dtype=np.float64))
+        name = self.const(a if factor == 1.0 else np.asarray(a) * factor, base)
         q = v.quant
+        if getattr(q, "why", None):  # onnx_qdq.Refused
+            raise ModelError(self.source, q.why)
         if q is not None and getattr(q, "values", None) is not None:
-            scales = np.asarray(q.scales, dtype=np.float64).reshape(-1)
+            scales = np.asarray(q.scales, dtype=np.float64).reshape(-1) * abs(factor)
             if scales.size > 1:  # per-channel: the model's axis must become the layer's output-channel axis
                 marks = np.asarray(fn(np.indices(q.values.shape)[q.axis].astype(np.float64)))
                 rows = np.moveaxis(marks, axis, 0).reshape(marks.shape[axis], -1)
@@ -125,14 +129,19 @@ class Builder:
                     assert self.node is not None
                     raise self.node.error(f"weights quantized per channel along axis {q.axis}, which is not the "
                                           "output-channel axis")  # fmt: skip
-            self.qweights[name] = (np.asarray(fn(q.values)).astype(np.int64), scales, axis)
+            sign = -1 if factor < 0 else 1
+            self.qweights[name] = (sign * np.asarray(fn(q.values)).astype(np.int64), scales, axis)
         return name
 
-    def bias(self, v: Val, base: str, fn=None) -> str:
+    def bias(self, v: Val, base: str, fn=None, given: bool = True) -> str:
+        """A bias tensor ``fn(v.const)``; a QDQ bias's integers are kept (``given``) only when ``fn`` moves values
+        without scaling them (else the float bias is quantized at the implied scale, as for a float bias)."""
         f = fn or (lambda a: a)
         name = self.const(np.asarray(f(np.asarray(v.const, dtype=np.float64))).reshape(-1), base)
         q = v.quant
-        if q is not None and getattr(q, "values", None) is not None:
+        if getattr(q, "why", None):  # onnx_qdq.Refused
+            raise ModelError(self.source, q.why)
+        if given and q is not None and getattr(q, "values", None) is not None:
             self.qbiases[name] = np.asarray(f(q.values)).reshape(-1).astype(np.int64)
         return name
 

@@ -215,19 +215,23 @@ def global_avg_pool(b: Builder, n: Node) -> list:
 
 
 def _fc(b: Builder, n: Node, a: Val, wv: Val, to_w: Callable[[np.ndarray], np.ndarray], bias_v: Val | None,
-        to_b: Callable[[np.ndarray], np.ndarray] | None) -> list:  # fmt: skip
-    """FULLY_CONNECTED of ``a`` with [out, in] weights ``to_w(wv)`` (in the model's column order; permuted here
-    when ``a`` is a flattened NHWC value) and bias ``to_b(bias_v)``."""
+        to_b: Callable[[np.ndarray], np.ndarray] | None, alpha: float = 1.0, beta: float = 1.0) -> list:  # fmt: skip
+    """FULLY_CONNECTED of ``a`` with [out, in] weights ``to_w(wv) * alpha`` (in the model's column order; permuted
+    here when ``a`` is a flattened NHWC value) and bias ``to_b(bias_v) * beta`` (a QDQ weight keeps its integers,
+    ``alpha`` going into its scales; a QDQ bias scaled by ``alpha`` or ``beta`` is requantized from its value)."""
+    if not (math.isfinite(alpha) and math.isfinite(beta)):
+        raise n.error(f"alpha {alpha} and beta {beta} must be finite")
     if a.layout.kind in ("nhwc", "nwc"):
         a = b.plain(a)
     perm = flat_perm(a.layout) if a.layout.kind == "flat" else None
     w = to_w(wv.const)
     if w.ndim != 2 or w.shape[1] != a.shape[-1]:
         raise n.error(f"weight of shape {list(w.shape)} (as [out, in]) for an input of shape {list(a.shape)}")
-    wname = b.weight(wv, (lambda x: to_w(x)[:, perm]) if perm is not None else to_w, f"{n.name}/weights", 0)
+    wname = b.weight(wv, (lambda x: to_w(x)[:, perm]) if perm is not None else to_w, f"{n.name}/weights", 0, alpha)
     bname = ""
     if bias_v is not None:
-        bname = b.bias(bias_v, f"{n.name}/bias", to_b)
+        scaled = (lambda c: np.asarray(to_b(c)) * beta) if to_b is not None and beta != 1.0 else to_b
+        bname = b.bias(bias_v, f"{n.name}/bias", scaled, given=alpha == 1.0 and beta == 1.0)
         if b.tensors[bname].shape != (w.shape[0],):
             raise n.error(f"bias of shape {list(b.tensors[bname].shape)}, expected [{w.shape[0]}]")
     shape = (*a.shape[:-1], w.shape[0])
@@ -251,20 +255,18 @@ def gemm(b: Builder, n: Node) -> list:
         w = np.asarray(w)
         if w.ndim != 2:
             raise n.error(f"weight B of shape {list(w.shape)}; expected a matrix")
-        w = w if trans_b else w.T
-        return w if alpha == 1.0 else w.astype(np.float64) * alpha
+        return w if trans_b else w.T
 
     def to_b(c: np.ndarray) -> np.ndarray:
         c = np.asarray(c)
         if c.size not in (1, out) or (c.ndim == 2 and c.shape[0] != 1) or c.ndim > 2:
             raise n.error(f"bias C of shape {list(c.shape)}; mcuq takes one value per output ({out})")
-        c = np.broadcast_to(c.reshape(-1), (out,))
-        return c if beta == 1.0 else c.astype(np.float64) * beta
+        return np.broadcast_to(c.reshape(-1), (out,))
 
     if len(n.inputs) > 2 and n.inputs[2] is not None:
         n.const(2, "bias C")
     bias = n.inputs[2] if len(n.inputs) > 2 else None
-    return _fc(b, n, a, n.inputs[1], to_w, bias, to_b)
+    return _fc(b, n, a, n.inputs[1], to_w, bias, to_b, alpha, beta)
 
 
 @_conv("MatMul")
@@ -320,7 +322,10 @@ def div(b: Builder, n: Node) -> list:
     c = n.const(1, "divisor")
     if not np.all(np.isfinite(c)) or np.any(c == 0):
         raise n.error("division by a constant holding zero, NaN or inf")
-    recip = (1.0 / c.astype(np.float64)).astype(np.float32)
+    with np.errstate(all="ignore"):
+        recip = (1.0 / c.astype(np.float64)).astype(np.float32)
+    if not np.all(np.isfinite(recip)):
+        raise n.error("division by a constant whose reciprocal is not a finite float32")
     return _binary(b, n, OpKind.MUL, n.act(0), Val(c.shape, const=recip))
 
 
@@ -391,19 +396,45 @@ def batch_norm(b: Builder, n: Node) -> list:
         raise n.error(f"scale, B, mean and var must have shape [{c}]: got {[list(p.shape) for p in params]}")
     scale, bias, mean, var = params
     eps = n.float("epsilon", 1e-5)
+    if not all(np.isfinite(p).all() for p in (*params, eps)):
+        raise n.error("scale, B, mean, var and epsilon must be finite")
     if np.any(var + eps <= 0):
         raise n.error("var + epsilon is not positive")
-    a = scale / np.sqrt(var + eps)
-    d = bias - mean * a
+    with np.errstate(all="ignore"):
+        a = scale / np.sqrt(var + eps)
+        d = bias - mean * a
+    if not (np.isfinite(a).all() and np.isfinite(d).all()):
+        raise n.error("the folded scale and offset are not finite")
     cshape = (1, c, *[1] * (x.rank - 2))
+    given = b.acts.get(x.ir)  # a QDQ model's quantization of the input (onnx_qdq.ActQ), if any
+    made = next((op for op in reversed(b.ops) if x.ir in op.outputs), None)
+    if given is not None and made is not None and len(made.inputs) > 1 and made.inputs[1] in b.qweights:
+        raise n.error(f"batch norm after the quantized {made.origin or made.kind.value} '{made.name}': mcuq cannot "
+                      "fold it into the given integer weights; fold batch norms before quantizing (onnxruntime's "
+                      "quant_pre_process, or a torch export in eval mode)")  # fmt: skip
     if x.rank in (3, 4):
         x = b.channels_last(x)
     lay = x.layout if x.layout.kind != "flat" else PLAIN
     x = b.like(x, lay)
+    if given is not None and lay.kind in ("nhwc", "nwc"):  # QDQ: one rounding, as a 1x1 depthwise conv (a MUL
+        w = b.const(a.astype(np.float32).reshape(1, 1, 1, c), f"{n.name}/weights")  # and an ADD round twice)
+        bias_name = b.const(d.astype(np.float32), f"{n.name}/bias")
+        attrs = ir.DepthwiseConv2DAttrs(ir.Padding.VALID, 1, 1, 1, 1, depth_multiplier=1)
+        return [_out_val(b, n, OpKind.DEPTHWISE_CONV2D, (x.ir, w, bias_name), x.shape, attrs, lay)]
     ain = b.ir_name(b.like(Val(cshape, const=a.astype(np.float32).reshape(cshape)), lay))
     din = b.ir_name(b.like(Val(cshape, const=d.astype(np.float32).reshape(cshape)), lay))
     mid = b.emit(OpKind.MUL, (x.ir, ain), ir_shape(x.shape, lay), ir.BinaryAttrs())
+    if given is not None:  # QDQ: the product x * a has no Q/DQ of its own; quantize it over x's range times a
+        lo, hi = given.scale * (-128 - given.zero_point), given.scale * (127 - given.zero_point)
+        ends = np.concatenate([a * lo, a * hi, [0.0]])
+        b.acts[mid] = type(given)(*_int8_range(float(ends.min()), float(ends.max())))
     return [_out_val(b, n, OpKind.ADD, (mid, din), x.shape, ir.BinaryAttrs(), lay)]
+
+
+def _int8_range(lo: float, hi: float) -> tuple[float, int]:
+    """(scale, zero point) of asymmetric int8 over [lo, hi] (which holds 0), as a calibrating quantizer picks."""
+    scale = max((hi - lo) / 255.0, 1e-12)
+    return scale, int(np.clip(round(-128 - lo / scale), -128, 127))
 
 
 def supported_ops() -> list[str]:

@@ -110,9 +110,15 @@ def concat(b: Builder, n: Node) -> list:
     for v in vals:
         if any(d != e for i, (d, e) in enumerate(zip(v.shape, acts[0].shape)) if i != axis):
             raise n.error(f"input shapes {[list(v.shape) for v in vals]} differ off axis {axis}")
+    shape = tuple(sum(v.shape[axis] for v in vals) if i == axis else d for i, d in enumerate(acts[0].shape))
+    vals = [v for v in vals if v.shape[axis]]  # zero-size inputs add nothing (and the IR holds no empty tensor)
+    acts = [v for v in vals if v.const is None]
+    if not acts:
+        raise n.error(f"every input with values along axis {axis} is a constant (or none has values)")
+    if len(vals) == 1:
+        return [vals[0]]
     lay = acts[0].layout if acts[0].layout.kind in ("nhwc", "nwc") else PLAIN
     ins = tuple(b.ir_name(b.like(v, lay)) for v in vals)
-    shape = tuple(sum(v.shape[axis] for v in vals) if i == axis else d for i, d in enumerate(acts[0].shape))
     return [_out_val(b, n, OpKind.CONCAT, ins, shape, ir.ConcatAttrs(ir_axis(lay, axis)), lay)]
 
 

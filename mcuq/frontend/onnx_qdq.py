@@ -48,6 +48,13 @@ class QConst:
     axis: int
 
 
+@dataclass(frozen=True)
+class Refused:
+    """A dequantized constant that cannot be a layer's integer weights or bias (``why``, naming its node)."""
+
+    why: str
+
+
 def _params(n: Node, x_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, int]:
     scale = n.const(1, "scale").astype(np.float32)
     zp = n.const(2, "zero point", optional=True)
@@ -70,6 +77,8 @@ def _params(n: Node, x_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, 
         raise n.error(f"zero point of type {zp.dtype} and shape {list(zp.shape)} for scales {list(scale.shape)}")
     if not (np.isfinite(scale).all() and (scale > 0).all()):
         raise n.error("scales must be positive and finite")
+    if (scale < np.finfo(np.float32).tiny).any():  # subnormal: no integer multiplier represents what it implies
+        raise n.error(f"scale {float(scale.min()):g} is subnormal (below {np.finfo(np.float32).tiny:g})")
     return scale, zp, axis
 
 
@@ -116,11 +125,13 @@ def dequantize_linear(b: Builder, n: Node) -> list:
         r = v.ndim
         ints = v.astype(np.int64) - _bcast(zp.astype(np.int64), axis, r)
         real = (ints.astype(np.float32) * _bcast(scale, axis, r)).astype(np.float32)
-        if v.dtype == np.uint8:
-            if np.any(zp != 128):
-                raise n.error("uint8 weights with a zero point other than 128 (asymmetric weights) are not supported")
+        why = ""
+        if v.dtype == np.uint8 and np.any(zp != 128):
+            why = "uint8 weights with a zero point other than 128 (asymmetric weights) are not supported"
         elif v.dtype == np.int8 and np.any(zp != 0):
-            raise n.error("int8 weights with a non-zero zero point (asymmetric weights) are not supported")
+            why = "int8 weights with a non-zero zero point (asymmetric weights) are not supported"
+        if why:  # fine for a constant operand of Add, Concat...: an error only where it is a layer's weights
+            return [Val(v.shape, const=real, quant=Refused(f"{n.error(why).message}"))]
         return [Val(v.shape, const=real, quant=QConst(ints, scale.astype(np.float64).reshape(-1), axis))]
     q = x.quant
     if not isinstance(q, ActQ):
@@ -167,10 +178,16 @@ def quantized_model(g: ir.Graph, b: Builder):
     ``meta["quant_notes"]`` (JSON list)."""
     from dataclasses import replace
 
+    from ..errors import McuqError, ModelError
     from ..quant.fixed import quantize_fixed
 
     acts, weights, biases = qdq_parts(g, b)
-    qm = quantize_fixed(g, acts, weights, biases)
+    try:
+        qm = quantize_fixed(g, acts, weights, biases)
+    except ModelError:
+        raise
+    except McuqError as e:  # the model's own Q/DQ parameters do not fit together: name the file
+        raise ModelError(g.source, f"QDQ parameters: {str(e).removeprefix('quantize_fixed: ')}") from None
     meta = {**g.meta, **qm.graph.meta}
     if qm.report.notes:
         meta["quant_notes"] = json.dumps(list(qm.report.notes))

@@ -117,7 +117,7 @@ CASES = {
     "softmax_last": ([node("Softmax", "x")], [("x", [1, 10])], {}, [OpKind.SOFTMAX]),
     "pad": ([node("Pad", "xp")], [X4], {"p": np.array([0, 0, 1, 2, 0, 0, 2, 1])}, [OpKind.PAD]),
     "transpose": ([node("Transpose", "x", perm=[0, 3, 1, 2])], [X4], {}, [OpKind.TRANSPOSE]),
-    "transpose_to_nhwc": ([node("Transpose", "x", perm=[0, 2, 3, 1])], [X4], {}, []),
+    "transpose_to_nhwc": ([node("Transpose", "x", perm=[0, 2, 3, 1])], [X4], {}, [OpKind.RESHAPE]),
     "batchnorm": ([node("BatchNormalization", ["x", "s", "bb", "m", "v"])], [X4], BN, [OpKind.MUL, OpKind.ADD]),
     "identity_dropout": (
         [node("Identity", "x", ["i"]), node("Dropout", "i", ["d"]), node("Relu", "d")],
