@@ -89,7 +89,7 @@ def build(model: QatModel, name: str = "qat_model") -> Export:
     def op(kind: ir.OpKind, out: str, inputs: tuple[str, ...], attrs) -> None:
         ops.append(ir.Op(kind, out, inputs, (out,), attrs, index=len(ops)))
 
-    for st in model.stages:
+    for st in _without_dropout(model.stages):
         if st.kind == "input":
             if len(st.shape) not in (2, 4):
                 raise McuqError(f"qat: the input has shape {list(st.shape)}; mcuq takes (N, C, H, W) or (N, F)")
@@ -119,15 +119,34 @@ def build(model: QatModel, name: str = "qat_model") -> Export:
             op(ir.OpKind.RESHAPE, st.name, (x,), ir.ReshapeAttrs())
         elif st.kind == "add":
             a, b = st.inputs
-            if tensors[a].shape != tensors[b].shape or a in order or b in order:
+            if tensors[a].shape != tensors[b].shape:
                 raise McuqError(f"qat: add '{st.name}': its inputs must have the same shape (no broadcasting), got "
                                 f"{list(tensors[a].shape)} and {list(tensors[b].shape)}")  # fmt: skip
+            if order.get(a) != order.get(b):  # both flattened from NCHW tensors of one shape is fine
+                raise McuqError(f"qat: add '{st.name}' adds a flattened NCHW tensor to a tensor of another element "
+                                "order, which the NHWC model cannot keep; add before the flatten")  # fmt: skip
             act_tensor(st.name, st.shape, model.add(st.name).out.frozen_qparams())
-            relu = ir.Activation.RELU if st.attrs.get("relu") else ir.Activation.NONE
-            op(ir.OpKind.ADD, st.name, (a, b), ir.BinaryAttrs(relu))
+            if a in order:
+                order[st.name] = order[a]
+            op(ir.OpKind.ADD, st.name, (a, b), ir.BinaryAttrs(_ACT[st.attrs["act"]]))
     g = ir.Graph(name, tensors, tuple(ops), ("input",), outputs, meta=_io_layout(model, tensors, outputs))
     ir.verify(g)
     return Export(g, acts, weights, biases)
+
+
+def _without_dropout(stages: list) -> list:
+    """The stages with the Dropouts taken out (their readers read what they read): the evaluation-mode model."""
+    from dataclasses import replace
+
+    alias: dict[str, str] = {}
+    out = []
+    for st in stages:
+        ins = [alias.get(i, i) for i in st.inputs]
+        if st.kind == "dropout":
+            alias[st.name] = ins[0]
+        else:
+            out.append(replace(st, inputs=ins))
+    return out
 
 
 def _io_layout(model: QatModel, tensors: dict[str, ir.Tensor], outputs: tuple[str, ...]) -> dict[str, str]:
@@ -240,6 +259,9 @@ def evaluate_integer(model: QatModel, x, quantized=None) -> np.ndarray:
     ``to_quantized`` result to reuse."""
     from ..quant.evaluate import run_integer
 
+    if not isinstance(model, QatModel):
+        raise McuqError(f"qat: expected a model from mcuq.qat.prepare, got {type(model).__name__}")
+    model.check_shape(tuple(np.shape(x.detach().cpu() if isinstance(x, torch.Tensor) else x)), "evaluate_integer's x")
     qm = quantized if quantized is not None else to_quantized(model)
     a = nhwc_input(x)
     (out,) = run_integer(qm.graph, [a.reshape(len(a), *qm.graph.tensors[qm.graph.inputs[0]].shape)])

@@ -44,7 +44,9 @@ def fake_quant_act(x: torch.Tensor, scale: torch.Tensor, zp: int, lsq: bool = Fa
     s = scale
     if lsq and s.requires_grad:
         s = grad_scale(s, 1.0 / math.sqrt(max(x[0].numel(), 1) * 127.0))
-    q = torch.clamp(ste_round(x / s) + zp, -128.0, 127.0)
+    # +-inf (an infinite input, a tiny scale) saturates as TFLite's quantize does; the STE's x - round(x) would be NaN
+    v = torch.clamp(x / s, -(2.0**24), 2.0**24)
+    q = torch.clamp(ste_round(v) + zp, -128.0, 127.0)
     return (q - zp) * s
 
 

@@ -65,7 +65,7 @@ def layer_output(layer, x: torch.Tensor, qp_in, w_int: np.ndarray, s_w: torch.Te
     return (torch.from_numpy(q) - z_out) * np.float32(s_out)
 
 
-def add_output(a: torch.Tensor, qa, b: torch.Tensor, qb, qp_out, relu: bool) -> torch.Tensor:
+def add_output(a: torch.Tensor, qa, b: torch.Tensor, qb, qp_out, act: str) -> torch.Tensor:
     """ADD of two fake-quantized tensors as mcuq's int8 ADD kernel computes it (real values, no gradient)."""
     from ..lower.elementwise import add_params
     from ..reference.elementwise import add_s8
@@ -74,7 +74,7 @@ def add_output(a: torch.Tensor, qa, b: torch.Tensor, qb, qp_out, relu: bool) -> 
     t1, t2 = _tensor("a", (1, n), float(qa[0].detach()), qa[1]), _tensor("b", (1, n), float(qb[0].detach()), qb[1])
     out = _tensor("y", (1, n), float(qp_out[0].detach()), qp_out[1])
     op = ir.Op(ir.OpKind.ADD, "y", ("a", "b"), ("y",),
-               ir.BinaryAttrs(ir.Activation.RELU if relu else ir.Activation.NONE))  # fmt: skip
+               ir.BinaryAttrs(_ACT[act]))  # fmt: skip
     g = ir.Graph("add", {"a": t1, "b": t2, "y": out}, (op,), ("a", "b"), ("y",))
     p = add_params(g, op)
     with torch.no_grad():

@@ -19,6 +19,12 @@ from ..quant.observers import choose_qparams
 from . import fake, integer
 
 QP = tuple[torch.Tensor, int]  # (scale: 0-d float32 tensor, zero point)
+# A learned (LSQ) scale is kept at or above this fraction of the last observed one: an optimizer step can take it to
+# zero or below, where the layer would pass on nothing (and, clamped, never learn back) and its bias would not fit
+# int32 at export.
+LSQ_FLOOR = 2.0**-8
+# ... and a learned weight scale keeps the int32 bias within half of int32's range (the other half for the sums).
+LSQ_BIAS_LIMIT = 2.0**30
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,7 @@ class ActObserver(nn.Module):
         self.register_buffer("hi", torch.zeros((), dtype=torch.float64))
         self.register_buffer("seen", torch.zeros((), dtype=torch.bool))
         self.register_buffer("zp", torch.zeros((), dtype=torch.int64))
+        self.register_buffer("floor", torch.zeros((), dtype=torch.float32))  # LSQ's lower bound of the scale
         self.scale = nn.Parameter(torch.ones((), dtype=torch.float32), requires_grad=lsq)
 
     def update(self, x: torch.Tensor, phase: Phase) -> None:
@@ -63,13 +70,19 @@ class ActObserver(nn.Module):
                 self.hi.fill_(float(self.hi) + m * (hi - float(self.hi)))
             s, z = choose_qparams(float(self.lo), float(self.hi))
             self.scale.data.fill_(s)
+            self.floor.fill_(s * LSQ_FLOOR)
             self.zp.fill_(z)
 
     def qparams(self) -> QP:
-        s = self.scale if self.lsq else self.scale.detach()
-        if self.lsq:  # a learned scale stays a positive float32
-            s = torch.clamp(s, min=1e-8)
-        return s, int(self.zp)
+        if not self.lsq:
+            return self.scale.detach(), int(self.zp)
+        with torch.no_grad():  # a learned scale stays a positive float32: projected back above its floor
+            if not bool(torch.isfinite(self.scale)):
+                raise McuqError(f"qat: the learned scale of activation '{self.label}' is {float(self.scale)} (a "
+                                "diverged training step: lower the learning rate)")  # fmt: skip
+            if bool(self.scale < self.floor):
+                self.scale.data.copy_(self.floor)
+        return self.scale, int(self.zp)
 
     def forward(self, x: torch.Tensor, phase: Phase) -> tuple[torch.Tensor, QP]:
         if phase.observe:
@@ -109,6 +122,9 @@ class QLayer(nn.Module):
         out = self.weight.shape[0]
         b = layer.bias.detach().clone() if layer.bias is not None else torch.zeros(out)
         self.bias = nn.Parameter(b)
+        # a layer the user froze (requires_grad False) stays frozen; a missing bias follows the weights
+        self.weight.requires_grad_(layer.weight.requires_grad)
+        self.bias.requires_grad_(layer.bias.requires_grad if layer.bias is not None else layer.weight.requires_grad)
         self.bn = None
         if bn is not None:
             if bn.running_mean is None or bn.running_var is None:
@@ -124,10 +140,14 @@ class QLayer(nn.Module):
                     "num_batches_tracked": bn.num_batches_tracked.detach().clone(),
                 }
             )
+            # affine=False: gamma 1 and beta 0 stay fixed, as in the user's model
+            self.bn.weight.requires_grad_(bn.affine and bn.weight.requires_grad)
+            self.bn.bias.requires_grad_(bn.affine and bn.bias.requires_grad)
         self.weight_method = cfg.weight_scale if spec.bits < 8 else "max"
         self.lsq, self.integer = cfg.lsq, cfg.integer
         self.w_scale = nn.Parameter(torch.ones(out), requires_grad=cfg.lsq)
         self.register_buffer("w_scale_set", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("w_floor", torch.zeros(out))  # LSQ's lower bound of each channel's scale
         self.out = ActObserver(cfg.momentum, cfg.lsq)
         self.out.label = spec.name
 
@@ -151,10 +171,11 @@ class QLayer(nn.Module):
             var = y.var(dim=(0, 2, 3), unbiased=False)
             with torch.no_grad():
                 n = y.numel() / y.shape[1]
-                m = bn.momentum if bn.momentum is not None else 0.1
+                bn.num_batches_tracked.add_(1)
+                # momentum None: torch's cumulative average (1 / the number of batches seen)
+                m = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
                 bn.running_mean.mul_(1 - m).add_(m * mean.detach())
                 bn.running_var.mul_(1 - m).add_(m * var.detach() * n / max(n - 1, 1))
-                bn.num_batches_tracked.add_(1)
         else:
             mean, var = bn.running_mean, bn.running_var
         k = bn.weight / torch.sqrt(var + bn.eps)
@@ -172,9 +193,18 @@ class QLayer(nn.Module):
                 # as mcuq's quantizer: a scale is raised where the bias would not fit int32 at s_in * s_w
                 need = b.detach().double().abs() / (float(s_in.detach()) * (fake.INT32_MAX - 1024))
                 self.w_scale.data.copy_(torch.maximum(s.double(), need).to(torch.float32))
+                self.w_floor.copy_(self.w_scale.data * LSQ_FLOOR)
                 self.w_scale_set.fill_(True)
         if self.lsq and not phase.observe:
-            return torch.clamp(self.w_scale, min=1e-12)
+            with torch.no_grad():  # projected back above its floor, and where the int32 bias fits with room to sum
+                if not bool(torch.isfinite(self.w_scale).all()):
+                    raise McuqError(f"qat: a learned weight scale of layer '{self.spec.name}' is not finite (a "
+                                    "diverged training step: lower the learning rate)")  # fmt: skip
+                need = b.detach().double().abs() / (float(s_in.detach()) * LSQ_BIAS_LIMIT)
+                lo = torch.maximum(self.w_floor.double(), need).to(torch.float32)
+                lo = torch.where(lo.double() < need, torch.nextafter(lo, torch.full_like(lo, math.inf)), lo)
+                self.w_scale.data.copy_(torch.maximum(self.w_scale.data, lo))
+            return self.w_scale
         return self.w_scale.detach()
 
     def forward(self, x: torch.Tensor, qp_in: QP, phase: Phase) -> tuple[torch.Tensor, QP]:
@@ -205,26 +235,28 @@ class QLayer(nn.Module):
             w, b = self.folded(None, Phase())
             w2 = self.rows(w)
             s_w = self.scales(w2, Phase(), b, torch.tensor(s_in))
-            if self.lsq:
-                s_w = torch.clamp(s_w, min=1e-12)
             q = fake.weight_int(w2, s_w, self.spec.bits)
             bi = fake.bias_int(b, torch.tensor(s_in, dtype=torch.float32), s_w)
         return w.detach().numpy().copy(), q, s_w.detach().numpy().astype("float32"), bi.numpy().astype("int32")
 
 
 class QAdd(nn.Module):
-    """A residual add (with an optional ReLU): the float sum of the two quantized inputs, requantized."""
+    """A residual add (with an optional ReLU or ReLU6): the float sum of the two quantized inputs, requantized."""
 
-    def __init__(self, relu: bool, cfg) -> None:
+    def __init__(self, act: str, cfg) -> None:
         super().__init__()
-        self.relu, self.integer = relu, cfg.integer
+        self.act, self.integer = act, cfg.integer
         self.out = ActObserver(cfg.momentum, cfg.lsq)
 
     def forward(self, a: torch.Tensor, qa: QP, b: torch.Tensor, qb: QP, phase: Phase) -> tuple[torch.Tensor, QP]:
         y = a + b
-        y_fq, qp_out = self.out(F.relu(y) if self.relu else y, phase)
+        if self.act == "relu":
+            y = F.relu(y)
+        elif self.act == "relu6":
+            y = torch.clamp(y, 0.0, 6.0)
+        y_fq, qp_out = self.out(y, phase)
         if self.integer:
-            y_fq = y_fq + (integer.add_output(a, qa, b, qb, qp_out, self.relu) - y_fq).detach()
+            y_fq = y_fq + (integer.add_output(a, qa, b, qb, qp_out, self.act) - y_fq).detach()
         return y_fq, qp_out
 
 

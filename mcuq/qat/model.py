@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+import numbers
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -73,6 +75,13 @@ class QatModel(nn.Module):
     def add(self, name: str) -> QAdd:
         return self.adds[self.keys[name]]
 
+    def check_shape(self, shape: tuple[int, ...], what: str) -> None:
+        """McuqError unless ``shape`` is a batch of the samples ``prepare`` saw (the exported model's shape)."""
+        want = tuple(self.stages[0].shape[1:])
+        if len(shape) != len(want) + 1 or tuple(shape[1:]) != want:
+            raise McuqError(f"qat: {what} has shape {list(shape)}; the model was prepared for a batch of samples of "
+                            f"shape {list(want)} (as example_input), which is what the exported model takes")  # fmt: skip
+
     # -- the freeze schedule ---------------------------------------------------------------------------------------
     @property
     def observers_frozen(self) -> bool:
@@ -90,6 +99,16 @@ class QatModel(nn.Module):
         return Phase(observe=s <= self.cfg.freeze_observers_after, batch_stats=s <= self.cfg.freeze_bn_after)
 
     def forward(self, x: torch.Tensor, _phase: Phase | None = None) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise McuqError(f"qat: the model takes a float torch.Tensor, not {type(x).__name__}"
+                            f"{'' if not isinstance(x, torch.Tensor) else ' of ' + str(x.dtype)}")  # fmt: skip
+        self.check_shape(tuple(x.shape), "the input")
+        p = self.input_obs.scale
+        if p.dtype != torch.float32 or p.device.type != "cpu":  # .double(), .half(), .cuda(), .to(...)
+            raise McuqError(f"qat: the prepared model was moved or cast to {p.dtype} on {p.device.type}; it computes "
+                            "mcuq's float32 and integer arithmetic on the CPU: keep it there (.float().cpu())")  # fmt: skip
+        if x.dtype != torch.float32 or x.device.type != "cpu":  # the exported model's input is float32
+            x = x.to("cpu", torch.float32)
         return self.run(x, self.phase() if _phase is None else _phase)[0]
 
     def run(self, x: torch.Tensor, phase: Phase):
@@ -113,6 +132,9 @@ class QatModel(nn.Module):
             elif st.kind == "avgpool":
                 v, qp = env[st.inputs[0]]
                 env[st.name] = (avg_pool_int(v, qp, st.attrs["kernel"], st.attrs["stride"]), qp)
+            elif st.kind == "dropout":  # training passes only (not the calibration at prepare): export drops it
+                v, qp = env[st.inputs[0]]
+                env[st.name] = (F.dropout(v, st.attrs["p"], self.training and not phase.calibrate), qp)
             elif st.kind == "flatten":
                 v, qp = env[st.inputs[0]]
                 env[st.name] = (torch.flatten(v, 1), qp)
@@ -122,8 +144,9 @@ class QatModel(nn.Module):
 
     def calibrate(self, x: torch.Tensor) -> None:
         """Set the activation ranges and weight scales from ``x`` (plain min/max; BN keeps its running statistics)."""
+        self.check_shape(tuple(x.shape), "calibrate's x")
         with torch.no_grad():
-            self.run(x, Phase(observe=True, calibrate=True))
+            self.run(x.detach().to("cpu", torch.float32), Phase(observe=True, calibrate=True))
 
 
 def prepare(
@@ -148,6 +171,11 @@ def prepare(
         raise McuqError(f"qat.prepare: model must be a torch.nn.Module, not {type(model).__name__}")
     if not isinstance(example_input, torch.Tensor) or not example_input.is_floating_point():
         raise McuqError("qat.prepare: example_input must be a float torch.Tensor (a batch of real inputs)")
+    if type(model).__name__ == "OptimizedModule" and isinstance(getattr(model, "_orig_mod", None), nn.Module):
+        model = model._orig_mod  # torch.compile's wrapper: the module it compiles
+    if config is not None and not isinstance(config, QatConfig):
+        raise McuqError(f"qat.prepare: config must be a QatConfig, not {type(config).__name__}; or give its fields as "
+                        "keyword arguments")  # fmt: skip
     cfg = config or QatConfig()
     try:
         cfg = replace(cfg, **options)
@@ -159,6 +187,13 @@ def prepare(
         v = getattr(cfg, f)
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise McuqError(f"qat.prepare: {f} must be a step count >= 0, not {v!r}")
+    m = cfg.momentum
+    if isinstance(m, bool) or not isinstance(m, numbers.Real) or not (0.0 < float(m) <= 1.0) or math.isnan(m):
+        raise McuqError(f"qat.prepare: momentum must be a number in (0, 1] (the weight of a new batch's min/max), "
+                        f"not {m!r}")  # fmt: skip
+    for f in ("lsq", "integer"):
+        if not isinstance(getattr(cfg, f), bool):
+            raise McuqError(f"qat.prepare: {f} must be True or False, not {getattr(cfg, f)!r}")
     src = copy.deepcopy(model).float().cpu().eval()
     x = example_input.detach().float().cpu()
     if x.dim() < 2 or len(x) == 0:
@@ -173,7 +208,7 @@ def prepare(
             st = stages[i] = Stage(**{**st.__dict__, "spec": replace(st.spec, bits=bits[st.name])})
             layers[st.name] = QLayer(st.spec, mods[st.module], mods[st.bn] if st.bn else None, cfg)
         elif st.kind == "add":
-            adds[st.name] = QAdd(bool(st.attrs.get("relu")), cfg)
+            adds[st.name] = QAdd(st.attrs["act"], cfg)
             adds[st.name].out.label = st.name
     qm = QatModel(stages, layers, adds, cfg)
     qm.calibrate(x)
@@ -189,7 +224,11 @@ def resolve_bits(names: list[str], weight_bits, per_layer: Mapping[str, int] | N
     if per_layer is not None:
         if isinstance(spec, Mapping):
             raise McuqError("qat.prepare: give per_layer with a uniform weight_bits, or one mapping, not both")
-        spec = {**{n: spec for n in names}, **_recipe(per_layer)}
+        extra = _recipe(per_layer)
+        if not isinstance(extra, Mapping):
+            raise McuqError(f"qat.prepare: per_layer must be a mapping {{layer: bits}} (or a recipe), not "
+                            f"{type(per_layer).__name__}")  # fmt: skip
+        spec = {**{n: spec for n in names}, **extra}
     try:
         res = precision_mod.resolve(names, spec)
     except McuqError as e:
@@ -199,7 +238,9 @@ def resolve_bits(names: list[str], weight_bits, per_layer: Mapping[str, int] | N
 
 def _recipe(value):
     """A uniform width, or ``{layer: bits}`` from any of the forms ``prepare`` accepts."""
-    if isinstance(value, (str, os.PathLike)) and not str(value).isdigit():
+    if isinstance(value, str) and value.isdigit():  # "4", as a command line gives it
+        return int(value)
+    if isinstance(value, (str, os.PathLike)):
         path = Path(value)
         try:
             data = json.loads(path.read_text())
@@ -213,7 +254,7 @@ def _recipe(value):
     if hasattr(value, "recipe") and not isinstance(value, Mapping):
         value = value.recipe
     if not isinstance(value, Mapping):
-        return value
+        return _int(value)
     out, wide = {}, []
     for k, v in value.items():
         if isinstance(v, precision_mod.LayerPrecision):
@@ -222,9 +263,11 @@ def _recipe(value):
             acts, v = v.get("activations", "int8"), v.get("weight_bits", 8)
         else:
             acts = "int8"
+        if isinstance(k, numbers.Integral) and not isinstance(k, bool):
+            k = str(int(k))  # nn.Sequential's layer 0 is the module '0'
         if acts != "int8":
             wide.append(str(k))
-        out[k] = v
+        out[k] = _int(v)
     if wide:
         raise McuqError(
             f"qat.prepare: the recipe gives layer {precision_mod.printable_list(wide)} {value_of(value, wide[0])} "
@@ -232,6 +275,11 @@ def _recipe(value):
             f"weight_bits={dict(out)!r}"
         )
     return out
+
+
+def _int(v):
+    """A numpy integer as a Python int (a width read from an array); anything else as it is."""
+    return int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool) else v
 
 
 def value_of(value, name) -> str:

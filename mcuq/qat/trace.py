@@ -5,12 +5,16 @@ an NCHW tensor sits before it, the residual adds), and fusion needs to know that
 reader of a conv's output. Swapping modules in place gives neither.
 
 A stage is one of: "input", "layer" (conv / depthwise / linear with its BatchNorm and ReLU/ReLU6 fused, as mcuq
-lowers them), "maxpool", "avgpool", "flatten", "add". Dropout and Identity are dropped. Anything else is an
+lowers them), "maxpool", "avgpool", "flatten", "add", "dropout" (training only; a Dropout that a ReLU or BatchNorm
+reads is dropped, as are Identity and F.dropout, which fx traces in evaluation mode). Anything else is an
 McuqError that names the node and the module.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import math
 import operator
 from dataclasses import dataclass, field
 
@@ -29,6 +33,8 @@ SUPPORTED = (
 _RELU = {F.relu, torch.relu}
 _ADD = {operator.add, torch.add}
 _FLATTEN = {torch.flatten}
+_IN_PLACE_OPERATORS = {operator.iadd, operator.isub, operator.imul, operator.itruediv, "__iadd__", "__isub__",
+                       "__imul__", "__itruediv__"}  # fmt: skip
 
 
 @dataclass
@@ -56,29 +62,40 @@ def _shape(node: fx.Node) -> tuple[int, ...]:
 
 def trace(model: nn.Module, example: torch.Tensor, bits_of) -> list[Stage]:
     """The stages of ``model`` on inputs shaped like ``example``; ``bits_of(layer name)`` gives a layer's width."""
+    if isinstance(model, torch.jit.ScriptModule):
+        raise McuqError(f"qat: {type(model).__name__} is a TorchScript module, which torch.fx cannot trace; pass the "
+                        "eager nn.Module it was scripted from")  # fmt: skip
     try:
         gm = fx.symbolic_trace(model)
     except Exception as e:  # fx refuses data-dependent control flow with its own exception types
         raise McuqError(f"qat: torch.fx cannot trace {type(model).__name__}: {str(e).splitlines()[0]}") from None
+    _prune(gm)
     was = gm.training
     gm.eval()
     try:
-        with torch.no_grad():
+        # ShapeProp prints the failing node's traceback to stderr before raising: keep it for the message only
+        with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):
             ShapeProp(gm).propagate(example[:1])
     except Exception as e:  # a wrong input shape or dtype: torch's own message, on one line
         e = e.__cause__ or e  # ShapeProp wraps the module's error in a message of its own
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if example.dim() == 4:
+            msg += " (is example_input in the model's own layout, NCHW?)"
         raise McuqError(f"qat: the model does not run on example_input of shape {list(example.shape)}: {msg}") from None
     gm.train(was)
     mods = dict(gm.named_modules())
     stages: list[Stage] = []
     by_node: dict[str, str] = {}  # fx node name -> the stage holding its value
     layer_of: dict[str, Stage] = {}
+    called: dict[str, str] = {}  # module name -> the fx node that called it first
 
     def src(node: fx.Node, i: int = 0) -> str:
         arg = node.args[i]
         if not isinstance(arg, fx.Node):
             raise McuqError(f"qat: node '{node.name}' ({_what(node, mods)}) reads a constant; {SUPPORTED} only")
+        if arg.name not in by_node:  # e.g. a batch size read with x.size(0) used as a tensor
+            raise McuqError(f"qat: node '{node.name}' ({_what(node, mods)}) reads '{arg.name}', which is not a tensor "
+                            f"of the model; {SUPPORTED} only")  # fmt: skip
         return by_node[arg.name]
 
     def sole_reader(node: fx.Node) -> Stage | None:
@@ -106,16 +123,28 @@ def trace(model: nn.Module, example: torch.Tensor, bits_of) -> list[Stage]:
         if node.op == "get_attr":
             raise McuqError(f"qat: node '{node.name}' reads the parameter '{node.target}' directly; {SUPPORTED} only")
         m = mods.get(node.target) if node.op == "call_module" else None
-        if node.op == "call_method" and node.target == "size" and node.args[1:] in ((0,), ()) and not node.kwargs:
-            continue  # x.size(0): read only by a flatten-style view/reshape below
+        if _is_batch_size(node) or _is_shape(node):
+            continue  # x.size(0), x.shape[0]: read only by a flatten-style view/reshape below
+        if m is not None and not isinstance(m, (nn.Dropout, nn.Identity, nn.ReLU, nn.ReLU6)):
+            if node.target in called and isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)):
+                raise McuqError(f"qat: module {type(m).__name__} '{node.target}' is called twice (nodes "
+                                f"'{called[node.target]}' and '{node.name}'); each call of a layer is its own layer "
+                                "in mcuq: give each call its own module")  # fmt: skip
+            called.setdefault(str(node.target), node.name)
         shape = _shape(node)
-        if isinstance(m, (nn.Dropout, nn.Identity)) or (node.op == "call_function" and node.target is F.dropout):
-            by_node[node.name] = src(node)
+        if isinstance(m, nn.Dropout) and m.p > 0 and not any(_fuses(u, mods) for u in node.users):
+            stages.append(Stage(_name(node), "dropout", [src(node)], shape, attrs={"p": float(m.p)}))
+        elif isinstance(m, (nn.Dropout, nn.Identity)) or (node.op == "call_function" and node.target is F.dropout):
+            by_node[node.name] = src(node)  # F.dropout was traced in eval mode; a Dropout a ReLU or BN reads: dropped
             continue
-        if isinstance(m, nn.Conv2d):
+        elif isinstance(m, nn.Conv2d):
             stages.append(_conv(node, m, shape, bits_of, src(node)))
         elif isinstance(m, nn.Linear):
             name = str(node.target)
+            if len(_shape(node.args[0])) != 2:
+                raise McuqError(f"qat: Linear '{name}' reads a {len(_shape(node.args[0]))}-D tensor (one sample "
+                                f"{list(_shape(node.args[0])[1:])}); mcuq's fully connected layer takes (N, features): "
+                                "flatten before it")  # fmt: skip
             stages.append(Stage(name, "layer", [src(node)], shape, LayerSpec(name, "fc", bits_of(name), "none"),
                                 module=name))  # fmt: skip
         elif isinstance(m, nn.BatchNorm2d):
@@ -133,8 +162,8 @@ def trace(model: nn.Module, example: torch.Tensor, bits_of) -> list[Stage]:
                 st.spec = LayerSpec(**{**st.spec.__dict__, "act": act})
                 by_node[node.name] = st.name
                 continue
-            if st is not None and st.kind == "add" and not st.attrs.get("relu") and act == "relu":
-                st.attrs["relu"] = True
+            if st is not None and st.kind == "add" and st.attrs["act"] == "none":
+                st.attrs["act"] = act
                 by_node[node.name] = st.name
                 continue
             raise McuqError(f"qat: {what} '{_name(node)}' does not follow a conv, linear or add that only it reads; "
@@ -155,7 +184,8 @@ def trace(model: nn.Module, example: torch.Tensor, bits_of) -> list[Stage]:
         ):
             start = m.start_dim if isinstance(m, nn.Flatten) else (node.args[1] if len(node.args) > 1 else
                                                                    node.kwargs.get("start_dim", 0))  # fmt: skip
-            end = m.end_dim if isinstance(m, nn.Flatten) else node.kwargs.get("end_dim", -1)
+            end = m.end_dim if isinstance(m, nn.Flatten) else (node.args[2] if len(node.args) > 2 else
+                                                               node.kwargs.get("end_dim", -1))  # fmt: skip
             if start != 1 or end not in (-1, len(_shape(node.args[0])) - 1):
                 raise McuqError(f"qat: {what} '{_name(node)}' must flatten from dimension 1 to the last")
             stages.append(Stage(_name(node), "flatten", [src(node)], shape))
@@ -164,30 +194,103 @@ def trace(model: nn.Module, example: torch.Tensor, bits_of) -> list[Stage]:
         elif node.op in ("call_function", "call_method") and node.target in _ADD | {"add", "__add__"}:
             if len(node.args) != 2 or not all(isinstance(a, fx.Node) for a in node.args) or node.kwargs:
                 raise McuqError(f"qat: add '{node.name}' must add two tensors of the model")
-            stages.append(Stage(_name(node), "add", [src(node, 0), src(node, 1)], shape, attrs={"relu": False}))
+            stages.append(Stage(_name(node), "add", [src(node, 0), src(node, 1)], shape, attrs={"act": "none"}))
         else:
             raise McuqError(f"qat: {what} '{_name(node)}' is not supported; supported: {SUPPORTED}")
+        if any(s.name == stages[-1].name for s in stages[:-1]):  # a pool or flatten module called twice
+            stages[-1].name = node.name
         by_node[node.name] = stages[-1].name
         if stages[-1].kind in ("layer", "add"):
             layer_of[stages[-1].name] = stages[-1]
     raise McuqError("qat: the traced model has no output")
 
 
+def _prune(gm: fx.GraphModule) -> None:
+    """Remove the nodes whose value nothing reads (a layer computed and not used is not exported, nor trained); an
+    in-place op whose result is not read is refused: fx records it as a value of its own, so the readers of the
+    tensor it changed would not see the change."""
+    mods = dict(gm.named_modules())
+    changed = True
+    while changed:
+        changed = False
+        for node in reversed(list(gm.graph.nodes)):
+            if node.op in ("placeholder", "output") or node.users:
+                continue
+            if _in_place(node, mods):
+                raise McuqError(f"qat: {_what(node, mods)} '{_name(node)}' changes a tensor in place and its result "
+                                "is not used; use the result (h = torch.relu(h)), as fx traces values, not "
+                                "memory")  # fmt: skip
+            gm.graph.erase_node(node)
+            changed = True
+    gm.recompile()
+
+
+def _in_place(node: fx.Node, mods: dict[str, nn.Module]) -> bool:
+    if node.op == "call_module":
+        return bool(getattr(mods.get(node.target), "inplace", False))
+    if node.op not in ("call_function", "call_method"):
+        return False
+    if node.target in _IN_PLACE_OPERATORS:
+        return True
+    name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+    if name.endswith("_") and not name.startswith("_"):  # relu_, add_, torch.relu_, ...
+        return True
+    return bool(node.kwargs.get("inplace")) or (node.target in (F.relu, F.relu6) and node.args[1:2] == (True,))
+
+
+def _is_batch_size(node: fx.Node) -> bool:
+    """``x.size(0)``, ``x.shape[0]``, ``x.size()[0]``: the batch size of a tensor ``x`` of the model."""
+    if node.op == "call_method" and node.target == "size" and node.args[1:] in ((0,), ()) and not node.kwargs:
+        return True
+    if node.op == "call_function" and node.target is operator.getitem and len(node.args) == 2 and node.args[1] == 0:
+        return isinstance(node.args[0], fx.Node) and _is_shape(node.args[0])
+    return False
+
+
+def _is_shape(node: fx.Node) -> bool:
+    """``x.shape`` / ``x.size()`` (the whole shape, read only for its batch size)."""
+    if node.op == "call_function" and node.target is getattr and node.args[1:] == ("shape",):
+        return True
+    return node.op == "call_method" and node.target == "size" and node.args[1:] == () and not node.kwargs
+
+
+def _batch_of(n: fx.Node) -> fx.Node | None:
+    """The tensor whose batch size ``n`` reads (``x.size(0)``, ``x.shape[0]``, ``x.size()[0]``), else None."""
+    if n.op == "call_method" and n.target == "size" and n.args[1:] == (0,):
+        return n.args[0]
+    if n.op == "call_function" and n.target is operator.getitem and isinstance(n.args[0], fx.Node) and n.args[1:] == (0,) \
+            and _is_shape(n.args[0]):  # fmt: skip
+        return n.args[0].args[0]
+    return None
+
+
 def _is_flat_view(node: fx.Node) -> bool:
-    """A view / reshape to (batch, -1) of a tensor whose batch is its first dimension."""
+    """A view / reshape of a tensor to (batch, -1) or (-1, features): a flatten from dimension 1."""
     if not ((node.op == "call_method" and node.target in ("view", "reshape")) or
             (node.op == "call_function" and node.target is torch.reshape)):  # fmt: skip
         return False
     args = list(node.args[1:])
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
         args = list(args[0])
-    if len(args) != 2 or args[1] != -1 or not isinstance(node.args[0], fx.Node):
+    if len(args) != 2 or not isinstance(node.args[0], fx.Node):
         return False
     n = args[0]
-    batch = _shape(node.args[0])[0]
+    in_shape = _shape(node.args[0])
+    if n == -1 and isinstance(args[1], int) and len(in_shape) > 1:  # x.view(-1, C*H*W)
+        return args[1] == math.prod(in_shape[1:])
+    if args[1] != -1:
+        return False
     if isinstance(n, fx.Node):
-        return n.op == "call_method" and n.target == "size" and n.args[0] is node.args[0] and n.args[1:] == (0,)
-    return n == batch
+        return _batch_of(n) is node.args[0]
+    return n == in_shape[0]
+
+
+def _fuses(node: fx.Node, mods: dict[str, nn.Module]) -> bool:
+    """``node`` is a ReLU, ReLU6 or BatchNorm: it would fuse into the layer it reads."""
+    m = mods.get(node.target) if node.op == "call_module" else None
+    if m is not None:
+        return isinstance(m, (nn.ReLU, nn.ReLU6, nn.BatchNorm2d))
+    return node.op in ("call_function", "call_method") and _is_relu(node)
 
 
 def _is_relu(node: fx.Node) -> bool:
@@ -212,8 +315,17 @@ def _conv(node: fx.Node, m: nn.Conv2d, shape: tuple[int, ...], bits_of, src_name
     name = str(node.target)
     if m.padding_mode != "zeros":
         raise McuqError(f"qat: Conv2d '{name}' has padding_mode '{m.padding_mode}'; only zero padding")
-    if isinstance(m.padding, str):
-        raise McuqError(f"qat: Conv2d '{name}' has padding='{m.padding}'; give the padding as numbers")
+    padding = m.padding
+    if padding == "valid":
+        padding = (0, 0)
+    elif padding == "same":  # stride 1 (torch requires it): TFLite's SAME when the kernel is odd (symmetric padding)
+        k, d = _pair(m.kernel_size), _pair(m.dilation)
+        if any((d[i] * (k[i] - 1)) % 2 for i in range(2)):
+            raise McuqError(f"qat: Conv2d '{name}' has padding='same' with an even kernel {tuple(k)} (dilation "
+                            f"{tuple(d)}), which pads unevenly; give the padding as numbers")  # fmt: skip
+        padding = tuple(d[i] * (k[i] - 1) // 2 for i in range(2))
+    elif isinstance(padding, str):
+        raise McuqError(f"qat: Conv2d '{name}' has padding='{padding}'; give the padding as numbers")
     cin = m.in_channels
     if m.groups == 1:
         kind = "conv"
@@ -222,7 +334,7 @@ def _conv(node: fx.Node, m: nn.Conv2d, shape: tuple[int, ...], bits_of, src_name
     else:
         raise McuqError(f"qat: Conv2d '{name}' has groups={m.groups}; mcuq has groups 1 and depthwise (groups = "
                         f"in_channels = {cin})")  # fmt: skip
-    spec = LayerSpec(name, kind, bits_of(name), "none", _pair(m.stride), _pair(m.padding), _pair(m.dilation), m.groups)
+    spec = LayerSpec(name, kind, bits_of(name), "none", _pair(m.stride), _pair(padding), _pair(m.dilation), m.groups)
     x = node.args[0]
     return Stage(name, "layer", [src_name], shape, spec, module=name, attrs={"in_shape": _shape(x)})
 
