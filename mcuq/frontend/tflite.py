@@ -73,7 +73,8 @@ class _Reader:
         if len(buf) < 8:
             raise ModelError(source, f"not a valid TFLite flatbuffer: file is too short ({len(buf)} bytes)")
         if buf[4:8] != b"TFL3":
-            raise ModelError(source, f"not a valid TFLite flatbuffer: identifier {buf[4:8]!r}, expected b'TFL3'")
+            hint = "; it looks like an ONNX model: name the file .onnx" if buf[:1] == b"\x08" else ""
+            raise ModelError(source, f"not a valid TFLite flatbuffer: identifier {buf[4:8]!r}, expected b'TFL3'{hint}")
         (root,) = struct.unpack_from("<I", buf, 0)
         if root + 4 > len(buf):
             raise ModelError(source, "not a valid TFLite flatbuffer: root offset beyond the end of the file")

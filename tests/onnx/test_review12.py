@@ -457,3 +457,14 @@ def test_random_graphs_with_branches_match_onnxruntime():
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * max(float(np.abs(want).max()), 1e-3))
         checked += 1
     assert checked >= 45, checked
+
+
+def test_onnx_file_named_tflite_gets_a_hint(tmp_path, capsys):
+    from tests.onnx.test_qdq import small_float_model
+
+    f = tmp_path / "model.tflite"
+    f.write_bytes(small_float_model())
+    assert main(["inspect", str(f)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "not a valid TFLite flatbuffer" in err and "looks like an ONNX model: name the file .onnx" in err
+    assert "\n" not in err
