@@ -8,7 +8,7 @@ within its file and of the size its tensor needs. A symbolic batch dimension of 
 dynamic dimension is an error. The nodes must form an acyclic graph (they are ordered if they are not).
 
 Then one pass over the nodes in order: shape-computing subgraphs are folded to constants (``onnx_fold``), every
-other node is converted (``onnx_ops.CONVERTERS``, QDQ nodes ``onnx_qdq``) into IR ops, and each result's shape is
+other node is converted (``onnx_build.CONVERTERS``, filled by onnx_ops and onnx_order; QDQ nodes ``onnx_qdq``) into IR ops, and each result's shape is
 checked against ONNX's own shape inference. Layouts (NCHW -> NHWC) are in ``onnx_layout``; how the graph's
 inputs and outputs are stored is ``graph.meta["io_layout"]`` (JSON, read by ``mcuq.layout``).
 

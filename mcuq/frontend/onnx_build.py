@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -228,3 +229,25 @@ class Builder:
         if layout.kind in ("nhwc", "nwc") and v.rank in (3, 4):
             return self.channels_last(v)
         return self.plain(v)
+
+
+# The converters of ONNX op types (onnx_ops.py, onnx_order.py): ``fn(builder, node) -> [Val per output]``.
+Converter = Callable[[Builder, Node], list]
+CONVERTERS: dict[str, Converter] = {}
+
+
+def converter(*names: str):
+    """Registers the decorated function as the converter of these ONNX op types."""
+
+    def deco(fn: Converter) -> Converter:
+        for n in names:
+            CONVERTERS[n] = fn
+        return fn
+
+    return deco
+
+
+def out_val(b: Builder, n: Node, kind: ir.OpKind, inputs, shape: tuple[int, ...], attrs, layout: Layout) -> Val:
+    """Emits one IR op for node ``n`` whose single output has the ONNX ``shape`` stored in ``layout``."""
+    name = b.emit(kind, inputs, ir_shape(shape, layout), attrs, out=n.outputs[0])
+    return Val(shape, layout, name)

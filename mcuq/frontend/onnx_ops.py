@@ -16,20 +16,8 @@ import numpy as np
 
 from .. import ir
 from ..ir import OpKind
-from .onnx_build import Builder, Node
-from .onnx_layout import PLAIN, Layout, Val, flat_perm, ir_shape
-
-Converter = Callable[[Builder, Node], list]
-CONVERTERS: dict[str, Converter] = {}
-
-
-def _conv(*names: str):
-    def deco(fn: Converter) -> Converter:
-        for n in names:
-            CONVERTERS[n] = fn
-        return fn
-
-    return deco
+from .onnx_build import CONVERTERS, Builder, Node, converter, out_val
+from .onnx_layout import PLAIN, Val, flat_perm, ir_shape
 
 
 def _ints(n: Node, key: str, default: list[int], count: int) -> list[int]:
@@ -109,11 +97,6 @@ def _hw(x: Val) -> list[int]:
     return [1, x.shape[2]] if x.rank == 3 else list(x.shape[2:])
 
 
-def _out_val(b: Builder, n: Node, kind: OpKind, inputs, shape: tuple[int, ...], attrs, layout: Layout) -> Val:
-    name = b.emit(kind, inputs, ir_shape(shape, layout), attrs, out=n.outputs[0])
-    return Val(shape, layout, name)
-
-
 def _spatial_shape(x: Val, channels: int, out_hw: list[int]) -> tuple[int, ...]:
     return (x.shape[0], channels, out_hw[1]) if x.rank == 3 else (x.shape[0], channels, *out_hw)
 
@@ -127,7 +110,7 @@ def _padded(b: Builder, x: Val, pads) -> str:
     )
 
 
-@_conv("Conv")
+@converter("Conv")
 def conv(b: Builder, n: Node) -> list:
     x = b.channels_last(n.act(0))
     wv = n.input(1, "weight")
@@ -166,7 +149,7 @@ def conv(b: Builder, n: Node) -> list:
         if bias.shape != (cout,):
             raise n.error(f"bias of shape {list(bias.shape)}, expected [{cout}]")
         bname = b.bias(n.inputs[2], f"{n.name}/bias")
-    return [_out_val(b, n, kind, (xin, wname, bname), _spatial_shape(x, cout, out_hw), attrs, x.layout)]
+    return [out_val(b, n, kind, (xin, wname, bname), _spatial_shape(x, cout, out_hw), attrs, x.layout)]
 
 
 def _pool(b: Builder, n: Node, kind: OpKind) -> list:
@@ -190,25 +173,25 @@ def _pool(b: Builder, n: Node, kind: OpKind) -> list:
             raise n.error(f"pads {pads} are neither TFLite's SAME nor VALID for this window; not supported")
         xin, padding = _padded(b, x, pads), ir.Padding.VALID  # zeros counted in the average, as ONNX counts them
     attrs = ir.Pool2DAttrs(padding, s[0], s[1], k[0], k[1])
-    return [_out_val(b, n, kind, (xin,), _spatial_shape(x, x.shape[1], out_hw), attrs, x.layout)]
+    return [out_val(b, n, kind, (xin,), _spatial_shape(x, x.shape[1], out_hw), attrs, x.layout)]
 
 
-@_conv("MaxPool")
+@converter("MaxPool")
 def max_pool(b: Builder, n: Node) -> list:
     return _pool(b, n, OpKind.MAX_POOL2D)
 
 
-@_conv("AveragePool")
+@converter("AveragePool")
 def avg_pool(b: Builder, n: Node) -> list:
     return _pool(b, n, OpKind.AVG_POOL2D)
 
 
-@_conv("GlobalAveragePool")
+@converter("GlobalAveragePool")
 def global_avg_pool(b: Builder, n: Node) -> list:
     x = b.channels_last(n.act(0))
     shape = (*x.shape[:2], *[1] * (x.rank - 2))
     axes = (1, 2) if x.rank == 4 else (2,)
-    return [_out_val(b, n, OpKind.MEAN, (x.ir,), shape, ir.MeanAttrs(axes, True), x.layout)]
+    return [out_val(b, n, OpKind.MEAN, (x.ir,), shape, ir.MeanAttrs(axes, True), x.layout)]
 
 
 # -- fully connected ----------------------------------------------------------------------------------------
@@ -236,10 +219,10 @@ def _fc(b: Builder, n: Node, a: Val, wv: Val, to_w: Callable[[np.ndarray], np.nd
             raise n.error(f"bias of shape {list(b.tensors[bname].shape)}, expected [{w.shape[0]}]")
     shape = (*a.shape[:-1], w.shape[0])
     attrs = ir.FullyConnectedAttrs(keep_num_dims=a.rank > 2)
-    return [_out_val(b, n, OpKind.FULLY_CONNECTED, (a.ir, wname, bname), shape, attrs, PLAIN)]
+    return [out_val(b, n, OpKind.FULLY_CONNECTED, (a.ir, wname, bname), shape, attrs, PLAIN)]
 
 
-@_conv("Gemm")
+@converter("Gemm")
 def gemm(b: Builder, n: Node) -> list:
     a = n.act(0)
     if a.rank != 2:
@@ -269,7 +252,7 @@ def gemm(b: Builder, n: Node) -> list:
     return _fc(b, n, a, n.inputs[1], to_w, bias, to_b, alpha, beta)
 
 
-@_conv("MatMul")
+@converter("MatMul")
 def matmul(b: Builder, n: Node) -> list:
     a = n.act(0)
     w = n.const(1, "weight (the second input)")
@@ -299,25 +282,25 @@ def _binary(b: Builder, n: Node, kind: OpKind, x: Val, y: Val) -> list:
     if lay.kind in ("nhwc", "nwc") and any(v.const is not None and v.rank > len(shape) for v in (x, y)):
         lay = PLAIN
     ins = tuple(b.ir_name(b.like(v, lay)) for v in (x, y))
-    return [_out_val(b, n, kind, ins, shape, ir.BinaryAttrs(), lay)]
+    return [out_val(b, n, kind, ins, shape, ir.BinaryAttrs(), lay)]
 
 
-@_conv("Add")
+@converter("Add")
 def add(b: Builder, n: Node) -> list:
     return _binary(b, n, OpKind.ADD, n.input(0, "A"), n.input(1, "B"))
 
 
-@_conv("Sub")
+@converter("Sub")
 def sub(b: Builder, n: Node) -> list:
     return _binary(b, n, OpKind.SUB, n.input(0, "A"), n.input(1, "B"))
 
 
-@_conv("Mul")
+@converter("Mul")
 def mul(b: Builder, n: Node) -> list:
     return _binary(b, n, OpKind.MUL, n.input(0, "A"), n.input(1, "B"))
 
 
-@_conv("Div")
+@converter("Div")
 def div(b: Builder, n: Node) -> list:
     c = n.const(1, "divisor")
     if not np.all(np.isfinite(c)) or np.any(c == 0):
@@ -331,28 +314,28 @@ def div(b: Builder, n: Node) -> list:
 
 def _unary(b: Builder, n: Node, kind: OpKind, attrs: ir.Attrs) -> list:
     x = n.act(0)
-    return [_out_val(b, n, kind, (x.ir,), x.shape, attrs, x.layout)]
+    return [out_val(b, n, kind, (x.ir,), x.shape, attrs, x.layout)]
 
 
 _SIMPLE = {"Relu": OpKind.RELU, "Sigmoid": OpKind.SIGMOID, "Tanh": OpKind.TANH, "HardSwish": OpKind.HARD_SWISH}
 
 
-@_conv(*_SIMPLE)
+@converter(*_SIMPLE)
 def simple(b: Builder, n: Node) -> list:
     return _unary(b, n, _SIMPLE[n.op_type], ir.NoAttrs())
 
 
-@_conv("LeakyRelu")
+@converter("LeakyRelu")
 def leaky_relu(b: Builder, n: Node) -> list:
     return _unary(b, n, OpKind.LEAKY_RELU, ir.LeakyReluAttrs(n.float("alpha", 0.01)))
 
 
-@_conv("HardSigmoid")
+@converter("HardSigmoid")
 def hard_sigmoid(b: Builder, n: Node) -> list:
     return _unary(b, n, OpKind.HARD_SIGMOID, ir.HardSigmoidAttrs(n.float("alpha", 0.2), n.float("beta", 0.5)))
 
 
-@_conv("Clip")
+@converter("Clip")
 def clip(b: Builder, n: Node) -> list:
     bounds = []
     for pos, what, default in ((1, "min", -np.inf), (2, "max", np.inf)):
@@ -370,7 +353,7 @@ def clip(b: Builder, n: Node) -> list:
     return _unary(b, n, OpKind.CLIP, ir.ClipAttrs(lo, hi))
 
 
-@_conv("Cast")
+@converter("Cast")
 def cast(b: Builder, n: Node) -> list:
     """A Cast of a computed value to float32 is the value itself (exporters leave some in); others are refused."""
     if n.int("to", 0) != 1:
@@ -378,14 +361,14 @@ def cast(b: Builder, n: Node) -> list:
     return [n.act(0)]
 
 
-@_conv("Identity", "Dropout")
+@converter("Identity", "Dropout")
 def identity(b: Builder, n: Node) -> list:
     if n.op_type == "Dropout" and len([o for o in n.outputs if o]) > 1:
         raise n.error("the mask output is not supported")
     return [n.input(0, "input")]
 
 
-@_conv("BatchNormalization")
+@converter("BatchNormalization")
 def batch_norm(b: Builder, n: Node) -> list:
     x = n.act(0)
     if n.int("training_mode", 0) or len([o for o in n.outputs if o]) > 1:
@@ -420,7 +403,7 @@ def batch_norm(b: Builder, n: Node) -> list:
         w = b.const(a.astype(np.float32).reshape(1, 1, 1, c), f"{n.name}/weights")  # and an ADD round twice)
         bias_name = b.const(d.astype(np.float32), f"{n.name}/bias")
         attrs = ir.DepthwiseConv2DAttrs(ir.Padding.VALID, 1, 1, 1, 1, depth_multiplier=1)
-        return [_out_val(b, n, OpKind.DEPTHWISE_CONV2D, (x.ir, w, bias_name), x.shape, attrs, lay)]
+        return [out_val(b, n, OpKind.DEPTHWISE_CONV2D, (x.ir, w, bias_name), x.shape, attrs, lay)]
     ain = b.ir_name(b.like(Val(cshape, const=a.astype(np.float32).reshape(cshape)), lay))
     din = b.ir_name(b.like(Val(cshape, const=d.astype(np.float32).reshape(cshape)), lay))
     mid = b.emit(OpKind.MUL, (x.ir, ain), ir_shape(x.shape, lay), ir.BinaryAttrs())
@@ -428,7 +411,7 @@ def batch_norm(b: Builder, n: Node) -> list:
         lo, hi = given.scale * (-128 - given.zero_point), given.scale * (127 - given.zero_point)
         ends = np.concatenate([a * lo, a * hi, [0.0]])
         b.acts[mid] = type(given)(*_int8_range(float(ends.min()), float(ends.max())))
-    return [_out_val(b, n, OpKind.ADD, (mid, din), x.shape, ir.BinaryAttrs(), lay)]
+    return [out_val(b, n, OpKind.ADD, (mid, din), x.shape, ir.BinaryAttrs(), lay)]
 
 
 def _int8_range(lo: float, hi: float) -> tuple[float, int]:

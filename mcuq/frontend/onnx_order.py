@@ -1,5 +1,5 @@
 """ONNX converters of the ops that reshape, move or reduce axes (Reshape, Flatten, Squeeze, Unsqueeze, Transpose,
-Concat, Softmax, ReduceMean, Pad), registered in ``onnx_ops.CONVERTERS``. Each maps the model's axes onto the IR
+Concat, Softmax, ReduceMean, Pad), registered in ``onnx_build.CONVERTERS``. Each maps the model's axes onto the IR
 tensor's layout (``onnx_layout``) or asks for the model's own order where it cannot."""
 
 from __future__ import annotations
@@ -10,10 +10,9 @@ import numpy as np
 
 from .. import ir
 from ..ir import OpKind
-from .onnx_build import Builder, Node
+from .onnx_build import Builder, Node, converter, out_val
 from .onnx_fold import reshape_target, squeeze_shape, unsqueeze_shape
 from .onnx_layout import PLAIN, Layout, Val, flat_order_kept, ir_axis, ir_shape
-from .onnx_ops import _conv, _out_val
 
 
 def reshape_val(b: Builder, n: Node, v: Val, shape: tuple[int, ...]) -> Val:
@@ -30,13 +29,13 @@ def reshape_val(b: Builder, n: Node, v: Val, shape: tuple[int, ...]) -> Val:
     return Val(shape, PLAIN, name)
 
 
-@_conv("Reshape")
+@converter("Reshape")
 def reshape(b: Builder, n: Node) -> list:
     x = n.act(0)
     return [reshape_val(b, n, x, reshape_target(n, x.shape, n.const(1, "shape")))]
 
 
-@_conv("Flatten")
+@converter("Flatten")
 def flatten(b: Builder, n: Node) -> list:
     x = n.act(0)
     axis = n.int("axis", 1)
@@ -59,13 +58,13 @@ def _axes_of(n: Node, pos: int, rank: int) -> list[int] | None:
     return sorted({a % rank for a in axes})
 
 
-@_conv("Squeeze")
+@converter("Squeeze")
 def squeeze(b: Builder, n: Node) -> list:
     x = n.act(0)
     return [reshape_val(b, n, x, squeeze_shape(n, x.shape, _axes_of(n, 1, x.rank)))]
 
 
-@_conv("Unsqueeze")
+@converter("Unsqueeze")
 def unsqueeze(b: Builder, n: Node) -> list:
     x = n.act(0)
     raw = n.const(1, "axes", optional=True)
@@ -74,7 +73,7 @@ def unsqueeze(b: Builder, n: Node) -> list:
     return [reshape_val(b, n, x, unsqueeze_shape(n, x.shape, axes))]
 
 
-@_conv("Transpose")
+@converter("Transpose")
 def transpose(b: Builder, n: Node) -> list:
     x = n.act(0)
     perm = n.ints("perm") or list(range(x.rank - 1, -1, -1))
@@ -91,10 +90,10 @@ def transpose(b: Builder, n: Node) -> list:
     shape = tuple(x.shape[a] for a in perm)
     if q == tuple(range(x.rank)):
         return [Val(shape, PLAIN, base)]
-    return [_out_val(b, n, OpKind.TRANSPOSE, (base,), shape, ir.TransposeAttrs(q), PLAIN)]
+    return [out_val(b, n, OpKind.TRANSPOSE, (base,), shape, ir.TransposeAttrs(q), PLAIN)]
 
 
-@_conv("Concat")
+@converter("Concat")
 def concat(b: Builder, n: Node) -> list:
     vals = [v for v in n.inputs if v is not None]
     acts = [v for v in vals if v.const is None]
@@ -119,10 +118,10 @@ def concat(b: Builder, n: Node) -> list:
         return [vals[0]]
     lay = acts[0].layout if acts[0].layout.kind in ("nhwc", "nwc") else PLAIN
     ins = tuple(b.ir_name(b.like(v, lay)) for v in vals)
-    return [_out_val(b, n, OpKind.CONCAT, ins, shape, ir.ConcatAttrs(ir_axis(lay, axis)), lay)]
+    return [out_val(b, n, OpKind.CONCAT, ins, shape, ir.ConcatAttrs(ir_axis(lay, axis)), lay)]
 
 
-@_conv("Softmax")
+@converter("Softmax")
 def softmax(b: Builder, n: Node) -> list:
     x = n.act(0)
     axis = n.int("axis", -1)
@@ -130,14 +129,14 @@ def softmax(b: Builder, n: Node) -> list:
         raise n.error(f"axis {axis} out of range for rank {x.rank}")
     axis %= x.rank
     if x.layout.kind in ("nhwc", "nwc") and ir_axis(x.layout, axis) == 3:
-        return [_out_val(b, n, OpKind.SOFTMAX, (x.ir,), x.shape, ir.SoftmaxAttrs(), x.layout)]
+        return [out_val(b, n, OpKind.SOFTMAX, (x.ir,), x.shape, ir.SoftmaxAttrs(), x.layout)]
     if axis != x.rank - 1:
         raise n.error(f"softmax over axis {axis} of rank {x.rank}: mcuq's SOFTMAX works on the last axis")
     x = b.plain(x)
-    return [_out_val(b, n, OpKind.SOFTMAX, (x.ir,), x.shape, ir.SoftmaxAttrs(), PLAIN)]
+    return [out_val(b, n, OpKind.SOFTMAX, (x.ir,), x.shape, ir.SoftmaxAttrs(), PLAIN)]
 
 
-@_conv("ReduceMean")
+@converter("ReduceMean")
 def reduce_mean(b: Builder, n: Node) -> list:
     x = n.act(0)
     axes = _axes_of(n, 1, x.rank)
@@ -153,15 +152,15 @@ def reduce_mean(b: Builder, n: Node) -> list:
     ir_axes = tuple(sorted(ir_axis(lay, a) for a in axes))
     if lay.kind == "plain":
         shape = kept_shape if keep else tuple(d for i, d in enumerate(x.shape) if i not in axes)
-        return [_out_val(b, n, OpKind.MEAN, (x.ir,), shape, ir.MeanAttrs(ir_axes, keep), PLAIN)]
+        return [out_val(b, n, OpKind.MEAN, (x.ir,), shape, ir.MeanAttrs(ir_axes, keep), PLAIN)]
     if keep:
-        return [_out_val(b, n, OpKind.MEAN, (x.ir,), kept_shape, ir.MeanAttrs(ir_axes, True), lay)]
+        return [out_val(b, n, OpKind.MEAN, (x.ir,), kept_shape, ir.MeanAttrs(ir_axes, True), lay)]
     mid = b.emit(OpKind.MEAN, (x.ir,), ir_shape(kept_shape, lay), ir.MeanAttrs(ir_axes, True))
     shape = tuple(d for i, d in enumerate(x.shape) if i not in axes)
     return [reshape_val(b, n, Val(kept_shape, lay, mid), shape)]
 
 
-@_conv("Pad")
+@converter("Pad")
 def pad(b: Builder, n: Node) -> list:
     x = n.act(0)
     mode = n.string("mode", "constant")
@@ -186,4 +185,4 @@ def pad(b: Builder, n: Node) -> list:
     for a, pr in per.items():
         paddings[ir_axis(lay, a)] = pr
     shape = tuple(d + sum(per.get(i, (0, 0))) for i, d in enumerate(x.shape))
-    return [_out_val(b, n, OpKind.PAD, (x.ir,), shape, ir.PadAttrs(tuple(paddings)), lay)]
+    return [out_val(b, n, OpKind.PAD, (x.ir,), shape, ir.PadAttrs(tuple(paddings)), lay)]

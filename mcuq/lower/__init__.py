@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..errors import ModelError
 from ..ir import DType, Graph, Op, OpKind
 from ..kernels import out_of_range
-from . import conv, elementwise, pool, shape, softmax  # noqa: F401  (register the lowerings)
+from . import activations, conv, elementwise, pool, shape, softmax  # noqa: F401  (register the lowerings)
 from .base import LOWERINGS, Layer, lowering
 from .common import ActivationRangeError
 

@@ -6,10 +6,12 @@ import math
 
 import numpy as np
 
-from ..ir import Activation, DType, Graph, Op, Tensor
+from ..ir import Activation, Conv2DAttrs, DepthwiseConv2DAttrs, DType, Graph, Op, Tensor
+from ..kernels.elementwise import MCUQ_BROADCAST_DIMS, Broadcast
 from ..kernels.types import ActivationRange, ActivationRange16
-from ..quant.fixedpoint import tflite_round
+from ..quant.fixedpoint import quantize_multiplier, tflite_round
 from .base import fail
+from .window import window
 
 INT8_MIN, INT8_MAX = -128, 127
 INT16_MIN, INT16_MAX = -32768, 32767
@@ -138,3 +140,100 @@ def _require_quantized(g: Graph, op: Op, names: tuple[str, ...]) -> tuple[Tensor
             raise fail(g, op, f"tensor '{n}' has scale {t.scale}; scales must be positive and finite")
         out.append(t)
     return tuple(out)
+
+
+# -- shared by the int8 and 16x8 convolution lowerings (conv.py, conv16.py) ------------------------------------
+def channel_multipliers(
+    g: Graph, op: Op, s_in: float, s_w: tuple[float, ...], s_out: float, channels: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (multiplier, shift) as PopulateConvolutionQuantizationParams computes them (double)."""
+    if len(s_w) not in (1, channels):
+        raise fail(g, op, f"weights have {len(s_w)} scales for {channels} output channels")
+    scales = s_w if len(s_w) == channels else s_w * channels
+    reals = [
+        float(np.float64(np.float32(s_in)) * np.float64(np.float32(s)) / np.float64(np.float32(s_out))) for s in scales
+    ]
+    return _quantized(g, op, reals)
+
+
+def per_tensor_fc_multiplier(g: Graph, op: Op, s_in: float, s_w: float, s_out: float) -> tuple[np.ndarray, np.ndarray]:
+    """GetQuantizedConvolutionMultipler: the scale product is a float32 product, widened to double after."""
+    product = np.float32(s_in) * np.float32(s_w)  # float32 * float32 stays float32
+    real = float(np.float64(product) / np.float64(np.float32(s_out)))
+    if real < 0:
+        raise fail(g, op, "negative input * weight scale")
+    return _quantized(g, op, [real])
+
+
+def _quantized(g: Graph, op: Op, reals: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    mults, shifts = [], []
+    for r in reals:
+        if not np.isfinite(r) or r < 0:
+            raise fail(g, op, f"effective output scale {r} is not a finite non-negative number")
+        q, s = quantize_multiplier(r)
+        if s > 30:
+            raise fail(g, op, f"effective output scale {r:g} is too large (shift {s} > 30)")
+        mults.append(q)
+        shifts.append(s)
+    return np.asarray(mults, dtype=np.int32), np.asarray(shifts, dtype=np.int32)
+
+
+def conv_window(g: Graph, op: Op, attrs: Conv2DAttrs | DepthwiseConv2DAttrs, x: Tensor, kh: int, kw: int, y: Tensor):
+    """Validate the spatial geometry; returns (out_h, out_w, the Window struct)."""
+    if min(attrs.stride_h, attrs.stride_w, attrs.dilation_h, attrs.dilation_w) < 1:
+        raise fail(g, op, "strides and dilations must be >= 1")
+    (oh, ow), win = window(
+        attrs.padding,
+        (x.shape[1], x.shape[2]),
+        (kh, kw),
+        (attrs.stride_h, attrs.stride_w),
+        (attrs.dilation_h, attrs.dilation_w),
+    )
+    if len(y.shape) != 4 or tuple(y.shape[1:3]) != (oh, ow) or y.shape[0] != x.shape[0]:
+        raise fail(g, op, f"output shape {y.shape} does not match the computed spatial size ({oh}, {ow})")
+    if oh < 1 or ow < 1:
+        raise fail(g, op, "empty output")
+    return oh, ow, win
+
+
+def require_symmetric(g: Graph, op: Op, wt: Tensor) -> None:
+    assert wt.qparams is not None
+    if any(z != 0 for z in wt.qparams.zero_point):
+        raise fail(g, op, f"weights '{wt.name}' must be symmetric (zero point 0); TFLite's int8 kernel ignores it")
+
+
+# -- shared by the int8 and 16x8 elementwise lowerings (elementwise.py, elementwise16.py) ----------------------
+def broadcast_layout(out_shape: tuple[int, ...], shape1: tuple[int, ...], shape2: tuple[int, ...]) -> Broadcast:
+    """Output dims and per-input element strides (0 where an input is broadcast) for the kernels' loops.
+
+    Shapes are right-aligned as in numpy; size-1 output dimensions are dropped and neighbouring dimensions that
+    both inputs traverse contiguously (or both broadcast) are merged, then leading 1s pad the result to
+    MCUQ_BROADCAST_DIMS. Equal shapes collapse to one flat loop.
+    """
+    rank = len(out_shape)
+    s1 = (1,) * (rank - len(shape1)) + tuple(shape1)
+    s2 = (1,) * (rank - len(shape2)) + tuple(shape2)
+
+    def strides(shape: tuple[int, ...]) -> list[int]:
+        st, acc = [0] * rank, 1
+        for d in reversed(range(rank)):
+            st[d] = 0 if shape[d] == 1 else acc
+            acc *= shape[d]
+        return st
+
+    st1, st2 = strides(s1), strides(s2)
+    dims: list[list[int]] = []  # [dim, stride1, stride2], outermost first
+    for d in range(rank):
+        if out_shape[d] == 1:
+            continue
+        if dims:
+            n, a, b = dims[-1]
+            if a == st1[d] * out_shape[d] and b == st2[d] * out_shape[d]:
+                dims[-1] = [n * out_shape[d], st1[d], st2[d]]
+                continue
+        dims.append([out_shape[d], st1[d], st2[d]])
+    if len(dims) > MCUQ_BROADCAST_DIMS:
+        raise ValueError(f"broadcast of {shape1} and {shape2} needs {len(dims)} loops (at most {MCUQ_BROADCAST_DIMS})")
+    dims = [[1, 0, 0]] * (MCUQ_BROADCAST_DIMS - len(dims)) + dims
+    cols = np.array(dims, dtype=np.int32).T
+    return Broadcast(cols[0].copy(), cols[1].copy(), cols[2].copy())

@@ -34,46 +34,18 @@ from ..kernels.conv import (
     FullyConnectedParams,
 )
 from ..kernels.types import Dims, PerChannelQuant
-from ..quant.fixedpoint import INT32_MAX, quantize_multiplier
+from ..quant.fixedpoint import INT32_MAX
 from .base import Layer, fail, lowering
-from .common import activation_range, require_int8
+from .common import (
+    activation_range,
+    channel_multipliers,
+    conv_window,
+    per_tensor_fc_multiplier,
+    require_int8,
+    require_symmetric,
+)
+from .conv16 import is_16x8, lower_conv2d_s16, lower_fully_connected_s16
 from .lowbit import packed_layer
-from .window import window
-
-
-def channel_multipliers(
-    g: Graph, op: Op, s_in: float, s_w: tuple[float, ...], s_out: float, channels: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel (multiplier, shift) as PopulateConvolutionQuantizationParams computes them (double)."""
-    if len(s_w) not in (1, channels):
-        raise fail(g, op, f"weights have {len(s_w)} scales for {channels} output channels")
-    scales = s_w if len(s_w) == channels else s_w * channels
-    reals = [
-        float(np.float64(np.float32(s_in)) * np.float64(np.float32(s)) / np.float64(np.float32(s_out))) for s in scales
-    ]
-    return _quantized(g, op, reals)
-
-
-def per_tensor_fc_multiplier(g: Graph, op: Op, s_in: float, s_w: float, s_out: float) -> tuple[np.ndarray, np.ndarray]:
-    """GetQuantizedConvolutionMultipler: the scale product is a float32 product, widened to double after."""
-    product = np.float32(s_in) * np.float32(s_w)  # float32 * float32 stays float32
-    real = float(np.float64(product) / np.float64(np.float32(s_out)))
-    if real < 0:
-        raise fail(g, op, "negative input * weight scale")
-    return _quantized(g, op, [real])
-
-
-def _quantized(g: Graph, op: Op, reals: list[float]) -> tuple[np.ndarray, np.ndarray]:
-    mults, shifts = [], []
-    for r in reals:
-        if not np.isfinite(r) or r < 0:
-            raise fail(g, op, f"effective output scale {r} is not a finite non-negative number")
-        q, s = quantize_multiplier(r)
-        if s > 30:
-            raise fail(g, op, f"effective output scale {r:g} is too large (shift {s} > 30)")
-        mults.append(q)
-        shifts.append(s)
-    return np.asarray(mults, dtype=np.int32), np.asarray(shifts, dtype=np.int32)
 
 
 def check_accumulator(g: Graph, op: Op, w_abs_sum: np.ndarray, bias: np.ndarray | None, input_zp: int) -> None:
@@ -115,30 +87,6 @@ def _weights(g: Graph, op: Op, name: str, rank: int) -> Tensor:
     return t
 
 
-def _window(g: Graph, op: Op, attrs: Conv2DAttrs | DepthwiseConv2DAttrs, x: Tensor, kh: int, kw: int, y: Tensor):
-    """Validate the spatial geometry; returns (out_h, out_w, the Window struct)."""
-    if min(attrs.stride_h, attrs.stride_w, attrs.dilation_h, attrs.dilation_w) < 1:
-        raise fail(g, op, "strides and dilations must be >= 1")
-    (oh, ow), win = window(
-        attrs.padding,
-        (x.shape[1], x.shape[2]),
-        (kh, kw),
-        (attrs.stride_h, attrs.stride_w),
-        (attrs.dilation_h, attrs.dilation_w),
-    )
-    if len(y.shape) != 4 or tuple(y.shape[1:3]) != (oh, ow) or y.shape[0] != x.shape[0]:
-        raise fail(g, op, f"output shape {y.shape} does not match the computed spatial size ({oh}, {ow})")
-    if oh < 1 or ow < 1:
-        raise fail(g, op, "empty output")
-    return oh, ow, win
-
-
-def _symmetric(g: Graph, op: Op, wt: Tensor) -> None:
-    assert wt.qparams is not None
-    if any(z != 0 for z in wt.qparams.zero_point):
-        raise fail(g, op, f"weights '{wt.name}' must be symmetric (zero point 0); TFLite's int8 kernel ignores it")
-
-
 def _operands(g: Graph, op: Op, weight_rank: int) -> tuple[tuple[str, str, str, str], Tensor, Tensor, Tensor]:
     """(input, weights, bias or "", output) names, then the checked input, weight and output tensors."""
     names = (op.inputs[0], op.inputs[1], op.inputs[2] if len(op.inputs) > 2 else "", op.outputs[0])
@@ -150,15 +98,13 @@ def _operands(g: Graph, op: Op, weight_rank: int) -> tuple[tuple[str, str, str, 
 def lower_conv2d(g: Graph, op: Op) -> Layer:
     """CONV_2D (weights OHWI) and DEPTHWISE_CONV_2D (weights 1HWC, C = in_ch * depth_multiplier): the same
     window, padding, per-channel requantization and checks; they differ in the weight layout and the kernel."""
-    from .conv16 import is_16x8, lower_conv2d_s16  # here: conv16 builds on this module's helpers
-
     if is_16x8(g, op):
         return lower_conv2d_s16(g, op)
     attrs = op.attrs
     depthwise = op.kind == OpKind.DEPTHWISE_CONV2D
     assert isinstance(attrs, DepthwiseConv2DAttrs if depthwise else Conv2DAttrs)
     (x_name, w_name, b_name, y_name), x, wt, y = _operands(g, op, 4)
-    _symmetric(g, op, wt)
+    require_symmetric(g, op, wt)
     if len(x.shape) != 4:
         raise fail(g, op, f"input must be NHWC (rank 4), has shape {x.shape}")
     n, h, w, cin = x.shape
@@ -181,7 +127,7 @@ def lower_conv2d(g: Graph, op: Op) -> Layer:
             raise fail(g, op, f"weights have {wcin} input channels, input has {cin} (grouped conv is not supported)")
         w_abs = np.abs(w_int).reshape(cout, -1).sum(axis=1)
         macs_per_output = kh * kw * cin
-    oh, ow, win = _window(g, op, attrs, x, kh, kw, y)
+    oh, ow, win = conv_window(g, op, attrs, x, kh, kw, y)
     if y.shape[3] != cout:
         raise fail(g, op, f"output has {y.shape[3]} channels, weights {cout}")
     assert wt.qparams is not None
@@ -210,7 +156,6 @@ def lower_conv2d(g: Graph, op: Op) -> Layer:
 
 @lowering(OpKind.FULLY_CONNECTED)
 def lower_fully_connected(g: Graph, op: Op) -> Layer:
-    from .conv16 import is_16x8, lower_fully_connected_s16
 
     if is_16x8(g, op):
         return lower_fully_connected_s16(g, op)
@@ -227,7 +172,7 @@ def lower_fully_connected(g: Graph, op: Op) -> Layer:
     bias = _bias(g, op, b_name, units)
     w_data = np.asarray(wt.data, dtype=np.int64)
     if wt.qparams.per_channel:
-        _symmetric(g, op, wt)
+        require_symmetric(g, op, wt)
         if len(wt.qparams.scale) != units:
             raise fail(g, op, f"weights have {len(wt.qparams.scale)} scales for {units} units")
         mult, shift = channel_multipliers(g, op, x.scale, wt.qparams.scale, y.scale, units)

@@ -33,8 +33,14 @@ from ..kernels.conv16 import (
 from ..kernels.types import Dims, PerChannelQuant
 from ..quant.fixedpoint import INT32_MAX
 from .base import Layer, fail
-from .common import activation_range, require_act
-from .conv import _symmetric, _window, channel_multipliers, per_tensor_fc_multiplier
+from .common import (
+    activation_range,
+    channel_multipliers,
+    conv_window,
+    per_tensor_fc_multiplier,
+    require_act,
+    require_symmetric,
+)
 from .lowbit import value_problem
 
 ACC64_LIMIT = 2**47  # TFLite's documented input range of MultiplyByQuantizedMultiplier(int64_t, ...)
@@ -117,7 +123,7 @@ def lower_conv2d_s16(g: Graph, op: Op) -> Layer:
     b_name = op.inputs[2] if len(op.inputs) > 2 else ""
     x, y = require_act(g, op, x_name, y_name)
     wt = _weights(g, op, w_name, 4)
-    _symmetric(g, op, wt)
+    require_symmetric(g, op, wt)
     if len(x.shape) != 4:
         raise fail(g, op, f"input must be NHWC (rank 4), has shape {x.shape}")
     n, h, w, cin = x.shape
@@ -140,7 +146,7 @@ def lower_conv2d_s16(g: Graph, op: Op) -> Layer:
             raise fail(g, op, f"weights have {wcin} input channels, input has {cin} (grouped conv is not supported)")
         w_abs_sum = w_abs.reshape(cout, -1).sum(axis=1)
         macs_per_output = kh * kw * cin
-    oh, ow, win = _window(g, op, attrs, x, kh, kw, y)
+    oh, ow, win = conv_window(g, op, attrs, x, kh, kw, y)
     if y.shape[3] != cout:
         raise fail(g, op, f"output has {y.shape[3]} channels, weights {cout}")
     bias, bias64 = _bias(g, op, b_name, cout)
@@ -190,7 +196,7 @@ def lower_fully_connected_s16(g: Graph, op: Op) -> Layer:
     bias, bias64 = _bias(g, op, b_name, units)
     acc64 = bias64 is True  # FULLY_CONNECTED: int32 path for an int32 bias and without a bias
     if wt.qparams.per_channel:
-        _symmetric(g, op, wt)
+        require_symmetric(g, op, wt)
         if len(wt.qparams.scale) != units:
             raise fail(g, op, f"weights have {len(wt.qparams.scale)} scales for {units} units")
         mult, shift = channel_multipliers(g, op, x.scale, wt.qparams.scale, y.scale, units)

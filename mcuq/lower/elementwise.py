@@ -16,11 +16,10 @@ import math
 import numpy as np
 
 from ..ir import Graph, Op, OpKind, Tensor
-from ..kernels.elementwise import ADD_S8, MCUQ_BROADCAST_DIMS, MUL_S8, SUB_S8, AddParams, Broadcast, MulParams
+from ..kernels.elementwise import ADD_S8, MUL_S8, SUB_S8, AddParams, Broadcast, MulParams
 from ..quant.fixedpoint import INT32_MAX, quantize_multiplier, quantize_multiplier_smaller_than_one_exp
-from . import activations  # noqa: F401  (registers QUANTIZE, RELU, RELU6, SIGMOID, TANH, HARD_SWISH)
 from .base import Layer, fail, lowering
-from .common import activation_range, max_abs_offset, require_int8
+from .common import activation_range, broadcast_layout, max_abs_offset, require_int8
 from .elementwise16 import is_int16, lower_add_sub16, lower_mul16
 
 # Largest rank TFLite 2.14 broadcasts for int8 (measured: its ADD broadcasts 5-D and 6-D shapes correctly, its SUB
@@ -34,42 +33,6 @@ TFLITE_BROADCAST_RANK = {
     OpKind.MUL: TFLITE_MUL_BROADCAST_RANK,
 }
 ADD_LEFT_SHIFT = 20  # add.cc and sub.cc: 20 for 8-bit inputs
-
-
-def broadcast_layout(out_shape: tuple[int, ...], shape1: tuple[int, ...], shape2: tuple[int, ...]) -> Broadcast:
-    """Output dims and per-input element strides (0 where an input is broadcast) for the kernels' loops.
-
-    Shapes are right-aligned as in numpy; size-1 output dimensions are dropped and neighbouring dimensions that
-    both inputs traverse contiguously (or both broadcast) are merged, then leading 1s pad the result to
-    MCUQ_BROADCAST_DIMS. Equal shapes collapse to one flat loop.
-    """
-    rank = len(out_shape)
-    s1 = (1,) * (rank - len(shape1)) + tuple(shape1)
-    s2 = (1,) * (rank - len(shape2)) + tuple(shape2)
-
-    def strides(shape: tuple[int, ...]) -> list[int]:
-        st, acc = [0] * rank, 1
-        for d in reversed(range(rank)):
-            st[d] = 0 if shape[d] == 1 else acc
-            acc *= shape[d]
-        return st
-
-    st1, st2 = strides(s1), strides(s2)
-    dims: list[list[int]] = []  # [dim, stride1, stride2], outermost first
-    for d in range(rank):
-        if out_shape[d] == 1:
-            continue
-        if dims:
-            n, a, b = dims[-1]
-            if a == st1[d] * out_shape[d] and b == st2[d] * out_shape[d]:
-                dims[-1] = [n * out_shape[d], st1[d], st2[d]]
-                continue
-        dims.append([out_shape[d], st1[d], st2[d]])
-    if len(dims) > MCUQ_BROADCAST_DIMS:
-        raise ValueError(f"broadcast of {shape1} and {shape2} needs {len(dims)} loops (at most {MCUQ_BROADCAST_DIMS})")
-    dims = [[1, 0, 0]] * (MCUQ_BROADCAST_DIMS - len(dims)) + dims
-    cols = np.array(dims, dtype=np.int32).T
-    return Broadcast(cols[0].copy(), cols[1].copy(), cols[2].copy())
 
 
 def binary_broadcast(g: Graph, op: Op, t1: Tensor, t2: Tensor, out: Tensor) -> Broadcast:

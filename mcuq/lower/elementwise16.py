@@ -44,7 +44,7 @@ from ..kernels.elementwise16 import (
 from ..kernels.pool16 import ActivationRange16
 from ..quant.fixedpoint import INT32_MAX, quantize_multiplier, quantize_multiplier_smaller_than_one_exp
 from .base import Layer, fail
-from .common import activation_bounds, dtype_range, max_abs_offset, require_act
+from .common import activation_bounds, broadcast_layout, dtype_range, max_abs_offset, require_act
 from .lut16 import softmax_luts
 
 # Largest rank TFLite 2.14 broadcasts int16 operands to (measured: ADD and SUB as for int8; MUL aborts beyond 4-D).
@@ -62,8 +62,6 @@ def _range16(out: Tensor, op: Op) -> ActivationRange16:
 
 
 def _broadcast(g: Graph, op: Op, t1: Tensor, t2: Tensor, out: Tensor):
-    from .elementwise import broadcast_layout
-
     try:
         shape = np.broadcast_shapes(t1.shape, t2.shape)
     except ValueError:

@@ -18,7 +18,8 @@ except ImportError as e:  # pragma: no cover - the extra is absent
 
 from .export import evaluate_integer, export, export_float, float_graph, nhwc_input, to_quantized  # noqa: E402
 from .fake import round_half_away  # noqa: E402
-from .model import QatConfig, QatModel, prepare  # noqa: E402
+from .model import QatConfig, QatModel  # noqa: E402
+from .prepare import prepare  # noqa: E402
 
 __all__ = [
     "QatConfig",

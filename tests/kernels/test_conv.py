@@ -15,7 +15,7 @@ import pytest
 from mcuq import ir
 from mcuq.errors import ModelError
 from mcuq.lower import lower
-from mcuq.lower.conv import per_tensor_fc_multiplier
+from mcuq.lower.common import per_tensor_fc_multiplier
 from mcuq.lower.window import out_size, pad_before
 from mcuq.quant.fixedpoint import quantize_multiplier
 from tests.util import oracle

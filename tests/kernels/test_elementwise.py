@@ -11,7 +11,7 @@ import pytest
 from mcuq import ir
 from mcuq.errors import ModelError
 from mcuq.lower import lower, lower_op
-from mcuq.lower.elementwise import broadcast_layout
+from mcuq.lower.common import broadcast_layout
 from tests.util.harness import random_inputs, three_way
 
 N_INPUTS = 4  # random inputs per case, run as one batch (one C build per case)
