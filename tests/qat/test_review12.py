@@ -18,18 +18,7 @@ from torch import nn  # noqa: E402
 
 from mcuq import qat  # noqa: E402
 from mcuq.qat.layers import LSQ_BIAS_LIMIT, LSQ_FLOOR, Phase  # noqa: E402
-
-
-class Tiny(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(2, 4, 3, padding=1)
-        self.bn = nn.BatchNorm2d(4)
-        self.pool = nn.MaxPool2d(2)
-        self.head = nn.Linear(16, 3)
-
-    def forward(self, x):
-        return self.head(torch.flatten(self.pool(torch.relu(self.bn(self.conv(x)))), 1))
+from tests.qat.test_units import Tiny  # noqa: E402
 
 
 def _tiny(**kw):
