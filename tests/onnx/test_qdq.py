@@ -14,7 +14,7 @@ import mcuq  # noqa: E402
 from mcuq.frontend.onnx import load_qdq  # noqa: E402
 from mcuq.layout import from_ir, to_ir  # noqa: E402
 from mcuq.reference.graph import run_graph  # noqa: E402
-from tests.onnx.util import helper, init, model, ort_run
+from tests.onnx.util import helper, init, model, ort_run, quiet_root_logger
 
 R = np.random.default_rng(7)
 
@@ -54,9 +54,9 @@ def ort_quantize(float_model: bytes, folder, calib: np.ndarray, per_channel: boo
 
     src, dst = folder / "float.onnx", folder / f"qdq_{per_channel}_{act}.onnx"
     src.write_bytes(float_model)
-    logging.getLogger().setLevel(logging.ERROR)  # quantize_static's pre-processing advice
-    q.quantize_static(str(src), str(dst), Reader(), quant_format=q.QuantFormat.QDQ, per_channel=per_channel,
-                      activation_type=getattr(q.QuantType, act), weight_type=q.QuantType.QInt8)  # fmt: skip
+    with quiet_root_logger():  # quantize_static's pre-processing advice
+        q.quantize_static(str(src), str(dst), Reader(), quant_format=q.QuantFormat.QDQ, per_channel=per_channel,
+                          activation_type=getattr(q.QuantType, act), weight_type=q.QuantType.QInt8)  # fmt: skip
     return dst.read_bytes()
 
 

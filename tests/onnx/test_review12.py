@@ -6,7 +6,6 @@ onnxruntime (ORT_DISABLE_ALL)."""
 from __future__ import annotations
 
 import functools
-import logging
 import os
 
 import numpy as np
@@ -16,7 +15,7 @@ import mcuq  # noqa: E402
 from mcuq.cli import main  # noqa: E402
 from mcuq.errors import McuqError, ModelError  # noqa: E402
 from mcuq.frontend.onnx import load, load_qdq  # noqa: E402
-from tests.onnx.util import helper, init, mcuq_float, model, onnx, ort_run
+from tests.onnx.util import helper, init, mcuq_float, model, onnx, ort_run, quiet_root_logger
 
 R = np.random.default_rng(1212)
 
@@ -68,10 +67,10 @@ def quantize_static(data: bytes, tmp_path, calib: list[dict], per_channel=False,
 
     src, dst = tmp_path / "float.onnx", tmp_path / "qdq.onnx"
     src.write_bytes(data)
-    logging.getLogger().setLevel(logging.ERROR)
-    extra = {"op_types_to_quantize": ops, "extra_options": {"ForceQuantizeNoInputCheck": True}} if ops else {}
-    q.quantize_static(str(src), str(dst), Reader(), quant_format=q.QuantFormat.QDQ, per_channel=per_channel,
-                      activation_type=getattr(q.QuantType, act), weight_type=q.QuantType.QInt8, **extra)  # fmt: skip
+    with quiet_root_logger():  # quantize_static's pre-processing advice
+        extra = {"op_types_to_quantize": ops, "extra_options": {"ForceQuantizeNoInputCheck": True}} if ops else {}
+        q.quantize_static(str(src), str(dst), Reader(), quant_format=q.QuantFormat.QDQ, per_channel=per_channel,
+                          activation_type=getattr(q.QuantType, act), weight_type=q.QuantType.QInt8, **extra)  # fmt: skip
     return dst.read_bytes()
 
 

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import functools
 import io
-import logging
 import warnings
 
 import numpy as np
 import pytest
 
-from tests.onnx.util import mcuq_float, ort_run
+from tests.onnx.util import mcuq_float, ort_run, quiet_root_logger
 
 torch = pytest.importorskip("torch", reason="the exporter tests need torch (the qat extra)")
 datasets = pytest.importorskip("sklearn.datasets", reason="the digits data come with scikit-learn")
@@ -116,9 +115,9 @@ def test_torch_export_qdq_within_one_step(tmp_path, pool):
             return next(self.it, None)
 
     (tmp_path / "f.onnx").write_bytes(data)
-    logging.getLogger().setLevel(logging.ERROR)  # quantize_static's pre-processing advice
-    q.quantize_static(str(tmp_path / "f.onnx"), str(tmp_path / "q.onnx"), Reader(), quant_format=q.QuantFormat.QDQ,
-                      per_channel=True, activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8)  # fmt: skip
+    with quiet_root_logger():  # quantize_static's pre-processing advice
+        q.quantize_static(str(tmp_path / "f.onnx"), str(tmp_path / "q.onnx"), Reader(), quant_format=q.QuantFormat.QDQ,
+                          per_channel=True, activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8)  # fmt: skip
     qdq = (tmp_path / "q.onnx").read_bytes()
     qm = load_qdq(qdq)
     cm = mcuq.compile_model(qm)

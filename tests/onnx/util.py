@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+
 import numpy as np
 import pytest
 
@@ -51,3 +54,16 @@ def mcuq_float(graph, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     ins = [to_ir(graph, n, feeds[n]) for n in graph.inputs]
     env = run_graph(graph, ins, keep="outputs")
     return [from_ir(graph, n, env[n]) for n in graph.outputs]
+
+
+@contextlib.contextmanager
+def quiet_root_logger():
+    """The root logger at ERROR while onnxruntime's quantize_static prints its pre-processing advice, restored after
+    (a level left at ERROR would silence every later test's warnings)."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
